@@ -1,0 +1,30 @@
+/// A device that computes α and trits for one tensor. Every backend produces byte-identical results:
+/// the same α bits, the same trits, the same zero count (the contract in docs/SEMANTICS.md).
+///
+/// Implementations are thread-safe: `quantize` may be called concurrently (a multi-device backend uses
+/// that to spread tensors across devices).
+public protocol QuantizationBackend: Sendable {
+    /// Short backend name: `"cpu"` or `"opencl"`.
+    var name: String { get }
+    /// Human-readable description of the device(s), for reports.
+    var deviceDescription: String { get }
+    /// How many `quantize` calls the backend can usefully run at once (1 for the CPU backend, which
+    /// already uses every core; the device count for a multi-device backend).
+    var preferredConcurrency: Int { get }
+
+    /// Quantizes `input`, writing `layout.byteCount(forTrits: input.elementCount)` bytes to the start of
+    /// `output`. Throws `QuantizationError` for bad input (non-finite element, output too small) and a
+    /// backend-specific error when the device fails.
+    func quantize(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer) throws
+        -> QuantizationSummary
+}
+
+extension QuantizationBackend {
+    /// Validates that `output` can hold the trits of `input` in `layout`.
+    public func checkOutputCapacity(_ input: TensorInput, layout: TritLayout, output: UnsafeMutableRawBufferPointer) throws {
+        let needed = layout.byteCount(forTrits: input.elementCount)
+        guard output.count >= needed else {
+            throw QuantizationError.byteCountMismatch(name: input.name, expected: needed, actual: output.count)
+        }
+    }
+}
