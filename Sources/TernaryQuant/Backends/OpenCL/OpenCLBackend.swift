@@ -45,7 +45,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     let int8Kernels: [ElementType: CLKernel]
     let copyKernel: CLKernel
 
-    private let lock = NSLock()
+    let lock = NSLock()
     private var slots: [Slot] = []
 
     /// Device buffers for one pipeline slot.
@@ -220,6 +220,12 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         slots = [try Slot(context: context, elements: elements, groups: maxGroups),
                  try Slot(context: context, elements: elements, groups: maxGroups)]
     }
+
+    /// Slot 0 after `ensureKernelSlot` (benchmark use; lock held).
+    var slotForBenchmark: Slot? { slots.first }
+
+    /// `ensureSlots` for the benchmark (lock held).
+    func ensureKernelSlot(elements: Int) throws(CLError) { try ensureSlots(elements: elements) }
 
     /// Enqueues the upload of `chunk` into `slot` after `after` (the slot's previous kernel) finished.
     private func upload(_ input: TensorInput, range: Range<Int>, into slot: Slot, after: CLEvent?) throws(CLError) -> CLEvent {
