@@ -81,12 +81,14 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                             workGroupSize: Int = OpenCLBackend.defaultWorkGroupSize) throws(OpenCLBackendError) {
         try self.init(device: device, chunkElements: chunkElements, workGroupSize: workGroupSize,
                       absmeanSource: String(decoding: PackageResources.absmean_cl, as: UTF8.self),
-                      ternarizeSource: String(decoding: PackageResources.ternarize_cl, as: UTF8.self))
+                      ternarizeSource: String(decoding: PackageResources.ternarize_cl, as: UTF8.self),
+                      hostScaleOnly: false)
     }
 
-    /// Designated initializer; tests pass broken sources to exercise build failures.
+    /// Designated initializer; tests pass broken sources to exercise build failures, and `hostScaleOnly`
+    /// to exercise the no-fp64 path (α on the host CPU) on a device that has fp64.
     init(device: CLDevice, chunkElements: Int, workGroupSize: Int, absmeanSource: String,
-         ternarizeSource: String) throws(OpenCLBackendError) {
+         ternarizeSource: String, hostScaleOnly: Bool) throws(OpenCLBackendError) {
         self.device = device
         let deviceName = device.name
         func wrap<T>(_ body: () throws(CLError) -> T) throws(OpenCLBackendError) -> T {
@@ -98,7 +100,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         self.context = context
         compute = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
         transfer = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
-        computesScaleOnDevice = info.supportsFP64
+        computesScaleOnDevice = info.supportsFP64 && !hostScaleOnly
 
         let options = "-cl-std=CL1.2"
         func build(_ source: String) throws(OpenCLBackendError) -> CLProgram {
@@ -112,7 +114,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             }
         }
         let ternarizeProgram = try build(ternarizeSource)
-        let absmeanProgram = info.supportsFP64 ? try build(absmeanSource) : nil
+        let absmeanProgram = computesScaleOnDevice ? try build(absmeanSource) : nil
         let suffixes: [(ElementType, String)] = [(.float32, "f32"), (.float16, "f16"), (.bfloat16, "bf16")]
         var absmean: [ElementType: CLKernel] = [:]
         var packed: [ElementType: CLKernel] = [:]
