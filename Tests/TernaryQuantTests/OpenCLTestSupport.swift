@@ -17,6 +17,12 @@ enum OpenCLTestSupport {
         return nil
     }()
 
+    /// Whether the only OpenCL platform is PoCL (so POCL_DEVICES controls the device list).
+    static let isPoCL: Bool = {
+        guard let platforms = try? CLPlatform.all(), platforms.count == 1 else { return false }
+        return platforms[0].name.contains("Portable Computing Language")
+    }()
+
     /// Whether OpenCL tests can run.
     static var available: Bool { firstDevice != nil }
 

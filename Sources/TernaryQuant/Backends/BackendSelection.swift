@@ -198,13 +198,16 @@ public struct OpenCLOptions: Sendable, Hashable {
     }
 }
 
+/// The logger `makeBackend` uses when none is given (label "TernaryQuant").
+public let defaultBackendLogger = Logger(label: "TernaryQuant")
+
 /// Creates the backend for `selection`.
 ///
 /// `.automatic` never throws: when OpenCL is missing (no ICD, no platform −1001, no device), kernels fail to
 /// build, or the device later fails (e.g. out of memory), it uses the native CPU backend and logs one
 /// warning through `logger`. Explicit OpenCL selections throw `OpenCLBackendError` saying what failed and
 /// how to fix it.
-public func makeBackend(_ selection: BackendSelection, logger: Logger,
+public func makeBackend(_ selection: BackendSelection, logger: Logger = defaultBackendLogger,
                         options: OpenCLOptions = OpenCLOptions()) throws -> any QuantizationBackend {
     switch selection {
     case .cpu:
