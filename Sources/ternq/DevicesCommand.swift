@@ -20,6 +20,13 @@ struct DevicesCommand: ParsableCommand {
     @Option(name: .long, help: "Create the backend for this selection and quantize a small test tensor with it (fails with the reason if it cannot be used).")
     var check: String?
 
+    @Option(name: .long, help: "With --check: also compare the backend with the CPU backend byte for byte on random F32, F16 and BF16 tensors of this many elements.")
+    var checkElements: Int = 0
+
+    func validate() throws {
+        guard checkElements >= 0 else { throw ValidationError("--check-elements must not be negative") }
+    }
+
     func run() throws {
         let logger = Logger(label: "ternq")
         var entries: [OpenCLDeviceEntry] = []
@@ -40,6 +47,13 @@ struct DevicesCommand: ParsableCommand {
                 throw ValidationError("backend \(backend.name) gave wrong trits on the check vector")
             }
             checked = "\(selection) -> \(backend.name): \(backend.deviceDescription) (check vector OK)"
+            if checkElements > 0 {
+                let problems = try OpenCLBenchSupport.crossCheck(backend, elements: checkElements)
+                guard problems.isEmpty else {
+                    throw ValidationError("backend \(backend.name) differs from the CPU backend: \(problems.joined(separator: "; "))")
+                }
+                checked? += "; byte-identical to the CPU backend on \(checkElements) elements (F32, F16, BF16)"
+            }
         }
         if json {
             try printJSON(entries: entries, problem: problem, automatic: automatic, checked: checked)
