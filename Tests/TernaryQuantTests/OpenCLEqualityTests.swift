@@ -138,7 +138,7 @@ struct OpenCLEqualityTests {
     @Test("NaN/Inf throw nonFiniteValue with the first index, like the CPU backend")
     func nonFinite() throws {
         let backend = try #require(Self.backend)
-        for (n, positions, value) in [(10, [0], Float.nan), (1000, [999], Float.infinity), (600_000, [300_000, 400_000], -Float.infinity),
+        for (n, positions, value) in [(10, [0], Float.nan), (7, [6], -Float.nan), (4099, [4098, 4097], Float.infinity), (1000, [999], Float.infinity), (600_000, [300_000, 400_000], -Float.infinity),
                                       (600_000, [500_000, 3], Float.nan)] {
             var weights = [Float](repeating: 0.5, count: n)
             for p in positions { weights[p] = value }

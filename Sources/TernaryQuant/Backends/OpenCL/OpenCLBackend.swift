@@ -263,10 +263,12 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                     for chunk in 0..<chunks {
                         let slot = slots[chunk & 1]
                         let range = chunkRange(chunk, count: count)
-                        let groups = groupCount(units: range.count)
+                        let groups = groupCount(units: (range.count + 3) / 4)
                         groupsPerChunk[chunk] = groups
                         let items = groups * local
-                        maxPerItem = Swift.max(maxPerItem, (range.count + items - 1) / items)
+                        // Per lane: one addition per 4-element vector, one for the tail, two to combine lanes.
+                        let vectors = range.count / 4
+                        maxPerItem = Swift.max(maxPerItem, (vectors + items - 1) / items + 3)
                         let written = try upload(input, range: range, into: slot, after: lastKernel[chunk & 1])
                         try kernel.setArgument(0, slot.input)
                         try kernel.setArgument(1, UInt32(range.count))
@@ -305,8 +307,8 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             }
             totalGroups += groupsPerChunk[chunk]
         }
-        // Depth bound: sequential per-work-item sum (maxPerItem additions, the first onto 0.0), the local
-        // tree (log2 of the group size), and the host's sequential merge of every group partial.
+        // Depth bound: a work-item's lanes (maxPerItem additions, the first onto 0.0, lanes combined), the
+        // local tree (log2 of the group size), and the host's sequential merge of every group partial.
         let treeDepth = workGroupSize.trailingZeroBitCount
         let depth = maxPerItem + treeDepth + totalGroups + 2
         // An (unrealistic) overflow of the subnormal sum makes the estimate unusable: force the exact path.

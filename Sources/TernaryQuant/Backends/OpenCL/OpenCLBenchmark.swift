@@ -75,7 +75,7 @@ extension OpenCLBackend {
                     try absmean.setLocalArgument(5, byteCount: local * 8)
                     try absmean.setLocalArgument(6, byteCount: local * 8)
                     try absmean.setLocalArgument(7, byteCount: local * 4)
-                    try compute.run(absmean, globalSize: groupCount(units: input.elementCount) * local, localSize: local)
+                    try compute.run(absmean, globalSize: groupCount(units: (input.elementCount + 3) / 4) * local, localSize: local)
                 }
                 if let ternarize {
                     try ternarize.setArgument(0, slot.input)
