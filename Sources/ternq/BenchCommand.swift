@@ -48,6 +48,7 @@ struct BenchCommand: ParsableCommand {
         let backends = try BenchBackends.make(backend, threads: threadCount)
         let bytes = ThroughputBenchmark.makeTensorBytes(elements: elements, dtype: elementType)
         var results = [ThroughputResult]()
+        var mismatches = [String]()
         try bytes.withUnsafeBytes { raw in
             let input = try TensorInput(name: "bench", shape: [elements], elementType: elementType, bytes: raw)
             for candidate in backends {
@@ -58,6 +59,7 @@ struct BenchCommand: ParsableCommand {
                                                                          runs: runs)
                 results.append(result)
             }
+            mismatches = try Self.compareOutputs(backends, input: input, layout: tritLayout)
         }
         if json {
             let encoder = JSONEncoder()
@@ -67,7 +69,37 @@ struct BenchCommand: ParsableCommand {
             }
         } else {
             printTable(results)
+            if backends.count > 1 && mismatches.isEmpty {
+                print("outputs byte-identical across \(backends.map(\.name).joined(separator: ", ")) (alpha bits, trits, zero count)")
+            }
         }
+        if !mismatches.isEmpty {
+            for m in mismatches { FileHandle.standardError.write(Data("error: \(m)\n".utf8)) }
+            throw ExitCode.failure
+        }
+    }
+
+    /// Quantizes once with every backend and describes each difference from the first backend's output.
+    static func compareOutputs(_ backends: [any QuantizationBackend], input: TensorInput,
+                               layout: TritLayout) throws -> [String] {
+        guard let first = backends.first, backends.count > 1 else { return [] }
+        let quantize = { (backend: any QuantizationBackend) throws -> (QuantizationSummary, [UInt8]) in
+            var out = [UInt8](repeating: 0, count: layout.byteCount(forTrits: input.elementCount))
+            let summary = try out.withUnsafeMutableBytes { try backend.quantize(input, layout: layout, into: $0) }
+            return (summary, out)
+        }
+        let (expectedSummary, expectedBytes) = try quantize(first)
+        var problems = [String]()
+        for backend in backends.dropFirst() {
+            let (summary, bytes) = try quantize(backend)
+            if summary.scale.bitPattern != expectedSummary.scale.bitPattern || summary.zeroCount != expectedSummary.zeroCount {
+                problems.append("\(backend.name) gives alpha \(summary.scale) / \(summary.zeroCount) zeros, \(first.name) gives \(expectedSummary.scale) / \(expectedSummary.zeroCount)")
+            }
+            if let index = bytes.indices.first(where: { bytes[$0] != expectedBytes[$0] }) {
+                problems.append("\(backend.name) output differs from \(first.name) first at byte \(index)")
+            }
+        }
+        return problems
     }
 
     private func printTable(_ results: [ThroughputResult]) {
