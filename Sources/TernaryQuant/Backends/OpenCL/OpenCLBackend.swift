@@ -19,8 +19,9 @@ import SwiftOpenCL
 /// Thread-safe: concurrent `quantize` calls on one backend are serialized by a lock (use
 /// `OpenCLDeviceGroup` to spread calls across devices).
 public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
-    /// Default chunk: 16 Mi elements (64 MiB of float32).
-    public static let defaultChunkElements = 1 << 24
+    /// Default chunk: 2^30 elements, clamped per device (max allocation / 4 bytes, global memory / 16), so
+    /// most tensors are one chunk and cross the bus once. Buffers are sized to the tensors actually seen.
+    public static let defaultChunkElements = 1 << 30
     /// Default work-group size (rounded down to a power of two the device and kernels accept).
     public static let defaultWorkGroupSize = 256
 
@@ -142,9 +143,11 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         self.workGroupSize = power
 
         // Chunk: multiple of 256 elements, ≤ max allocation / 4 bytes, ≤ 2^30 (kernels index with uint).
+        // Two slots of (4 + 1) bytes per element must also fit comfortably in global memory.
         let maxByAllocation = Int(clamping: info.maxAllocationBytes / 4) / 256 * 256
+        let maxByMemory = Int(clamping: info.globalMemoryBytes / 16) / 256 * 256
         let requested = (Swift.max(chunkElements, 1) + 255) / 256 * 256
-        self.chunkElements = Swift.max(256, Swift.min(requested, maxByAllocation, 1 << 30))
+        self.chunkElements = Swift.max(256, Swift.min(requested, maxByAllocation, maxByMemory, 1 << 30))
         self.maxGroups = Swift.max(1, Swift.min(info.computeUnits * 8, 1024))
     }
 
@@ -215,19 +218,19 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         _ = try? compute.finish()
     }
 
-    /// Makes sure two slots hold at least `elements` elements each.
-    private func ensureSlots(elements: Int) throws(CLError) {
-        if slots.count == 2, slots.allSatisfy({ $0.elements >= elements }) { return }
+    /// Makes sure `slots[0]` (and `slots[1]` when the tensor has several chunks) hold `elements` elements.
+    private func ensureSlots(elements: Int, chunks: Int) throws(CLError) {
+        let needed = chunks > 1 ? 2 : 1
+        if slots.count >= needed, slots.prefix(needed).allSatisfy({ $0.elements >= elements }) { return }
         slots = []  // release old buffers first
-        slots = [try Slot(context: context, elements: elements, groups: maxGroups),
-                 try Slot(context: context, elements: elements, groups: maxGroups)]
+        for _ in 0..<needed { slots.append(try Slot(context: context, elements: elements, groups: maxGroups)) }
     }
 
     /// Slot 0 after `ensureKernelSlot` (benchmark use; lock held).
     var slotForBenchmark: Slot? { slots.first }
 
     /// `ensureSlots` for the benchmark (lock held).
-    func ensureKernelSlot(elements: Int) throws(CLError) { try ensureSlots(elements: elements) }
+    func ensureKernelSlot(elements: Int) throws(CLError) { try ensureSlots(elements: elements, chunks: 1) }
 
     /// Enqueues the upload of `chunk` into `slot` after `after` (the slot's previous kernel) finished.
     private func upload(_ input: TensorInput, range: Range<Int>, into slot: Slot, after: CLEvent?) throws(CLError) -> CLEvent {
@@ -249,7 +252,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         guard let kernel = absmeanKernels[input.elementType] else { throw CLError(CLError.invalidKernelName.code, call: "absmean") }
         let count = input.elementCount
         let chunks = chunkCount(count)
-        try ensureSlots(elements: Swift.min(count, chunkElements))
+        try ensureSlots(elements: Swift.min(count, chunkElements), chunks: chunks)
         var sums = [Double](repeating: 0, count: chunks * maxGroups)
         var subnormals = [UInt64](repeating: 0, count: chunks * maxGroups)
         var flags = [UInt32](repeating: 0, count: chunks * maxGroups)
@@ -259,6 +262,8 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         try sums.withUnsafeMutableBytes { sumsOut in
             try subnormals.withUnsafeMutableBytes { subOut in
                 try flags.withUnsafeMutableBytes { flagsOut in
+                    guard let sumsBase = sumsOut.baseAddress, let subBase = subOut.baseAddress,
+                          let flagsBase = flagsOut.baseAddress else { throw CLError(CLError.invalidValue.code, call: "absmean") }
                     var lastKernel: [CLEvent?] = [nil, nil]
                     for chunk in 0..<chunks {
                         let slot = slots[chunk & 1]
@@ -282,9 +287,9 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                         lastKernel[chunk & 1] = ran
                         let at = chunk * maxGroups
                         // In-order queue: these reads finish before the next kernel reuses the slot.
-                        try compute.read(slot.sums, into: sumsOut.baseAddress! + at * 8, byteCount: groups * 8, blocking: false)
-                        try compute.read(slot.subnormals, into: subOut.baseAddress! + at * 8, byteCount: groups * 8, blocking: false)
-                        try compute.read(slot.flags, into: flagsOut.baseAddress! + at * 4, byteCount: groups * 4, blocking: false)
+                        try compute.read(slot.sums, into: sumsBase + at * 8, byteCount: groups * 8, blocking: false)
+                        try compute.read(slot.subnormals, into: subBase + at * 8, byteCount: groups * 8, blocking: false)
+                        try compute.read(slot.flags, into: flagsBase + at * 4, byteCount: groups * 4, blocking: false)
                         try compute.flush()
                     }
                     try compute.finish()
@@ -326,11 +331,12 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         }
         let count = input.elementCount
         let chunks = chunkCount(count)
-        try ensureSlots(elements: Swift.min(count, chunkElements))
+        try ensureSlots(elements: Swift.min(count, chunkElements), chunks: chunks)
         var counts = [UInt32](repeating: 0, count: chunks * maxGroups)
         var groupsPerChunk = [Int](repeating: 0, count: chunks)
         let local = workGroupSize
         try counts.withUnsafeMutableBytes { countsOut in
+            guard let countsBase = countsOut.baseAddress else { throw CLError(CLError.invalidValue.code, call: "ternarize") }
             var lastKernel: [CLEvent?] = [nil, nil]
             for chunk in 0..<chunks {
                 let slot = slots[chunk & 1]
@@ -352,7 +358,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                 let byteOffset = layout.byteCount(forTrits: range.lowerBound)  // lowerBound is a multiple of 256
                 try compute.read(slot.output, into: outBase + byteOffset, byteCount: layout.byteCount(forTrits: range.count),
                                  blocking: false)
-                try compute.read(slot.counts, into: countsOut.baseAddress! + chunk * maxGroups * 4, byteCount: groups * 4,
+                try compute.read(slot.counts, into: countsBase + chunk * maxGroups * 4, byteCount: groups * 4,
                                  blocking: false)
                 try compute.flush()
             }
