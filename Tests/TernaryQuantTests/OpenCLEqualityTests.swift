@@ -229,6 +229,25 @@ struct OpenCLEqualityTests {
         }
         #expect(seconds > 0)
     }
+
+    @Test("bench support: cross-check against the CPU backend and device metrics")
+    func benchSupport() throws {
+        let backend = try #require(Self.backend)
+        #expect(try OpenCLBenchSupport.crossCheck(backend, elements: 100_003, seed: 9).isEmpty)
+        let weights = (0..<65_536).map { Float($0 % 13) - 6 }
+        let metrics = try weights.withUnsafeBufferPointer { buffer in
+            try OpenCLBenchSupport.deviceMetrics(for: backend, input: try TensorInput(name: "m", shape: [buffer.count], floats: buffer),
+                                                 layout: .packed2Bit, runs: 1)
+        }
+        for key in ["device_copy_gbps", "host_to_device_gbps", "kernel_ratio", "end_to_end_ratio"] {
+            #expect((metrics?[key] ?? 0) > 0, "\(key)")
+        }
+        let cpuMetrics = try weights.withUnsafeBufferPointer { buffer in
+            try OpenCLBenchSupport.deviceMetrics(for: CPUBackend(), input: try TensorInput(name: "c", shape: [buffer.count], floats: buffer),
+                                                 layout: .int8, runs: 1)
+        }
+        #expect(cpuMetrics == nil)
+    }
 }
 
 /// A lock-protected value written from concurrent test workers.
