@@ -197,6 +197,29 @@ struct OpenCLEqualityTests {
         #expect(actual == expected)
     }
 
+    @Test("out of device memory: the chunk is halved and the result is unchanged; below the minimum it is an error")
+    func outOfMemoryRetry() throws {
+        let device = try #require(Support.firstDevice)
+        let backend = try OpenCLBackend(device: device, chunkElements: 1 << 20, workGroupSize: 64)
+        backend.simulatedAllocationLimit = 100_000
+        var random = Support.Random(state: 21)
+        try check(backend, (0..<300_007).map { _ in random.normal() })
+        let starved = try OpenCLBackend(device: device, chunkElements: 1 << 20, workGroupSize: 64)
+        starved.simulatedAllocationLimit = 1000
+        let weights = (0..<300_007).map { _ in random.normal() }
+        do {
+            _ = try Quantizer(backend: starved).quantize(weights, name: "w", shape: [weights.count])
+            Issue.record("expected an out-of-memory error")
+        } catch let error as OpenCLBackendError {
+            guard case .deviceFailure(_, let clError) = error else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(clError.isOutOfMemory)
+            #expect(error.description.contains("out of memory"))
+        }
+    }
+
     @Test("a broken kernel source surfaces the build log")
     func brokenKernel() throws {
         let device = try #require(Support.firstDevice)

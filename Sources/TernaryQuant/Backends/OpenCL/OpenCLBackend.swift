@@ -48,6 +48,10 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
 
     let lock = NSLock()
     private var slots: [Slot] = []
+    /// Chunk size in use (lock held): `chunkElements`, halved after each out-of-memory failure.
+    private var activeChunkElements: Int
+    /// Tests: slot allocations above this many elements fail with `CL_MEM_OBJECT_ALLOCATION_FAILURE`.
+    var simulatedAllocationLimit = Int.max
 
     /// Device buffers for one pipeline slot.
     final class Slot {
@@ -148,6 +152,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         let maxByMemory = Int(clamping: info.globalMemoryBytes / 16) / 256 * 256
         let requested = (Swift.max(chunkElements, 1) + 255) / 256 * 256
         self.chunkElements = Swift.max(256, Swift.min(requested, maxByAllocation, maxByMemory, 1 << 30))
+        activeChunkElements = self.chunkElements
         self.maxGroups = Swift.max(1, Swift.min(info.computeUnits * 8, 1024))
     }
 
@@ -167,44 +172,63 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         try checkOutputCapacity(input, layout: layout, output: output)
         lock.lock()
         defer { lock.unlock() }
-        do {
-            let resident: Bool
-            let scale: Float
-            if computesScaleOnDevice {
-                let estimate = try deviceAbsSum(input)
-                resident = chunkCount(input.elementCount) == 1
-                if estimate.flagged {
-                    if let error = input.firstNonFiniteError() { throw error }
+        while true {
+            do {
+                return try quantizeLocked(input, layout: layout, output: output)
+            } catch let error as CLError {
+                drainQueues()
+                // Out of device memory: release the buffers, halve the chunk and retry (same result), down to
+                // `minimumChunkElements`; then report the failure.
+                if error.isOutOfMemory && activeChunkElements > Self.minimumChunkElements {
+                    slots = []
+                    activeChunkElements = Swift.max(Self.minimumChunkElements, activeChunkElements / 2 / 256 * 256)
+                    continue
                 }
-                switch AbsMeanCertifier.certify(estimate.estimate, count: input.elementCount) {
-                case .certified(let value): scale = value
-                case .needsExactSum: scale = CPUBackend().exactAbsMean(input)
-                }
-            } else {
-                scale = try CPUBackend().absMean(input)
-                resident = false
+                throw OpenCLBackendError.deviceFailure(device: info.name, error: error)
+            } catch {
+                drainQueues()
+                throw error
             }
-            let threshold = TritThreshold(scale: scale)
-            let nonZero = try deviceTernarize(input, threshold: threshold.magnitudeBits, layout: layout,
-                                              output: output, inputResident: resident)
-            return QuantizationSummary(scale: scale, elementCount: input.elementCount,
-                                       zeroCount: input.elementCount - nonZero)
-        } catch let error as CLError {
-            drainQueues()
-            throw OpenCLBackendError.deviceFailure(device: info.name, error: error)
-        } catch {
-            drainQueues()
-            throw error
         }
+    }
+
+    /// The smallest chunk the out-of-memory retry shrinks to (64 Ki elements).
+    public static let minimumChunkElements = 1 << 16
+
+    /// One attempt with the current chunk size (lock held). Throws `CLError` for device failures.
+    private func quantizeLocked(_ input: TensorInput, layout: TritLayout, output: UnsafeMutableRawBufferPointer) throws
+        -> QuantizationSummary
+    {
+        let resident: Bool
+        let scale: Float
+        if computesScaleOnDevice {
+            let estimate = try deviceAbsSum(input)
+            resident = chunkCount(input.elementCount) == 1
+            if estimate.flagged {
+                if let error = input.firstNonFiniteError() { throw error }
+            }
+            switch AbsMeanCertifier.certify(estimate.estimate, count: input.elementCount) {
+            case .certified(let value): scale = value
+            case .needsExactSum: scale = CPUBackend().exactAbsMean(input)
+            }
+        } else {
+            scale = try CPUBackend().absMean(input)
+            resident = false
+        }
+        let threshold = TritThreshold(scale: scale)
+        let nonZero = try deviceTernarize(input, threshold: threshold.magnitudeBits, layout: layout,
+                                          output: output, inputResident: resident)
+        return QuantizationSummary(scale: scale, elementCount: input.elementCount,
+                                   zeroCount: input.elementCount - nonZero)
     }
 
     // MARK: - Pipeline
 
-    func chunkCount(_ count: Int) -> Int { (count + chunkElements - 1) / chunkElements }
+    func chunkCount(_ count: Int) -> Int { (count + activeChunkElements - 1) / activeChunkElements }
 
     func chunkRange(_ chunk: Int, count: Int) -> Range<Int> {
-        let start = chunk * chunkElements
-        return start..<Swift.min(start + chunkElements, count)
+        let start = chunk * activeChunkElements
+        return start..<Swift.min(start + activeChunkElements, count)
     }
 
     /// Work-groups for a launch where each work-item handles at least `itemsPerWorkItem` units of `units`.
@@ -221,6 +245,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     /// Makes sure `slots[0]` (and `slots[1]` when the tensor has several chunks) hold `elements` elements.
     private func ensureSlots(elements: Int, chunks: Int) throws(CLError) {
         let needed = chunks > 1 ? 2 : 1
+        if elements > simulatedAllocationLimit { throw CLError(CLError.memObjectAllocationFailure.code, call: "clCreateBuffer") }
         if slots.count >= needed, slots.prefix(needed).allSatisfy({ $0.elements >= elements }) { return }
         slots = []  // release old buffers first
         for _ in 0..<needed { slots.append(try Slot(context: context, elements: elements, groups: maxGroups)) }
@@ -252,7 +277,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         guard let kernel = absmeanKernels[input.elementType] else { throw CLError(CLError.invalidKernelName.code, call: "absmean") }
         let count = input.elementCount
         let chunks = chunkCount(count)
-        try ensureSlots(elements: Swift.min(count, chunkElements), chunks: chunks)
+        try ensureSlots(elements: Swift.min(count, activeChunkElements), chunks: chunks)
         var sums = [Double](repeating: 0, count: chunks * maxGroups)
         var subnormals = [UInt64](repeating: 0, count: chunks * maxGroups)
         var flags = [UInt32](repeating: 0, count: chunks * maxGroups)
@@ -331,7 +356,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         }
         let count = input.elementCount
         let chunks = chunkCount(count)
-        try ensureSlots(elements: Swift.min(count, chunkElements), chunks: chunks)
+        try ensureSlots(elements: Swift.min(count, activeChunkElements), chunks: chunks)
         var counts = [UInt32](repeating: 0, count: chunks * maxGroups)
         var groupsPerChunk = [Int](repeating: 0, count: chunks)
         let local = workGroupSize
