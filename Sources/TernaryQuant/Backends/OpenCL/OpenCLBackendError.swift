@@ -14,6 +14,7 @@ public enum OpenCLBackendError: Error, Sendable, CustomStringConvertible {
     /// A `BackendSelection` string could not be parsed.
     case invalidSelection(String)
 
+    /// What failed and how to fix it, in one message.
     public var description: String {
         switch self {
         case .noPlatform(let error):
