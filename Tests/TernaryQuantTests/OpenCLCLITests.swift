@@ -79,9 +79,9 @@ struct OpenCLCLITests {
         #expect(result.stderr.contains("invalid device selection"))
     }
 
-    @Test("POCL_DEVICES='pthread pthread': two devices listed and opencl:all works", .enabled(if: OpenCLTestSupport.isPoCL))
+    @Test("POCL_DEVICES='pthread pthread': two devices listed; opencl:all is byte-identical to the CPU backend", .enabled(if: OpenCLTestSupport.isPoCL))
     func twoPoCLDevices() throws {
-        let result = try TernqProcess.run(["devices", "--json", "--check", "opencl:all"],
+        let result = try TernqProcess.run(["devices", "--json", "--check", "opencl:all", "--check-elements", "50001"],
                                           environment: ["POCL_DEVICES": "pthread pthread"])
         #expect(result.status == 0, "\(result.stderr)")
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
@@ -89,5 +89,6 @@ struct OpenCLCLITests {
         #expect(devices.count >= 2)
         #expect((object?["check"] as? String)?.contains("check vector OK") == true)
         #expect((object?["check"] as? String)?.contains("OpenCL devices") == true)
+        #expect((object?["check"] as? String)?.contains("byte-identical to the CPU backend") == true)
     }
 }

@@ -82,7 +82,7 @@ extension OpenCLBenchSupport {
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
             return z ^ (z >> 31)
         }
-        var problems: [String] = []
+        var tensors: [(ElementType, [UInt8])] = []
         for type in ElementType.allCases {
             var bytes = [UInt8](repeating: 0, count: elements * type.byteWidth)
             bytes.withUnsafeMutableBytes { raw in
@@ -99,17 +99,27 @@ extension OpenCLBenchSupport {
                     }
                 }
             }
-            try bytes.withUnsafeBytes { raw in
-                let input = try TensorInput(name: "check-\(type.rawValue)", shape: [elements], elementType: type, bytes: raw)
-                let layout = TritLayout.packed2Bit
-                var expected = [UInt8](repeating: 0, count: layout.byteCount(forTrits: elements))
-                var actual = expected
-                let a = try expected.withUnsafeMutableBytes { try CPUBackend().quantize(input, layout: layout, into: $0) }
-                let b = try actual.withUnsafeMutableBytes { try backend.quantize(input, layout: layout, into: $0) }
-                if a.scale.bitPattern != b.scale.bitPattern { problems.append("\(type.rawValue): α \(a.scale) vs \(b.scale)") }
-                if a.zeroCount != b.zeroCount { problems.append("\(type.rawValue): zeros \(a.zeroCount) vs \(b.zeroCount)") }
-                if expected != actual { problems.append("\(type.rawValue): packed bytes differ") }
+            tensors.append((type, bytes))
+        }
+        // All tensors go through `quantizeLayers`, so a device group runs them on several devices at once.
+        let (expected, actual) = try tensors[0].1.withUnsafeBytes { a in
+            try tensors[1].1.withUnsafeBytes { b in
+                try tensors[2].1.withUnsafeBytes { c in
+                    let inputs = try zip(tensors.map(\.0), [a, b, c]).map { type, raw in
+                        try TensorInput(name: "check-\(type.rawValue)", shape: [elements], elementType: type, bytes: raw)
+                    }
+                    return (try Quantizer(backend: CPUBackend()).quantizeLayers(inputs),
+                            try Quantizer(backend: backend).quantizeLayers(inputs))
+                }
             }
+        }
+        var problems: [String] = []
+        for (x, y) in zip(expected, actual) {
+            if x.scale.bitPattern != y.scale.bitPattern { problems.append("\(x.name): α \(x.scale) vs \(y.scale)") }
+            if x.summary.zeroCount != y.summary.zeroCount {
+                problems.append("\(x.name): zeros \(x.summary.zeroCount) vs \(y.summary.zeroCount)")
+            }
+            if x.data != y.data { problems.append("\(x.name): packed bytes differ") }
         }
         return problems
     }
