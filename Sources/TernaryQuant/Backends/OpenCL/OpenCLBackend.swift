@@ -231,7 +231,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         return start..<Swift.min(start + activeChunkElements, count)
     }
 
-    /// Work-groups for a launch where each work-item handles at least `itemsPerWorkItem` units of `units`.
+    /// Work-groups for a launch over `units` 4-element vectors: one vector per work-item, at most `maxGroups`.
     func groupCount(units: Int) -> Int {
         Swift.max(1, Swift.min(maxGroups, (units + workGroupSize - 1) / workGroupSize))
     }
