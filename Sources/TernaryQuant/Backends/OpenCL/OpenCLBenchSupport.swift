@@ -45,25 +45,13 @@ public enum OpenCLBenchSupport {
         }
         var output = [UInt8](repeating: 0, count: Int(outputBytes))
         let endToEnd = try output.withUnsafeMutableBytes { out in
-            try medianSeconds(runs: runs) { _ = try device.quantize(input, layout: layout, into: out) }
+            try MemoryBandwidth.medianSeconds(runs: runs) { _ = try device.quantize(input, layout: layout, into: out) }
         }
         let endToEndGBps = inputBytes / endToEnd / 1e9
         metrics["end_to_end_seconds"] = endToEnd
         metrics["end_to_end_gbps"] = endToEndGBps
         metrics["end_to_end_ratio"] = endToEndGBps / bandwidth.hostToDeviceGBps
         return metrics
-    }
-
-    static func medianSeconds(runs: Int, _ body: () throws -> Void) throws -> Double {
-        try body()
-        var times: [Double] = []
-        for _ in 0..<Swift.max(1, runs) {
-            let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        times.sort()
-        return Swift.max(times[times.count / 2], 1e-9)
     }
 }
 
@@ -74,21 +62,14 @@ extension OpenCLBenchSupport {
     /// Throws what either backend throws.
     public static func crossCheck(_ backend: any QuantizationBackend, elements: Int, seed: UInt64 = 1) throws -> [String] {
         guard elements > 0 else { return [] }
-        var state = seed
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SplitMix64(seed: seed)
         var tensors: [(ElementType, [UInt8])] = []
         for type in ElementType.allCases {
             var bytes = [UInt8](repeating: 0, count: elements * type.byteWidth)
             bytes.withUnsafeMutableBytes { raw in
                 for i in 0..<elements {
                     // Sum of uniforms ≈ normal; occasional subnormal or tiny value.
-                    let r = next()
+                    let r = rng.next()
                     var value = (Float(r & 0xFFFF) + Float((r >> 16) & 0xFFFF) - 65_535) / 65_536 * 0.05
                     if r >> 60 == 0 { value = Float(bitPattern: UInt32(truncatingIfNeeded: r >> 32) & 0x807F_FFFF) }
                     let bits = value.bitPattern
