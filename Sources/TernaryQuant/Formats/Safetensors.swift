@@ -343,6 +343,10 @@ public struct ModelInfo: Sendable, Hashable, Codable {
     /// `num_hidden_layers`, or 0.
     public var numLayers: UInt64
 
+    enum CodingKeys: String, CodingKey {
+        case architecture, vocabSize = "vocab_size", hiddenSize = "hidden_size", numLayers = "num_layers"
+    }
+
     /// Creates model facts.
     public init(architecture: String, vocabSize: UInt64, hiddenSize: UInt64, numLayers: UInt64) {
         self.architecture = architecture
