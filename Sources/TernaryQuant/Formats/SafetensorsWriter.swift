@@ -91,6 +91,11 @@ public final class SafetensorsWriter {
         }
     }
 
+    /// Appends the bytes of an array (see `write(_:)`).
+    public func write(bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
     /// Checks that every declared byte was written.
     public func finish() throws {
         skipEmpty()
