@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Interop check of ternq outputs with third-party readers (PyPI: gguf, safetensors, numpy).
+# Usage: Tests/interop/run.sh [path/to/ternq]   (default: builds and uses .build/debug/ternq)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+ternq="${1:-}"
+if [ -z "$ternq" ]; then
+    (cd "$root" && swift build --product ternq >/dev/null)
+    ternq="$root/.build/debug/ternq"
+fi
+python3 -c "import gguf, safetensors, numpy" 2>/dev/null || {
+    echo "interop: needs 'pip install gguf safetensors numpy'" >&2; exit 1; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+python3 "$root/Tests/interop/make_source.py" "$work/random.safetensors"
+for source in "$root/Tests/Fixtures/tiny/tiny.safetensors" "$work/random.safetensors"; do
+    name="$(basename "$source" .safetensors)"
+    args=(--source "$source")
+    for type in tq2_0 tq1_0; do
+        "$ternq" quantize "$source" -o "$work/$name.$type.gguf" --gguf-type "$type" --json "$work/$name.$type.json" --quiet
+        args+=(--gguf "$work/$name.$type.gguf" --gguf-report "$work/$name.$type.json")
+    done
+    "$ternq" quantize "$source" -o "$work/$name.ternary.safetensors" --json "$work/$name.st.json" --quiet
+    args+=(--safetensors "$work/$name.ternary.safetensors" --st-report "$work/$name.st.json")
+    python3 "$root/Tests/interop/check_outputs.py" "${args[@]}"
+done
+echo "interop: OK"
