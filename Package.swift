@@ -25,6 +25,11 @@ let package = Package(
                 .brew(["opencl-headers", "ocl-icd"]),
             ]
         ),
+        // CPU backend inner loops (portable C plus AVX2 versions chosen at run time).
+        .target(
+            name: "CTernaryKernels",
+            path: "Sources/CTernaryKernels"
+        ),
         // Thin, safe Swift wrapper over the OpenCL C API.
         .target(
             name: "SwiftOpenCL",
@@ -35,6 +40,7 @@ let package = Package(
             name: "TernaryQuant",
             dependencies: [
                 "SwiftOpenCL",
+                "CTernaryKernels",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [

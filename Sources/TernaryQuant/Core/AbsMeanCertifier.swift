@@ -57,6 +57,7 @@ public enum AbsMeanCertifier {
         let high = mean * (1 + 2 * epsilon)
         let lowFloat = Float(low)
         let highFloat = Float(high)
+        // A mean that rounds to 0 (at most 2^-150) is left to the exact path, which decides the tie.
         if lowFloat == highFloat && lowFloat > 0 && lowFloat.isFinite {
             return .certified(lowFloat)
         }

@@ -1,6 +1,6 @@
 /// What a backend reports for one quantized tensor (the trits themselves went to the caller's buffer).
 public struct QuantizationSummary: Sendable, Hashable {
-    /// α: the float32 nearest to the exact mean of |w| (1.0 if every element is ±0).
+    /// α: the float32 nearest to the exact mean of |w| (1.0 if every element is ±0; +0 if the mean ≤ 2^-150).
     public var scale: Float
     /// Number of elements.
     public var elementCount: Int

@@ -10,10 +10,11 @@ public struct TritThreshold: Sendable, Hashable {
     /// Bit pattern of the smallest positive float32 `T` with fl32(T/α) > 0.5.
     public let magnitudeBits: UInt32
 
-    /// Derives the threshold for a positive, finite α by binary search over positive float32 bit patterns
-    /// (31 correctly rounded host divisions).
+    /// Derives the threshold for a finite α ≥ 0 by binary search over positive float32 bit patterns
+    /// (31 correctly rounded host divisions). α = 0 (a non-zero tensor whose mean is at most 2^-150 rounds
+    /// to 0) gives T = the smallest subnormal, as fl32(x/0) = +Inf for every x > 0.
     public init(scale: Float) {
-        precondition(scale > 0 && scale.isFinite, "TritThreshold needs a positive finite scale")  // internal invariant
+        precondition(scale >= 0 && scale.isFinite, "TritThreshold needs a finite scale ≥ 0")  // internal invariant
         self.scale = scale
         // Invariant: pattern `high` satisfies the rule, `low` does not.
         var low: UInt32 = 0  // +0: 0/α = 0, not > 0.5

@@ -24,7 +24,7 @@ public struct CPUBackend: QuantizationBackend {
     }
 
     public var name: String { "cpu" }
-    public var deviceDescription: String { "CPU (\(threadCount) thread\(threadCount == 1 ? "" : "s"), native SIMD)" }
+    public var deviceDescription: String { "CPU (\(threadCount) thread\(threadCount == 1 ? "" : "s"), \(CPUKernels.usesAVX2 ? "AVX2" : "portable SIMD"))" }
     public var preferredConcurrency: Int { 1 }
 
     public func quantize(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer) throws

@@ -1,0 +1,149 @@
+import Foundation
+
+/// One backend's measured quantization throughput next to the host memory roofline of the same run.
+public struct ThroughputResult: Sendable, Codable, Hashable {
+    /// Backend name ("cpu", "opencl").
+    public var backend: String
+    /// Device description.
+    public var device: String
+    /// Elements per tensor.
+    public var elements: Int
+    /// Input element type ("F32", "F16", "BF16").
+    public var dtype: String
+    /// Output layout ("packed2Bit" or "int8").
+    public var layout: String
+    /// Median seconds of one quantize call (≥ 5 runs).
+    public var seconds: Double
+    /// Input bytes / seconds, in 10^9 bytes per second.
+    public var gigabytesPerSecond: Double
+    /// Input bytes / roofline seconds (see `Roofline`), in 10^9 bytes per second.
+    public var rooflineGigabytesPerSecond: Double
+    /// `gigabytesPerSecond / rooflineGigabytesPerSecond`.
+    public var rooflineRatio: Double
+    /// Measured host read bandwidth, 10^9 bytes/s.
+    public var hostReadGigabytesPerSecond: Double
+    /// Measured host copy bandwidth (bytes copied), 10^9 bytes/s.
+    public var hostCopyGigabytesPerSecond: Double
+    /// Extra device figures (kernel-only and end-to-end ratios) when the backend has a device.
+    public var device_metrics: [String: Double]?
+
+    enum CodingKeys: String, CodingKey {
+        case backend, device, elements, dtype, layout, seconds
+        case gigabytesPerSecond = "gigabytes_per_second"
+        case rooflineGigabytesPerSecond = "roofline_gigabytes_per_second"
+        case rooflineRatio = "roofline_ratio"
+        case hostReadGigabytesPerSecond = "host_read_gigabytes_per_second"
+        case hostCopyGigabytesPerSecond = "host_copy_gigabytes_per_second"
+        case device_metrics = "device_metrics"
+    }
+}
+
+/// The memory-traffic lower bound for quantizing an in-memory tensor on the host.
+///
+/// Quantizing needs one read pass over the input for α and one read + write pass for the trits, so
+/// `seconds = inputBytes / read + (inputBytes + outputBytes) / (2 × copy)`, where `read` is the measured read
+/// bandwidth and `copy` the measured memcpy rate in bytes copied per second (a copy moves each byte twice).
+public struct Roofline: Sendable, Hashable {
+    /// Read bandwidth, bytes/s.
+    public var readBytesPerSecond: Double
+    /// Copy bandwidth, bytes copied per second.
+    public var copyBytesPerSecond: Double
+
+    /// Creates a roofline from measured bandwidths.
+    public init(readBytesPerSecond: Double, copyBytesPerSecond: Double) {
+        self.readBytesPerSecond = readBytesPerSecond
+        self.copyBytesPerSecond = copyBytesPerSecond
+    }
+
+    /// Lower-bound seconds for a tensor of `inputBytes` producing `outputBytes`.
+    public func seconds(inputBytes: Int, outputBytes: Int) -> Double {
+        Double(inputBytes) / readBytesPerSecond + Double(inputBytes + outputBytes) / (2 * copyBytesPerSecond)
+    }
+}
+
+/// Generates benchmark tensors and runs the measurement.
+public enum ThroughputBenchmark {
+    /// A deterministic tensor of `elements` normally distributed weights (σ = 0.02) stored as `dtype`.
+    public static func makeTensorBytes(elements: Int, dtype: ElementType, seed: UInt64 = 0x5EED) -> [UInt8] {
+        var rng = SplitMix64(seed: seed)
+        var bytes = [UInt8](repeating: 0, count: elements * dtype.byteWidth)
+        bytes.withUnsafeMutableBytes { raw in
+            for i in 0..<elements {
+                let value = Float(rng.nextGaussian() * 0.02)
+                switch dtype {
+                case .float32:
+                    raw.storeBytes(of: value.bitPattern, toByteOffset: i * 4, as: UInt32.self)
+                case .bfloat16:
+                    raw.storeBytes(of: UInt16(truncatingIfNeeded: value.bitPattern >> 16), toByteOffset: i * 2, as: UInt16.self)
+                case .float16:
+                    raw.storeBytes(of: HalfConversion.float16Bits(value), toByteOffset: i * 2, as: UInt16.self)
+                }
+            }
+        }
+        return bytes
+    }
+
+    /// Measures `backend` on `input` (median of `runs`), plus host read and copy bandwidth on buffers of
+    /// the same size, and returns the comparison. Throws what the backend throws.
+    public static func measure(backend: any QuantizationBackend, input: TensorInput, layout: TritLayout,
+                               runs: Int, threads: Int) throws -> ThroughputResult {
+        let outputBytes = layout.byteCount(forTrits: input.elementCount)
+        var output = [UInt8](repeating: 0, count: outputBytes)
+        let seconds = try output.withUnsafeMutableBytes { out in
+            try MemoryBandwidth.medianSeconds(runs: runs) { _ = try backend.quantize(input, layout: layout, into: out) }
+        }
+        let roofline = hostRoofline(input: input, threads: threads, runs: runs)
+        let inputBytes = input.bytes.count
+        let rooflineSeconds = roofline.seconds(inputBytes: inputBytes, outputBytes: outputBytes)
+        let rate = Double(inputBytes) / seconds / 1e9
+        let roofRate = Double(inputBytes) / rooflineSeconds / 1e9
+        return ThroughputResult(
+            backend: backend.name, device: backend.deviceDescription, elements: input.elementCount,
+            dtype: input.elementType.rawValue, layout: layout.rawValue, seconds: seconds,
+            gigabytesPerSecond: rate, rooflineGigabytesPerSecond: roofRate, rooflineRatio: rate / roofRate,
+            hostReadGigabytesPerSecond: roofline.readBytesPerSecond / 1e9,
+            hostCopyGigabytesPerSecond: roofline.copyBytesPerSecond / 1e9, device_metrics: nil)
+    }
+
+    /// Host read and copy bandwidth measured on the input buffer and a scratch buffer of the same size.
+    public static func hostRoofline(input: TensorInput, threads: Int, runs: Int) -> Roofline {
+        let read = MemoryBandwidth.readBytesPerSecond(input.bytes, threads: threads, runs: runs)
+        var scratch = [UInt8](repeating: 0, count: input.bytes.count)
+        let copy = scratch.withUnsafeMutableBytes {
+            MemoryBandwidth.copyBytesPerSecond(from: input.bytes, to: $0, threads: threads, runs: runs)
+        }
+        return Roofline(readBytesPerSecond: read, copyBytesPerSecond: copy)
+    }
+}
+
+/// A small, fast, deterministic PRNG (SplitMix64) with a Box–Muller Gaussian, for demo and benchmark data.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    private var spare: Double?
+
+    /// Seeds the generator; the same seed always gives the same sequence on every platform.
+    public init(seed: UInt64) { state = seed }
+
+    /// Next 64 random bits.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform double in [0, 1) with 53 random bits.
+    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
+
+    /// A standard normal sample (Box–Muller; the second value is cached).
+    public mutating func nextGaussian() -> Double {
+        if let s = spare { spare = nil; return s }
+        var u1 = nextUnit()
+        while u1 <= 0 { u1 = nextUnit() }
+        let u2 = nextUnit()
+        let r = (-2 * Foundation.log(u1)).squareRoot()
+        spare = r * Foundation.sin(2 * Double.pi * u2)
+        return r * Foundation.cos(2 * Double.pi * u2)
+    }
+}

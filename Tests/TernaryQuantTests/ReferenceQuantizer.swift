@@ -1,0 +1,73 @@
+import BigInt
+import TernaryQuant
+
+/// A slow, obviously-correct absmean quantizer written independently of the library's fast paths:
+/// exact big-integer sum of |w|, the nearest float32 found by comparing exact distances of candidates,
+/// and trits by plain (correctly rounded) float32 division, as the seed rule states.
+enum ReferenceQuantizer {
+    struct Result: Equatable {
+        var scale: Float
+        var trits: [Int8]
+        var zeroCount: Int
+    }
+
+    /// |x| as an exact integer in units of 2^-149.
+    static func units(_ x: Float) -> BigInt {
+        let m = x.magnitude
+        if m == 0 { return 0 }
+        // m = significand · 2^exponent exactly; scale by 2^149 (always an integer for float32).
+        let significandBits = BigInt(m.significandBitPattern) + (m.isNormal ? BigInt(1) << 23 : 0)
+        let exponent = m.isNormal ? Int(m.exponentBitPattern) - 127 - 23 : -126 - 23
+        return significandBits << (exponent + 149)
+    }
+
+    /// The float32 nearest to S / (n · 2^149), ties to even, by direct comparison of exact distances.
+    static func nearestFloat(sumUnits s: BigInt, count n: Int) -> Float {
+        // Start from a float64 approximation and search a window of neighbours.
+        let approx = Float(Double(s) / Double(n) * 0x1p-149)
+        var candidates = [approx]
+        var down = approx, up = approx
+        for _ in 0..<6 {
+            down = down.nextDown
+            up = up.nextUp
+            candidates.append(contentsOf: [down, up])
+        }
+        let target = s  // compare c·n·2^149 with s
+        func distance(_ c: Float) -> BigInt {
+            BigInt((units(c) * BigInt(n) - target).magnitude)
+        }
+        var best = candidates.filter { $0 >= 0 && $0.isFinite }.sorted()
+        best.sort { a, b in
+            let da = distance(a), db = distance(b)
+            if da != db { return da < db }
+            return a.bitPattern & 1 == 0 && b.bitPattern & 1 == 1
+        }
+        return best[0]
+    }
+
+    static func quantize(_ weights: [Float]) -> Result {
+        var sum = BigInt(0)
+        for w in weights { sum += units(w) }
+        let scale: Float = sum == 0 ? 1.0 : nearestFloat(sumUnits: sum, count: weights.count)
+        var trits = [Int8]()
+        trits.reserveCapacity(weights.count)
+        var zeros = 0
+        for w in weights {
+            let q = w / scale
+            let t: Int8 = q > 0.5 ? 1 : (q < -0.5 ? -1 : 0)
+            if t == 0 { zeros += 1 }
+            trits.append(t)
+        }
+        return Result(scale: scale, trits: trits, zeroCount: zeros)
+    }
+
+    /// Packs int8 trits with the documented layout, independently of `TritPacking`.
+    static func pack(_ trits: [Int8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: (trits.count + 3) / 4)
+        for (i, t) in trits.enumerated() {
+            let code: UInt8 = t == 1 ? 1 : (t == -1 ? 2 : 0)
+            out[i / 4] |= code << UInt8(2 * (i % 4))
+        }
+        return out
+    }
+}
