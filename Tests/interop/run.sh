@@ -3,10 +3,15 @@
 # Usage: Tests/interop/run.sh [path/to/ternq]   (default: builds and uses .build/debug/ternq)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-ternq="${1:-}"
+ternq="${1:-${TERNQ:-}}"
 if [ -z "$ternq" ]; then
-    (cd "$root" && swift build --product ternq >/dev/null)
-    ternq="$root/.build/debug/ternq"
+    release="$root/.build/release/ternq"
+    if [ -x "$release" ] && [ -z "$(find "$root/Sources" "$root/Package.swift" -newer "$release" -print -quit)" ]; then
+        ternq="$release"   # up to date (e.g. just built by scripts/test.sh)
+    else
+        (cd "$root" && swift build --product ternq >/dev/null)
+        ternq="$root/.build/debug/ternq"
+    fi
 fi
 python3 -c "import gguf, safetensors, numpy" 2>/dev/null || {
     echo "interop: needs 'pip install gguf safetensors numpy'" >&2; exit 1; }

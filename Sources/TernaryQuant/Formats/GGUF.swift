@@ -3,39 +3,7 @@ public enum HalfFloat {
     /// The binary16 bit pattern nearest to `value` (round to nearest, ties to even; overflow → ±Inf,
     /// NaN → quiet NaN keeping the sign).
     public static func bits(from value: Float) -> UInt16 {
-        let x = value.bitPattern
-        let sign = UInt16((x >> 16) & 0x8000)
-        let exponent = Int((x >> 23) & 0xFF)
-        let mantissa = x & 0x7F_FFFF
-        if exponent == 0xFF {
-            return sign | 0x7C00 | (mantissa != 0 ? 0x200 | UInt16(mantissa >> 13) : 0)
-        }
-        // Unbiased exponent e: value = 1.m × 2^(e) for normals.
-        let e = exponent - 127
-        if e > 15 { return sign | 0x7C00 }
-        if e >= -14 {
-            // Normal half: keep 10 mantissa bits, round the 13 dropped bits.
-            var halfExponent = UInt32(e + 15)
-            var m = mantissa >> 13
-            let rest = mantissa & 0x1FFF
-            if rest > 0x1000 || (rest == 0x1000 && (m & 1) == 1) {
-                m += 1
-                if m == 0x400 { m = 0; halfExponent += 1 }
-            }
-            if halfExponent >= 31 { return sign | 0x7C00 }
-            return sign | UInt16(halfExponent << 10) | UInt16(m)
-        }
-        // Subnormal half (or zero): value / 2^-24 rounded to an integer 0...1024.
-        if exponent == 0 { return sign }  // float32 zero/subnormal is far below half's range
-        let full = mantissa | 0x80_0000  // value = full × 2^(e − 23)
-        let shift = -e - 1  // value / 2^-24 = full × 2^(e + 1) >> ... : shift right by (−14 − e) + 13
-        let drop = shift  // (-14 - e) + 13 = -e - 1
-        guard drop < 32 else { return sign }
-        var m = full >> UInt32(drop)
-        let rest = full & ((1 << UInt32(drop)) - 1)
-        let half = UInt32(1) << UInt32(drop - 1)
-        if rest > half || (rest == half && (m & 1) == 1) { m += 1 }
-        return sign | UInt16(m)  // m == 0x400 becomes the smallest normal, which is correct
+        HalfConversion.float16Bits(value)
     }
 
     /// The float32 value of a binary16 bit pattern (exact).
