@@ -45,6 +45,7 @@ public final class AtomicFile {
             throw FormatError.io(file: path, reason: "cannot create a temporary file in '\(directory.isEmpty ? "." : directory)': \(String(cString: strerror(errno)))")
         }
         self.fd = fd
+        TemporaryFileRegistry.shared.insert(temporary)
         if let failAfterBytes {
             self.failAfterBytes = failAfterBytes
         } else if let text = ProcessInfo.processInfo.environment[Self.failureHookVariable], let n = Int(text) {
@@ -118,6 +119,7 @@ public final class AtomicFile {
         }
         close(fd)
         fd = -1
+        defer { TemporaryFileRegistry.shared.remove(temporaryPath) }
         guard rename(temporaryPath, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporaryPath)
@@ -136,6 +138,31 @@ public final class AtomicFile {
         finished = true
         if fd >= 0 { close(fd); fd = -1 }
         unlink(temporaryPath)
+        TemporaryFileRegistry.shared.remove(temporaryPath)
+    }
+
+    /// Removes every temporary file of an uncommitted `AtomicFile` in this process. Call it from a
+    /// signal handler (SIGINT/SIGTERM) before exiting, so an interrupted run leaves no partial output.
+    public static func removeAllTemporaryFiles() {
+        TemporaryFileRegistry.shared.removeAll()
+    }
+}
+
+/// Temporary paths of live, uncommitted atomic files (for cleanup on interruption).
+final class TemporaryFileRegistry: @unchecked Sendable {
+    static let shared = TemporaryFileRegistry()
+    private let lock = NSLock()
+    private var paths = Set<String>()
+
+    func insert(_ path: String) { lock.lock(); paths.insert(path); lock.unlock() }
+    func remove(_ path: String) { lock.lock(); paths.remove(path); lock.unlock() }
+
+    func removeAll() {
+        lock.lock()
+        let all = paths
+        paths.removeAll()
+        lock.unlock()
+        for p in all { unlink(p) }
     }
 }
 
