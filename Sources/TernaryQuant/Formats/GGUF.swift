@@ -83,6 +83,7 @@ public enum TernaryBlocks {
     public static func encode(_ type: GGMLType, packed: UnsafeRawBufferPointer, firstBlock: Int, blockCount: Int, d: UInt16) -> [UInt8] {
         let blockBytes = type.blockLayout.bytes
         var out = [UInt8](repeating: 0, count: blockCount * blockBytes)
+        var codes = [Int](repeating: 0, count: blockSize)
         for b in 0..<blockCount {
             let base = (firstBlock + b) * blockSize
             let o = b * blockBytes
@@ -94,15 +95,25 @@ public enum TernaryBlocks {
                 out[o + 64] = UInt8(d & 0xFF)
                 out[o + 65] = UInt8(d >> 8)
             } else {
-                func pack(_ elements: [Int]) -> UInt8 {
+                // Codes t+1 of the block, then base-3 digits most significant first.
+                for k in 0..<blockSize { codes[k] = trit(packed, base + k) + 1 }
+                for m in 0..<32 {
                     var q = 0
-                    for e in elements { q = q * 3 + (e < 0 ? 0 : trit(packed, base + e) + 1) }
-                    return UInt8((q * 256 + 242) / 243)
+                    for n in 0..<5 { q = q * 3 + codes[m + 32 * n] }
+                    out[o + m] = UInt8((q * 256 + 242) / 243)
                 }
-                for m in 0..<32 { out[o + m] = pack((0..<5).map { m + 32 * $0 }) }
-                for m in 0..<16 { out[o + 32 + m] = pack((0..<5).map { 160 + m + 16 * $0 }) }
+                for m in 0..<16 {
+                    var q = 0
+                    for n in 0..<5 { q = q * 3 + codes[160 + m + 16 * n] }
+                    out[o + 32 + m] = UInt8((q * 256 + 242) / 243)
+                }
                 // qh: four trits each, with a fifth code 0 appended (q × 3).
-                for j in 0..<4 { out[o + 48 + j] = pack((0..<4).map { 240 + j + 4 * $0 } + [-1]) }
+                for j in 0..<4 {
+                    var q = 0
+                    for m in 0..<4 { q = q * 3 + codes[240 + j + 4 * m] }
+                    q *= 3
+                    out[o + 48 + j] = UInt8((q * 256 + 242) / 243)
+                }
                 out[o + 52] = UInt8(d & 0xFF)
                 out[o + 53] = UInt8(d >> 8)
             }

@@ -58,6 +58,19 @@ public final class ByteStorage: @unchecked Sendable {
         self.bytes = UnsafeRawBufferPointer(start: buffer.baseAddress, count: data.count)
     }
 
+    /// Tells the kernel the mapped pages covering `region` (a sub-range of `bytes`) are no longer needed,
+    /// so they stop counting towards resident memory (they are re-read from the file if touched again).
+    /// No effect on in-memory buffers.
+    public func releasePages(_ region: UnsafeRawBufferPointer) {
+        guard let mapping, let start = region.baseAddress, region.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let base = Int(bitPattern: mapping)
+        let lo = Swift.max(base, (Int(bitPattern: start) + page - 1) / page * page)
+        let hi = Swift.min(base + bytes.count, (Int(bitPattern: start) + region.count) / page * page)
+        guard hi > lo, let pointer = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+        _ = madvise(pointer, hi - lo, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         if let mapping { munmap(mapping, bytes.count) }
         owned?.deallocate()

@@ -288,6 +288,7 @@ public final class CheckpointQuantizer: Sendable {
                 if error is FormatError { throw error }
                 throw JobError(file: checkpoint.path == t.file.storage.path ? checkpoint.path : t.file.storage.path, underlying: error)
             }
+            t.file.storage.releasePages(t.bytes)
             bytesDone += i.dataOffsets.count
             layers.append(row)
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
