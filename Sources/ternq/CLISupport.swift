@@ -35,30 +35,9 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
-/// On SIGINT/SIGTERM/SIGHUP: remove the temporary files of unfinished outputs, then exit 130/143/129.
-/// Existing outputs are untouched because they are only ever replaced by a rename.
-func installInterruptCleanup() {
-    for (sig, status) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143)), (SIGHUP, Int32(129))] {
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler {
-            AtomicFile.removeAllTemporaryFiles()
-            FileHandle.standardError.write(Data("\nternq: interrupted; no output written\n".utf8))
-            exit(status)
-        }
-        source.resume()
-        InterruptSources.keep(source)
-    }
-}
-
-private enum InterruptSources {
-    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
-    static func keep(_ s: any DispatchSourceSignal) { sources.append(s) }
-}
-
 /// Runs `body`, turning any error into one `ternq: error: …` line on stderr and exit status 1.
 func reportingErrors(_ body: () throws -> Void) throws {
-    installInterruptCleanup()
+    AtomicFile.installSignalCleanup()
     do {
         try body()
     } catch let error as ExitCode {

@@ -24,7 +24,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Output format: tern, gguf or safetensors (default: from the output extension, else tern).")
     var format: String?
 
-    @Option(name: .customLong("gguf-type"), help: "GGUF ternary type: tq2_0 (default) or tq1_0.")
+    @Option(name: .customLong("gguf-type"), help: "GGUF ternary type: tq2_0 or tq1_0.")
     var ggufType: String = "tq2_0"
 
     @Option(name: .customLong("csr-threshold"), help: ".tern: store a layer as CSR when its sparsity >= this (0...1).")

@@ -128,6 +128,37 @@ struct CLITests {
         #expect(input.status == 1 && input.stderr.contains("overwrite the input"))
     }
 
+    @Test func interruptedRunLeavesNoTemporaryFile() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let binary = try #require(Self.binary)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["quantize", Self.tiny, "-o", "out.gguf", "--quiet"]
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        process.environment = ProcessInfo.processInfo.environment.merging([AtomicFile.stallHookVariable: "1000"]) { $1 }
+        try process.run()
+        var waited = 0
+        while (try files(dir)).isEmpty && waited < 200 {
+            usleep(50_000)
+            waited += 1
+        }
+        #expect(try files(dir).count == 1)  // the hidden temporary file
+        process.terminate()  // SIGTERM
+        var polls = 0
+        while process.isRunning && polls < 100 {
+            usleep(50_000)
+            polls += 1
+        }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            Issue.record("ternq did not exit on SIGTERM")
+        }
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        #expect(try files(dir).isEmpty)
+    }
+
     @Test func nanWeightFailsWithTensorAndIndex() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -26,6 +26,10 @@ public final class AtomicFile {
     /// Environment variable read as a test hook: when set to N, writing fails once N bytes have been
     /// written (simulating a full disk mid-write).
     public static let failureHookVariable = "TERNQ_TEST_FAIL_AFTER_BYTES"
+    /// Environment variable read as a test hook: when set to N, the writer stops (sleeps) once N bytes have
+    /// been written, so a test can interrupt the process mid-write.
+    public static let stallHookVariable = "TERNQ_TEST_STALL_AFTER_BYTES"
+    private let stallAfterBytes: Int? = ProcessInfo.processInfo.environment[AtomicFile.stallHookVariable].flatMap { Int($0) }
 
     /// Creates the temporary file for `path`. Throws `FormatError.unsupported` when `path` exists and
     /// `overwrite` is false, or `.io` when the directory is not writable. `failAfterBytes` (or the
@@ -65,6 +69,10 @@ public final class AtomicFile {
         guard !finished else { throw FormatError.io(file: path, reason: "write after commit/abort") }
         if let limit = failAfterBytes, bytesWritten + bytes.count > limit {
             throw FormatError.io(file: path, reason: "simulated write failure after \(limit) bytes (test hook)")
+        }
+        if let stall = stallAfterBytes, bytesWritten + bytes.count > stall {
+            try flush()
+            while true { sleep(1) }
         }
         bytesWritten += bytes.count
         if buffer.count + bytes.count > bufferLimit { try flush() }
@@ -148,21 +156,78 @@ public final class AtomicFile {
     }
 }
 
-/// Temporary paths of live, uncommitted atomic files (for cleanup on interruption).
+/// Temporary paths of live, uncommitted atomic files (for cleanup on interruption). Paths are kept as C
+/// strings in a fixed table so a signal handler can unlink them with async-signal-safe calls only.
 final class TemporaryFileRegistry: @unchecked Sendable {
     static let shared = TemporaryFileRegistry()
+    static let capacity = 64
     private let lock = NSLock()
-    private var paths = Set<String>()
+    fileprivate let slots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
 
-    func insert(_ path: String) { lock.lock(); paths.insert(path); lock.unlock() }
-    func remove(_ path: String) { lock.lock(); paths.remove(path); lock.unlock() }
+    private init() {
+        slots = .allocate(capacity: Self.capacity)
+        slots.initialize(repeating: nil, count: Self.capacity)
+        signalCleanupSlots = slots
+    }
+
+    func insert(_ path: String) {
+        lock.lock(); defer { lock.unlock() }
+        for i in 0..<Self.capacity where slots[i] == nil {
+            slots[i] = strdup(path)
+            return
+        }
+    }
+
+    func remove(_ path: String) {
+        lock.lock(); defer { lock.unlock() }
+        for i in 0..<Self.capacity {
+            if let p = slots[i], String(cString: p) == path {
+                slots[i] = nil
+                free(p)
+            }
+        }
+    }
 
     func removeAll() {
-        lock.lock()
-        let all = paths
-        paths.removeAll()
-        lock.unlock()
-        for p in all { unlink(p) }
+        lock.lock(); defer { lock.unlock() }
+        for i in 0..<Self.capacity {
+            if let p = slots[i] {
+                unlink(p)
+                slots[i] = nil
+                free(p)
+            }
+        }
+    }
+}
+
+/// The registry's table, readable from a signal handler.
+nonisolated(unsafe) private var signalCleanupSlots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+
+extension AtomicFile {
+    /// Installs SIGINT/SIGTERM/SIGHUP handlers that unlink the temporary files of unfinished outputs and
+    /// then re-raise the signal with its default action (so the exit status still says "killed by SIGINT").
+    /// An existing output is never touched: it is only ever replaced by the final rename.
+    public static func installSignalCleanup() {
+        _ = TemporaryFileRegistry.shared
+        // A parent may start us with these signals blocked (some spawners pass on their mask): unblock them
+        // on this thread so they are delivered and the handler runs.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            let previous = signal(sig) { received in
+                if let slots = signalCleanupSlots {
+                    for i in 0..<64 {  // TemporaryFileRegistry.capacity (a literal: no lazy init in a handler)
+                        if let p = slots[i] { unlink(p) }
+                    }
+                }
+                signal(received, SIG_DFL)
+                raise(received)
+            }
+            // Keep signals the parent chose to ignore (nohup, background jobs) ignored.
+            if let previous, unsafeBitCast(previous, to: Int.self) == 1 { signal(sig, previous) }
+        }
     }
 }
 

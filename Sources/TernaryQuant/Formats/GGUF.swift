@@ -69,53 +69,57 @@ public enum TernaryBlocks {
     /// Elements per block (QK_K).
     public static let blockSize = 256
 
-    @inline(__always)
-    static func trit(_ packed: UnsafeRawBufferPointer, _ i: Int) -> Int {
-        switch (packed[i >> 2] >> UInt8(2 * (i & 3))) & 3 {
-        case 1: return 1
-        case 2: return -1
-        default: return 0
-        }
-    }
-
     /// Encodes `blockCount` blocks starting at block `firstBlock` of `packed` (2-bit trits) in `type`
     /// (`.tq2_0` or `.tq1_0`) with the f16 scale bits `d`. `packed` must hold every trit of those blocks.
     public static func encode(_ type: GGMLType, packed: UnsafeRawBufferPointer, firstBlock: Int, blockCount: Int, d: UInt16) -> [UInt8] {
         let blockBytes = type.blockLayout.bytes
         var out = [UInt8](repeating: 0, count: blockCount * blockBytes)
-        var codes = [Int](repeating: 0, count: blockSize)
-        for b in 0..<blockCount {
-            let base = (firstBlock + b) * blockSize
-            let o = b * blockBytes
-            if type == .tq2_0 {
-                for k in 0..<blockSize {
-                    let code = UInt8(trit(packed, base + k) + 1)
-                    out[o + 32 * (k / 128) + k % 32] |= code << UInt8(2 * ((k % 128) / 32))
+        // codes[k] = t + 1 for the block's 256 elements; each packed byte holds 4 trits (00 → 1, 01 → 2, 10 → 0).
+        var codes = [UInt8](repeating: 0, count: blockSize)
+        let map: (UInt8, UInt8, UInt8, UInt8) = (1, 2, 0, 1)
+        out.withUnsafeMutableBufferPointer { out in
+            codes.withUnsafeMutableBufferPointer { codes in
+                for b in 0..<blockCount {
+                    let source = (firstBlock + b) * (blockSize / 4)
+                    for j in 0..<(blockSize / 4) {
+                        let byte = packed[source + j]
+                        for s in 0..<4 {
+                            let c = (byte >> UInt8(2 * s)) & 3
+                            codes[4 * j + s] = c == 0 ? map.0 : (c == 1 ? map.1 : (c == 2 ? map.2 : map.3))
+                        }
+                    }
+                    let o = b * blockBytes
+                    if type == .tq2_0 {
+                        for half in 0..<2 {
+                            for j in 0..<32 {
+                                let k = 128 * half + j
+                                out[o + 32 * half + j] = codes[k] | codes[k + 32] << 2 | codes[k + 64] << 4 | codes[k + 96] << 6
+                            }
+                        }
+                        out[o + 64] = UInt8(d & 0xFF)
+                        out[o + 65] = UInt8(d >> 8)
+                    } else {
+                        // Base-3 digits most significant first, stored as ceil(q·256/243).
+                        for m in 0..<32 {
+                            var q = 0
+                            for n in 0..<5 { q = q * 3 + Int(codes[m + 32 * n]) }
+                            out[o + m] = UInt8((q * 256 + 242) / 243)
+                        }
+                        for m in 0..<16 {
+                            var q = 0
+                            for n in 0..<5 { q = q * 3 + Int(codes[160 + m + 16 * n]) }
+                            out[o + 32 + m] = UInt8((q * 256 + 242) / 243)
+                        }
+                        // qh: four trits each, with a fifth code 0 appended (q × 3).
+                        for j in 0..<4 {
+                            var q = 0
+                            for m in 0..<4 { q = q * 3 + Int(codes[240 + j + 4 * m]) }
+                            out[o + 48 + j] = UInt8((q * 3 * 256 + 242) / 243)
+                        }
+                        out[o + 52] = UInt8(d & 0xFF)
+                        out[o + 53] = UInt8(d >> 8)
+                    }
                 }
-                out[o + 64] = UInt8(d & 0xFF)
-                out[o + 65] = UInt8(d >> 8)
-            } else {
-                // Codes t+1 of the block, then base-3 digits most significant first.
-                for k in 0..<blockSize { codes[k] = trit(packed, base + k) + 1 }
-                for m in 0..<32 {
-                    var q = 0
-                    for n in 0..<5 { q = q * 3 + codes[m + 32 * n] }
-                    out[o + m] = UInt8((q * 256 + 242) / 243)
-                }
-                for m in 0..<16 {
-                    var q = 0
-                    for n in 0..<5 { q = q * 3 + codes[160 + m + 16 * n] }
-                    out[o + 32 + m] = UInt8((q * 256 + 242) / 243)
-                }
-                // qh: four trits each, with a fifth code 0 appended (q × 3).
-                for j in 0..<4 {
-                    var q = 0
-                    for m in 0..<4 { q = q * 3 + codes[240 + j + 4 * m] }
-                    q *= 3
-                    out[o + 48 + j] = UInt8((q * 256 + 242) / 243)
-                }
-                out[o + 52] = UInt8(d & 0xFF)
-                out[o + 53] = UInt8(d >> 8)
             }
         }
         return out

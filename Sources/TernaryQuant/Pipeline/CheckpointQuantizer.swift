@@ -391,13 +391,30 @@ public final class CheckpointQuantizer: Sendable {
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let lo = c * chunk
             let hi = Swift.min(count, lo + chunk)
+            let bytes = input.bytes
+            let packed = out.packed
+            // Reconstruction per 2-bit code: 00 → 0, 01 → +α, 10 → −α.
+            let table: (Double, Double, Double, Double) = (0, alpha, -alpha, 0)
+            @inline(__always) func term(_ w: Float, _ k: Int) -> Double {
+                let code = (packed[k &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (k & 3))) & 3
+                let r = code == 0 ? table.0 : (code == 1 ? table.1 : table.2)
+                let d = Double(w) - r
+                return d * d
+            }
             var sum = 0.0
-            for k in lo..<hi {
-                let w = Double(Float(bitPattern: input.float32Bits(at: k)))
-                let code = (out.packed[k >> 2] >> UInt8(2 * (k & 3))) & 3
-                let r = code == 1 ? alpha : (code == 2 ? -alpha : 0)
-                let d = w - r
-                sum += d * d
+            switch input.elementType {
+            case .float32:
+                for k in lo..<hi { sum += term(bytes.loadUnaligned(fromByteOffset: k &* 4, as: Float.self), k) }
+            case .float16:
+                for k in lo..<hi {
+                    let h = bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)
+                    sum += term(Float(bitPattern: Float32Bits.fromFloat16(h)), k)
+                }
+            case .bfloat16:
+                for k in lo..<hi {
+                    let h = bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)
+                    sum += term(Float(bitPattern: UInt32(h) &<< 16), k)
+                }
             }
             out.buffer[c] = sum
         }
