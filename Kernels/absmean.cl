@@ -1,0 +1,104 @@
+#pragma OPENCL FP_CONTRACT OFF
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+/*
+ * Partial sums of |w| for the exact absmean scale (OpenCL C 1.2).
+ *
+ * Every element is widened to a float32 bit pattern with integer operations only (F16, BF16), then:
+ *   - a normal magnitude m = 1.f * 2^(e-127) is turned into the double with the same value by building
+ *     its bits: ((e + 896) << 52) | (f << 29) -- exact, no float conversion, immune to denormal modes;
+ *   - a subnormal magnitude f * 2^-149 adds f to an exact 64-bit integer sum (units of 2^-149);
+ *   - NaN/Inf (magnitude bits >= 0x7f800000) sets a flag; the host then finds the first such index.
+ * Work-item g reads 4-element vectors g, g + G, g + 2G, ... (G = global size) into four independent
+ * double lanes (one addition per vector per lane; lanes that are not normal add an exact 0.0), the
+ * count % 4 tail elements go to lanes of work-items 0..2 (one more addition), the lanes are combined
+ * (2 additions), and a power-of-two local tree reduction (log2 of the group size) yields one partial per
+ * work-group. Double addition is correctly rounded on every fp64 device, so the host bounds the error
+ * by this depth: ceil((count/4) / G) + 1 + 2 + log2(local size) (see OpenCLBackend.deviceAbsSum).
+ */
+
+inline uint f16_to_f32_bits(uint h) {
+    uint sign = (h & 0x8000u) << 16;
+    uint e = (h >> 10) & 0x1Fu;
+    uint m = h & 0x3FFu;
+    if (e == 0x1Fu) return sign | 0x7F800000u | (m << 13);
+    if (e != 0u) return sign | ((e + 112u) << 23) | (m << 13);
+    if (m == 0u) return sign;
+    uint top = 31u - clz(m);
+    return sign | ((top + 103u) << 23) | ((m << (23u - top)) & 0x7FFFFFu);
+}
+
+/* Vector form of f16_to_f32_bits (branch-free; OpenCL shifts are taken modulo 32, so the unused
+ * subnormal lane for m == 0 is harmless and discarded by the selects). */
+inline uint4 f16_to_f32_bits4(uint4 h) {
+    const uint4 sign = (h & 0x8000u) << 16;
+    const uint4 e = (h >> 10) & 0x1Fu;
+    const uint4 m = h & 0x3FFu;
+    const uint4 top = (uint4)31u - clz(m);
+    const uint4 subnormal = sign | ((top + 103u) << 23) | ((m << ((uint4)23u - top)) & 0x7FFFFFu);
+    const uint4 normal = sign | ((e + 112u) << 23) | (m << 13);
+    const uint4 special = sign | 0x7F800000u | (m << 13);
+    uint4 r = select(subnormal, normal, e != (uint4)0u);
+    r = select(r, special, e == (uint4)0x1Fu);
+    return select(r, sign, (e == (uint4)0u) & (m == (uint4)0u));
+}
+
+#define LOAD_F32(p, i) ((p)[i])
+#define LOAD_F16(p, i) f16_to_f32_bits((uint)((p)[i]))
+#define LOAD_BF16(p, i) (((uint)((p)[i])) << 16)
+#define LOAD4_F32(p, v) vload4((v), (p))
+#define LOAD4_F16(p, v) f16_to_f32_bits4(convert_uint4(vload4((v), (p))))
+#define LOAD4_BF16(p, v) (convert_uint4(vload4((v), (p))) << 16)
+
+#define ABSMEAN_KERNEL(NAME, T, LOAD, LOAD4)                                                       \
+__kernel void NAME(__global const T* input, const uint count,                                      \
+                   __global double* sums, __global ulong* subnormals, __global uint* flags,        \
+                   __local double* lsum, __local ulong* lsub, __local uint* lflag) {               \
+    const uint lid = (uint)get_local_id(0);                                                        \
+    const uint gid = (uint)get_global_id(0);                                                       \
+    const uint stride = (uint)get_global_size(0);                                                  \
+    const uint vectors = count >> 2;                                                               \
+    double4 acc = (double4)(0.0);                                                                  \
+    ulong4 sub = (ulong4)(0);                                                                      \
+    int4 bad = (int4)(0);                                                                          \
+    for (uint v = gid; v < vectors; v += stride) {                                                 \
+        const uint4 mag = LOAD4(input, v) & 0x7FFFFFFFu;                                           \
+        const uint4 e = mag >> 23;                                                                 \
+        const uint4 f = mag & 0x7FFFFFu;                                                           \
+        const double4 value = as_double4((convert_ulong4(e + 896u) << 52) | (convert_ulong4(f) << 29)); \
+        acc += select((double4)(0.0), value, convert_long4(e - 1u < (uint4)254u));                 \
+        sub += convert_ulong4(f) & as_ulong4(convert_long4(e == (uint4)0u));                       \
+        bad |= (e == (uint4)255u);                                                                 \
+    }                                                                                              \
+    const uint tail = (vectors << 2) + gid;                                                        \
+    if (gid < 3u && tail < count) {                                                                \
+        const uint mag = LOAD(input, tail) & 0x7FFFFFFFu;                                          \
+        const uint e = mag >> 23;                                                                  \
+        const uint f = mag & 0x7FFFFFu;                                                            \
+        const double value = as_double(((ulong)(e + 896u) << 52) | ((ulong)f << 29));              \
+        acc.x += (e - 1u < 254u) ? value : 0.0;                                                    \
+        sub.x += (e == 0u) ? (ulong)f : (ulong)0;                                                  \
+        bad.x |= (e == 255u) ? 1 : 0;                                                              \
+    }                                                                                              \
+    lsum[lid] = (acc.x + acc.y) + (acc.z + acc.w);                                                 \
+    lsub[lid] = (sub.x + sub.y) + (sub.z + sub.w);                                                 \
+    lflag[lid] = any(bad != (int4)(0)) ? 1u : 0u;                                                  \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
+    for (uint half_size = (uint)get_local_size(0) >> 1; half_size > 0u; half_size >>= 1) {        \
+        if (lid < half_size) {                                                                     \
+            lsum[lid] += lsum[lid + half_size];                                                    \
+            lsub[lid] += lsub[lid + half_size];                                                    \
+            lflag[lid] |= lflag[lid + half_size];                                                  \
+        }                                                                                          \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+    }                                                                                              \
+    if (lid == 0u) {                                                                               \
+        const uint g = (uint)get_group_id(0);                                                      \
+        sums[g] = lsum[0];                                                                         \
+        subnormals[g] = lsub[0];                                                                   \
+        flags[g] = lflag[0];                                                                       \
+    }                                                                                              \
+}
+
+ABSMEAN_KERNEL(absmean_f32, uint, LOAD_F32, LOAD4_F32)
+ABSMEAN_KERNEL(absmean_f16, ushort, LOAD_F16, LOAD4_F16)
+ABSMEAN_KERNEL(absmean_bf16, ushort, LOAD_BF16, LOAD4_BF16)

@@ -1,0 +1,129 @@
+#pragma OPENCL FP_CONTRACT OFF
+/*
+ * Ternarization against a host-derived integer threshold (OpenCL C 1.2); no float arithmetic at all.
+ *
+ * t = +1 iff (bits & 0x7fffffff) >= threshold and the sign is clear, -1 iff >= threshold and the sign
+ * is set, else 0 (threshold = TritThreshold.magnitudeBits). Each work-item handles whole groups of 4
+ * elements (one packed byte, or four int8 trits) with one vector load; the last, partial group stops at
+ * `count` and pads with 00. Non-zero trits are counted per work-group (local tree reduction;
+ * power-of-two groups). Also holds `copy_words`, the device-bandwidth reference used by the benchmark.
+ */
+
+inline uint f16_to_f32_bits(uint h) {
+    uint sign = (h & 0x8000u) << 16;
+    uint e = (h >> 10) & 0x1Fu;
+    uint m = h & 0x3FFu;
+    if (e == 0x1Fu) return sign | 0x7F800000u | (m << 13);
+    if (e != 0u) return sign | ((e + 112u) << 23) | (m << 13);
+    if (m == 0u) return sign;
+    uint top = 31u - clz(m);
+    return sign | ((top + 103u) << 23) | ((m << (23u - top)) & 0x7FFFFFu);
+}
+
+/* Vector form of f16_to_f32_bits (branch-free; OpenCL shifts are taken modulo 32, so the unused
+ * subnormal lane for m == 0 is harmless and discarded by the selects). */
+inline uint4 f16_to_f32_bits4(uint4 h) {
+    const uint4 sign = (h & 0x8000u) << 16;
+    const uint4 e = (h >> 10) & 0x1Fu;
+    const uint4 m = h & 0x3FFu;
+    const uint4 top = (uint4)31u - clz(m);
+    const uint4 subnormal = sign | ((top + 103u) << 23) | ((m << ((uint4)23u - top)) & 0x7FFFFFu);
+    const uint4 normal = sign | ((e + 112u) << 23) | (m << 13);
+    const uint4 special = sign | 0x7F800000u | (m << 13);
+    uint4 r = select(subnormal, normal, e != (uint4)0u);
+    r = select(r, special, e == (uint4)0x1Fu);
+    return select(r, sign, (e == (uint4)0u) & (m == (uint4)0u));
+}
+
+#define LOAD_F32(p, i) ((p)[i])
+#define LOAD_F16(p, i) f16_to_f32_bits((uint)((p)[i]))
+#define LOAD_BF16(p, i) (((uint)((p)[i])) << 16)
+#define LOAD4_F32(p, v) vload4((v), (p))
+#define LOAD4_F16(p, v) f16_to_f32_bits4(convert_uint4(vload4((v), (p))))
+#define LOAD4_BF16(p, v) (convert_uint4(vload4((v), (p))) << 16)
+
+/* Per lane: 1 if the trit is non-zero, and its 2-bit code (01 = +1, 10 = -1). */
+#define CLASSIFY4(bits, threshold, set, code)                                                      \
+    const uint4 set = select((uint4)0u, (uint4)1u, (bits & 0x7FFFFFFFu) >= (uint4)(threshold));    \
+    const uint4 code = set << (bits >> 31);
+
+#define REDUCE_AND_STORE(nz, lcount, counts)                                                       \
+    const uint lid = (uint)get_local_id(0);                                                        \
+    lcount[lid] = nz;                                                                              \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
+    for (uint half_size = (uint)get_local_size(0) >> 1; half_size > 0u; half_size >>= 1) {        \
+        if (lid < half_size) lcount[lid] += lcount[lid + half_size];                               \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+    }                                                                                              \
+    if (lid == 0u) counts[get_group_id(0)] = lcount[0];
+
+/* The partial last group (count % 4 != 0) as a vector padded with zero bits (zero trits). */
+#define LOAD_TAIL(LOAD, input, base, count, bits)                                                  \
+    uint4 bits = (uint4)(0u);                                                                      \
+    bits.x = LOAD(input, base);                                                                    \
+    if (base + 1u < count) bits.y = LOAD(input, base + 1u);                                        \
+    if (base + 2u < count) bits.z = LOAD(input, base + 2u);
+
+#define TERNARIZE_KERNELS(SUFFIX, T, LOAD, LOAD4)                                                  \
+__kernel void ternarize_packed_##SUFFIX(__global const T* input, const uint count,                 \
+                                        const uint threshold, __global uchar* output,              \
+                                        __global uint* counts, __local uint* lcount) {             \
+    const uint vectors = count >> 2;                                                               \
+    const uint stride = (uint)get_global_size(0);                                                  \
+    const uint gid = (uint)get_global_id(0);                                                       \
+    uint4 nz4 = (uint4)(0u);                                                                       \
+    for (uint v = gid; v < vectors; v += stride) {                                                 \
+        const uint4 bits = LOAD4(input, v);                                                        \
+        CLASSIFY4(bits, threshold, set, code)                                                      \
+        nz4 += set;                                                                                \
+        output[v] = (uchar)(code.x | (code.y << 2) | (code.z << 4) | (code.w << 6));               \
+    }                                                                                              \
+    if (gid == 0u && (count & 3u) != 0u) {                                                         \
+        const uint base = vectors << 2;                                                            \
+        LOAD_TAIL(LOAD, input, base, count, bits)                                                  \
+        CLASSIFY4(bits, threshold, set, code)                                                      \
+        const uint4 keep = (uint4)(1u, base + 1u < count, base + 2u < count, 0u);                  \
+        nz4 += set * keep;                                                                         \
+        const uint4 kept = code * keep;                                                            \
+        output[vectors] = (uchar)(kept.x | (kept.y << 2) | (kept.z << 4) | (kept.w << 6));         \
+    }                                                                                              \
+    const uint nz = (nz4.x + nz4.y) + (nz4.z + nz4.w);                                             \
+    REDUCE_AND_STORE(nz, lcount, counts)                                                           \
+}                                                                                                  \
+__kernel void ternarize_int8_##SUFFIX(__global const T* input, const uint count,                   \
+                                      const uint threshold, __global uchar* output,                \
+                                      __global uint* counts, __local uint* lcount) {               \
+    const uint vectors = count >> 2;                                                               \
+    const uint stride = (uint)get_global_size(0);                                                  \
+    const uint gid = (uint)get_global_id(0);                                                       \
+    uint4 nz4 = (uint4)(0u);                                                                       \
+    for (uint v = gid; v < vectors; v += stride) {                                                 \
+        const uint4 bits = LOAD4(input, v);                                                        \
+        CLASSIFY4(bits, threshold, set, code)                                                      \
+        nz4 += set;                                                                                \
+        /* code 01 -> 0x01, 10 -> 0xFF, 00 -> 0x00 */                                              \
+        vstore4(convert_uchar4(select(set, (uint4)0xFFu, code == (uint4)2u)), v, output);          \
+    }                                                                                              \
+    if (gid == 0u && (count & 3u) != 0u) {                                                         \
+        const uint base = vectors << 2;                                                            \
+        LOAD_TAIL(LOAD, input, base, count, bits)                                                  \
+        CLASSIFY4(bits, threshold, set, code)                                                      \
+        const uint4 trits = select(set, (uint4)0xFFu, code == (uint4)2u);                          \
+        output[base] = (uchar)trits.x;                                                             \
+        nz4.x += set.x;                                                                            \
+        if (base + 1u < count) { output[base + 1u] = (uchar)trits.y; nz4.y += set.y; }             \
+        if (base + 2u < count) { output[base + 2u] = (uchar)trits.z; nz4.z += set.z; }             \
+    }                                                                                              \
+    const uint nz = (nz4.x + nz4.y) + (nz4.z + nz4.w);                                             \
+    REDUCE_AND_STORE(nz, lcount, counts)                                                           \
+}
+
+TERNARIZE_KERNELS(f32, uint, LOAD_F32, LOAD4_F32)
+TERNARIZE_KERNELS(f16, ushort, LOAD_F16, LOAD4_F16)
+TERNARIZE_KERNELS(bf16, ushort, LOAD_BF16, LOAD4_BF16)
+
+/* Bandwidth reference: copies `count` 16-byte words (grid-stride). */
+__kernel void copy_words(__global const uint4* input, __global uint4* output, const uint count) {
+    const uint stride = (uint)get_global_size(0);
+    for (uint i = (uint)get_global_id(0); i < count; i += stride) output[i] = input[i];
+}

@@ -18,6 +18,27 @@ static inline double magnitude(uint32_t bits) {
     return (double)f;
 }
 
+static inline uint16_t load_half(const unsigned char *p, size_t i) {
+    uint16_t v;
+    memcpy(&v, p + 2 * i, 2);
+    return v;
+}
+
+/* binary16 → float32 bits. A subnormal half m·2^-24 (m < 2^10) is a normal float32; (float)m is exact and
+ * the multiplication by 2^-24 only changes the exponent, so the result is exact on any IEEE host. */
+static inline uint32_t half_to_float_bits(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1Fu;
+    uint32_t m = h & 0x3FFu;
+    float scaled = (float)(int32_t)m * 0x1p-24f;
+    uint32_t sub;
+    memcpy(&sub, &scaled, 4);
+    uint32_t normal = ((e + 112u) << 23) | (m << 13);
+    uint32_t special = 0x7F800000u | (m << 13);
+    uint32_t r = e == 0 ? sub : (e == 31 ? special : normal);
+    return sign | r;
+}
+
 /* Shared bodies, instantiated once portable and once with the AVX2 target. */
 #define TQ_DEFINE_KERNELS(SUFFIX, ATTR)                                                                     \
     ATTR static double abs_sum_##SUFFIX(const unsigned char *p, size_t count) {                            \
@@ -70,6 +91,12 @@ static inline double magnitude(uint32_t bits) {
             out[i] = (int8_t)(set | (0u - (set & (bits >> 31))));                                         \
         }                                                                                                 \
         return nonzero;                                                                                   \
+    }                                                                                                     \
+    ATTR static void widen_f16_##SUFFIX(const unsigned char *p, size_t count, uint32_t *out) {            \
+        for (size_t i = 0; i < count; i++) out[i] = half_to_float_bits(load_half(p, i));                  \
+    }                                                                                                     \
+    ATTR static void widen_bf16_##SUFFIX(const unsigned char *p, size_t count, uint32_t *out) {           \
+        for (size_t i = 0; i < count; i++) out[i] = (uint32_t)load_half(p, i) << 16;                      \
     }
 
 TQ_DEFINE_KERNELS(portable, )
@@ -117,4 +144,18 @@ size_t tq_int8_f32(const void *source, size_t count, uint32_t threshold, int8_t 
     if (tq_uses_avx2()) return int8_avx2((const unsigned char *)source, count, threshold, output);
 #endif
     return int8_portable((const unsigned char *)source, count, threshold, output);
+}
+
+void tq_widen_f16(const void *source, size_t count, uint32_t *output) {
+#ifdef TQ_HAVE_AVX2_PATH
+    if (tq_uses_avx2()) { widen_f16_avx2((const unsigned char *)source, count, output); return; }
+#endif
+    widen_f16_portable((const unsigned char *)source, count, output);
+}
+
+void tq_widen_bf16(const void *source, size_t count, uint32_t *output) {
+#ifdef TQ_HAVE_AVX2_PATH
+    if (tq_uses_avx2()) { widen_bf16_avx2((const unsigned char *)source, count, output); return; }
+#endif
+    widen_bf16_portable((const unsigned char *)source, count, output);
 }

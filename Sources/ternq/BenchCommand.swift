@@ -128,12 +128,14 @@ enum BenchBackends {
     static func make(_ name: String, threads: Int) throws -> [any QuantizationBackend] {
         switch name.lowercased() {
         case "cpu": return [CPUBackend(threadCount: threads)]
+        case "opencl": return [try OpenCLBenchSupport.defaultBackend()]
+        case "all": return [CPUBackend(threadCount: threads), try OpenCLBenchSupport.defaultBackend()]
         default: throw ValidationError("unknown --backend '\(name)': use cpu, opencl or all")
         }
     }
 
     static func deviceMetrics(for backend: any QuantizationBackend, input: TensorInput, layout: TritLayout,
                               runs: Int) throws -> [String: Double]? {
-        nil
+        try OpenCLBenchSupport.deviceMetrics(for: backend, input: input, layout: layout, runs: runs)
     }
 }

@@ -173,6 +173,30 @@ struct CoreExactnessTests {
     }
 
     #if !(os(macOS) && arch(x86_64))
+    @Test("every finite F16 pattern quantizes like its float32 widening by Swift's Float16",
+          arguments: ["all", "subnormal", "small-normal"])
+    func float16InputsExhaustive(_ subset: String) throws {
+        let patterns = (0...UInt16.max).filter { h in
+            let exponent = (h >> 10) & 0x1F
+            switch subset {
+            case "subnormal": return exponent == 0
+            case "small-normal": return exponent > 0 && exponent <= 5
+            default: return exponent != 0x1F
+            }
+        }
+        let widened = patterns.map { Float(Float16(bitPattern: $0)) }
+        for backend in [CPUBackend(threadCount: 1, chunkSize: 64), CPUBackend()] {
+            let quantizer = Quantizer(backend: backend)
+            let fromHalf = try patterns.withUnsafeBytes {
+                try quantizer.quantize(TensorInput(name: "h", shape: [patterns.count], elementType: .float16, bytes: $0))
+            }
+            let fromFloat = try quantizer.quantize(widened, name: "h", shape: [widened.count])
+            #expect(fromHalf.scale.bitPattern == fromFloat.scale.bitPattern)
+            #expect(fromHalf.data == fromFloat.data)
+            #expect(fromHalf.summary == fromFloat.summary)
+        }
+    }
+
     @Test("F16 widening agrees with Swift's Float16 for all 65536 patterns")
     func float16WideningExhaustive() {
         for h in 0...UInt16.max {

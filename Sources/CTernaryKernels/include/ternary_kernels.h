@@ -26,6 +26,10 @@ size_t tq_pack_f32(const void *source, size_t count, uint32_t threshold, uint8_t
 /* Writes count int8 trits (-1, 0, +1) with the same rule; returns the number of non-zero trits. */
 size_t tq_int8_f32(const void *source, size_t count, uint32_t threshold, int8_t *output);
 
+/* Exact widening of count binary16 / bfloat16 values (little-endian, any alignment) to float32 bit patterns. */
+void tq_widen_f16(const void *source, size_t count, uint32_t *output);
+void tq_widen_bf16(const void *source, size_t count, uint32_t *output);
+
 /* 1 when the AVX2 versions are in use, else 0. */
 int tq_uses_avx2(void);
 

@@ -39,16 +39,10 @@ enum CPUKernels {
         case .float32:
             return base + range.lowerBound * 4
         case .bfloat16:
-            let start = base + range.lowerBound * 2
-            for i in 0..<range.count {
-                scratch[i] = Float32Bits.fromBFloat16(start.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
-            }
+            tq_widen_bf16(base + range.lowerBound * 2, range.count, scratch)
             return UnsafeRawPointer(scratch)
         case .float16:
-            let start = base + range.lowerBound * 2
-            for i in 0..<range.count {
-                scratch[i] = Float32Bits.fromFloat16(start.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
-            }
+            tq_widen_f16(base + range.lowerBound * 2, range.count, scratch)
             return UnsafeRawPointer(scratch)
         }
     }

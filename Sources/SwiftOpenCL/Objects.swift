@@ -1,0 +1,285 @@
+import COpenCL
+
+// Ownership: every class below owns exactly one OpenCL reference to its handle (from the create call)
+// and releases it in `deinit`. Children keep their parents alive with strong Swift references (a queue
+// holds its context, a kernel its program), so release order is always child before parent.
+// OpenCL 1.2 makes every API call thread-safe except `clSetKernelArg` on the same kernel object; the
+// classes are therefore `@unchecked Sendable`, and `CLKernel` documents its one restriction.
+
+/// An OpenCL context over one or more devices of one platform. Releases the context in `deinit`.
+public final class CLContext: @unchecked Sendable {
+    /// The raw `cl_context` (owned).
+    public let handle: cl_context
+    /// The devices the context was created for.
+    public let devices: [CLDevice]
+
+    /// Creates a context for `devices` (all from the same platform). Throws `CLError` (`clCreateContext`).
+    public init(devices: [CLDevice]) throws(CLError) {
+        guard let first = devices.first else { throw CLError(CLError.invalidValue.code, call: "clCreateContext") }
+        var properties: [cl_context_properties] = [
+            cl_context_properties(CL_CONTEXT_PLATFORM), cl_context_properties(Int(bitPattern: UnsafeRawPointer(first.platform.id))), 0,
+        ]
+        var ids: [cl_device_id?] = devices.map { $0.id }
+        var status: cl_int = 0
+        let handle = clCreateContext(&properties, cl_uint(ids.count), &ids, nil, nil, &status)
+        guard let handle, status == CL_SUCCESS else { throw CLError(status, call: "clCreateContext") }
+        self.handle = handle
+        self.devices = devices
+    }
+
+    /// Creates a context for one device.
+    public convenience init(device: CLDevice) throws(CLError) {
+        try self.init(devices: [device])
+    }
+
+    deinit { clReleaseContext(handle) }
+}
+
+/// Flags for `CLBuffer` (`cl_mem_flags`).
+public struct CLMemoryFlags: OptionSet, Sendable, Hashable {
+    /// The raw bits.
+    public let rawValue: cl_mem_flags
+    /// Wraps raw bits.
+    public init(rawValue: cl_mem_flags) { self.rawValue = rawValue }
+    /// Kernels read and write the buffer.
+    public static let readWrite = CLMemoryFlags(rawValue: cl_mem_flags(CL_MEM_READ_WRITE))
+    /// Kernels only read the buffer.
+    public static let readOnly = CLMemoryFlags(rawValue: cl_mem_flags(CL_MEM_READ_ONLY))
+    /// Kernels only write the buffer.
+    public static let writeOnly = CLMemoryFlags(rawValue: cl_mem_flags(CL_MEM_WRITE_ONLY))
+    /// Allocate from host-accessible (often pinned) memory.
+    public static let allocHostPointer = CLMemoryFlags(rawValue: cl_mem_flags(CL_MEM_ALLOC_HOST_PTR))
+}
+
+/// A device buffer. Releases the memory object in `deinit`; keeps its context alive.
+public final class CLBuffer: @unchecked Sendable {
+    /// The raw `cl_mem` (owned).
+    public let handle: cl_mem
+    /// The owning context.
+    public let context: CLContext
+    /// Size in bytes.
+    public let byteCount: Int
+
+    /// Allocates `byteCount` (> 0) bytes. Throws `CLError` (`clCreateBuffer`), e.g.
+    /// `.invalidBufferSize` above the device's max allocation or `.memObjectAllocationFailure`.
+    public init(context: CLContext, byteCount: Int, flags: CLMemoryFlags = .readWrite) throws(CLError) {
+        guard byteCount > 0 else { throw CLError(CLError.invalidBufferSize.code, call: "clCreateBuffer") }
+        var status: cl_int = 0
+        let handle = clCreateBuffer(context.handle, flags.rawValue, byteCount, nil, &status)
+        guard let handle, status == CL_SUCCESS else { throw CLError(status, call: "clCreateBuffer") }
+        self.handle = handle
+        self.context = context
+        self.byteCount = byteCount
+    }
+
+    deinit { clReleaseMemObject(handle) }
+}
+
+/// A command's completion event. Releases the event in `deinit`.
+public final class CLEvent: @unchecked Sendable {
+    /// The raw `cl_event` (owned).
+    public let handle: cl_event
+
+    /// Takes ownership of a raw event (one reference).
+    public init(owning handle: cl_event) { self.handle = handle }
+
+    /// Blocks until the command finished. Throws `CLError` (`clWaitForEvents`) if it failed.
+    public func wait() throws(CLError) {
+        var list: cl_event? = handle
+        try CLError.check(clWaitForEvents(1, &list), "clWaitForEvents")
+    }
+
+    /// Device time in nanoseconds between the command's start and end. Needs a queue created with
+    /// `profiling: true` and a finished command; throws `CLError` (`clGetEventProfilingInfo`) otherwise.
+    public func durationNanoseconds() throws(CLError) -> UInt64 {
+        var start: cl_ulong = 0
+        var end: cl_ulong = 0
+        try CLError.check(clGetEventProfilingInfo(handle, cl_profiling_info(CL_PROFILING_COMMAND_START),
+                                                  MemoryLayout<cl_ulong>.size, &start, nil), "clGetEventProfilingInfo")
+        try CLError.check(clGetEventProfilingInfo(handle, cl_profiling_info(CL_PROFILING_COMMAND_END),
+                                                  MemoryLayout<cl_ulong>.size, &end, nil), "clGetEventProfilingInfo")
+        return end >= start ? end - start : 0
+    }
+
+    deinit { clReleaseEvent(handle) }
+}
+
+/// A program built from OpenCL C source. Releases the program in `deinit`; keeps its context alive.
+public final class CLProgram: @unchecked Sendable {
+    /// The raw `cl_program` (owned).
+    public let handle: cl_program
+    /// The owning context.
+    public let context: CLContext
+
+    /// Creates a program from `source` and builds it for the context's devices with `options`
+    /// (e.g. `"-cl-std=CL1.2"`). A compile error throws `CLError.buildProgramFailure` whose `buildLog`
+    /// holds the compiler output; other failures throw `CLError` naming the failing call.
+    public init(context: CLContext, source: String, options: String = "") throws(CLError) {
+        var status: cl_int = 0
+        let created: cl_program? = source.withCString { pointer in
+            var strings: [UnsafePointer<CChar>?] = [pointer]
+            return clCreateProgramWithSource(context.handle, 1, &strings, nil, &status)
+        }
+        guard let created, status == CL_SUCCESS else { throw CLError(status, call: "clCreateProgramWithSource") }
+        self.handle = created
+        self.context = context
+        var ids: [cl_device_id?] = context.devices.map { $0.id }
+        let built = clBuildProgram(created, cl_uint(ids.count), &ids, options, nil, nil)
+        if built != CL_SUCCESS {
+            let log = context.devices.map { buildLog(for: $0) }.filter { !$0.isEmpty }.joined(separator: "\n")
+            throw CLError(built, call: "clBuildProgram", buildLog: log)
+        }
+    }
+
+    /// The compiler output for `device` (`CL_PROGRAM_BUILD_LOG`), or `""` when unavailable.
+    public func buildLog(for device: CLDevice) -> String {
+        var size = 0
+        let param = cl_program_build_info(CL_PROGRAM_BUILD_LOG)
+        guard clGetProgramBuildInfo(handle, device.id, param, 0, nil, &size) == CL_SUCCESS, size > 0 else { return "" }
+        var bytes = [CChar](repeating: 0, count: size + 1)
+        guard clGetProgramBuildInfo(handle, device.id, param, size, &bytes, nil) == CL_SUCCESS else { return "" }
+        return decodeCString(bytes)
+    }
+
+    deinit { clReleaseProgram(handle) }
+}
+
+/// A kernel of a built program. Releases the kernel in `deinit`; keeps its program alive.
+///
+/// Setting arguments is not thread-safe for one kernel object (an OpenCL rule): set arguments and
+/// enqueue from one thread at a time (the owner serializes), or create one kernel per thread.
+public final class CLKernel: @unchecked Sendable {
+    /// The raw `cl_kernel` (owned).
+    public let handle: cl_kernel
+    /// The owning program.
+    public let program: CLProgram
+    /// The kernel function's name.
+    public let name: String
+
+    /// Looks up kernel function `name`. Throws `CLError` (`clCreateKernel`), e.g. `.invalidKernelName`.
+    public init(program: CLProgram, name: String) throws(CLError) {
+        var status: cl_int = 0
+        let handle = clCreateKernel(program.handle, name, &status)
+        guard let handle, status == CL_SUCCESS else { throw CLError(status, call: "clCreateKernel(\(name))") }
+        self.handle = handle
+        self.program = program
+        self.name = name
+    }
+
+    /// Sets argument `index` to a plain value (`cl_uint`, `cl_ulong`, …). Throws `CLError` (`clSetKernelArg`).
+    public func setArgument<T: BitwiseCopyable>(_ index: Int, _ value: T) throws(CLError) {
+        var copy = value
+        let status = withUnsafeBytes(of: &copy) { clSetKernelArg(handle, cl_uint(index), $0.count, $0.baseAddress) }
+        try CLError.check(status, "clSetKernelArg(\(name), \(index))")
+    }
+
+    /// Sets argument `index` to a buffer.
+    public func setArgument(_ index: Int, _ buffer: CLBuffer) throws(CLError) {
+        var mem: cl_mem? = buffer.handle
+        let status = clSetKernelArg(handle, cl_uint(index), MemoryLayout<cl_mem>.size, &mem)
+        try CLError.check(status, "clSetKernelArg(\(name), \(index))")
+    }
+
+    /// Sets argument `index` to `byteCount` bytes of `__local` memory.
+    public func setLocalArgument(_ index: Int, byteCount: Int) throws(CLError) {
+        try CLError.check(clSetKernelArg(handle, cl_uint(index), byteCount, nil), "clSetKernelArg(\(name), \(index))")
+    }
+
+    /// The largest work-group size this kernel can run with on `device` (`CL_KERNEL_WORK_GROUP_SIZE`).
+    public func maxWorkGroupSize(on device: CLDevice) throws(CLError) -> Int {
+        var size = 0
+        try CLError.check(clGetKernelWorkGroupInfo(handle, device.id, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                                                   MemoryLayout<Int>.size, &size, nil), "clGetKernelWorkGroupInfo")
+        return size
+    }
+
+    deinit { clReleaseKernel(handle) }
+}
+
+/// An in-order command queue on one device. Releases the queue in `deinit`; keeps its context alive.
+public final class CLCommandQueue: @unchecked Sendable {
+    /// The raw `cl_command_queue` (owned).
+    public let handle: cl_command_queue
+    /// The owning context.
+    public let context: CLContext
+    /// The device commands run on.
+    public let device: CLDevice
+
+    /// Creates an in-order queue; `profiling` enables `CLEvent.durationNanoseconds()`.
+    /// Throws `CLError` (`clCreateCommandQueue`).
+    public init(context: CLContext, device: CLDevice, profiling: Bool = false) throws(CLError) {
+        var status: cl_int = 0
+        let properties = profiling ? cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE) : 0
+        let handle = clCreateCommandQueue(context.handle, device.id, properties, &status)
+        guard let handle, status == CL_SUCCESS else { throw CLError(status, call: "clCreateCommandQueue") }
+        self.handle = handle
+        self.context = context
+        self.device = device
+    }
+
+    /// Copies `byteCount` bytes from host memory `source` into `buffer` at `offset`.
+    ///
+    /// With `blocking: false` the call returns at once and `source` must stay valid and unchanged until
+    /// the returned event completes (wait on it or call `finish()`). Throws `CLError` (`clEnqueueWriteBuffer`).
+    @discardableResult
+    public func write(_ buffer: CLBuffer, offset: Int = 0, from source: UnsafeRawPointer, byteCount: Int,
+                      blocking: Bool = true, waitingFor events: [CLEvent] = []) throws(CLError) -> CLEvent {
+        var event: cl_event?
+        let status = withWaitList(events) { count, list in
+            clEnqueueWriteBuffer(handle, buffer.handle, blocking ? cl_bool(CL_TRUE) : cl_bool(CL_FALSE), offset,
+                                 byteCount, source, count, list, &event)
+        }
+        return try owned(event, status, "clEnqueueWriteBuffer")
+    }
+
+    /// Copies `byteCount` bytes of `buffer` at `offset` into host memory `destination`.
+    ///
+    /// With `blocking: false`, `destination` must stay valid until the returned event completes.
+    /// Throws `CLError` (`clEnqueueReadBuffer`).
+    @discardableResult
+    public func read(_ buffer: CLBuffer, offset: Int = 0, into destination: UnsafeMutableRawPointer, byteCount: Int,
+                     blocking: Bool = true, waitingFor events: [CLEvent] = []) throws(CLError) -> CLEvent {
+        var event: cl_event?
+        let status = withWaitList(events) { count, list in
+            clEnqueueReadBuffer(handle, buffer.handle, blocking ? cl_bool(CL_TRUE) : cl_bool(CL_FALSE), offset,
+                                byteCount, destination, count, list, &event)
+        }
+        return try owned(event, status, "clEnqueueReadBuffer")
+    }
+
+    /// Enqueues a 1-D kernel launch of `globalSize` work-items in groups of `localSize` (nil: the driver
+    /// chooses). `globalSize` must be a multiple of `localSize`. Throws `CLError` (`clEnqueueNDRangeKernel`).
+    @discardableResult
+    public func run(_ kernel: CLKernel, globalSize: Int, localSize: Int?,
+                    waitingFor events: [CLEvent] = []) throws(CLError) -> CLEvent {
+        var event: cl_event?
+        var global = globalSize
+        var local = localSize ?? 0
+        let status = withWaitList(events) { count, list in
+            if localSize == nil {
+                return clEnqueueNDRangeKernel(handle, kernel.handle, 1, nil, &global, nil, count, list, &event)
+            }
+            return clEnqueueNDRangeKernel(handle, kernel.handle, 1, nil, &global, &local, count, list, &event)
+        }
+        return try owned(event, status, "clEnqueueNDRangeKernel(\(kernel.name))")
+    }
+
+    /// Submits queued commands to the device without waiting. Throws `CLError` (`clFlush`).
+    public func flush() throws(CLError) { try CLError.check(clFlush(handle), "clFlush") }
+
+    /// Blocks until every queued command finished. Throws `CLError` (`clFinish`).
+    public func finish() throws(CLError) { try CLError.check(clFinish(handle), "clFinish") }
+
+    private func withWaitList(_ events: [CLEvent], _ body: (cl_uint, UnsafePointer<cl_event?>?) -> cl_int) -> cl_int {
+        if events.isEmpty { return body(0, nil) }
+        let list: [cl_event?] = events.map { $0.handle }
+        return list.withUnsafeBufferPointer { body(cl_uint($0.count), $0.baseAddress) }
+    }
+
+    private func owned(_ event: cl_event?, _ status: cl_int, _ call: String) throws(CLError) -> CLEvent {
+        guard status == CL_SUCCESS, let event else { throw CLError(status == CL_SUCCESS ? CLError.invalidValue.code : status, call: call) }
+        return CLEvent(owning: event)
+    }
+
+    deinit { clReleaseCommandQueue(handle) }
+}

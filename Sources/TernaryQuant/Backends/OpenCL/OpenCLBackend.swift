@@ -1,0 +1,398 @@
+import Foundation
+import SwiftOpenCL
+
+/// The OpenCL backend on one device: byte-identical to `CPUBackend` (same α bits, trits and zero count).
+///
+/// - One context and two in-order queues (transfer and compute) per backend; kernels are built once, in
+///   `init`, and reused. Device buffers are kept and reused across tensors (grown when needed).
+/// - Tensors are processed in chunks of `chunkElements` (clamped to the device's max allocation); chunk
+///   boundaries are multiples of 256 elements, so packed bytes never straddle chunks and the result is
+///   identical to one-shot processing. Two buffer slots alternate: chunk k+1 is uploaded (transfer queue,
+///   non-blocking) while chunk k is processed (compute queue), ordered by events.
+/// - α: the device produces per-work-group partial float64 sums of normal magnitudes (exact per term),
+///   exact integer sums of subnormal mantissas and a non-finite flag; the host certifies α with
+///   `AbsMeanCertifier` from a rigorous tree-depth bound, or runs `CPUBackend.exactAbsMean` on the host.
+///   A tensor that fits one chunk is uploaded once; larger tensors are uploaded twice (α pass, trit pass).
+///   Devices without `cl_khr_fp64` compute α on the host CPU and use the device for trits only.
+/// - Trits: integer comparison with `TritThreshold.magnitudeBits`; no float arithmetic on the device.
+///
+/// Thread-safe: concurrent `quantize` calls on one backend are serialized by a lock (use
+/// `OpenCLDeviceGroup` to spread calls across devices).
+public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
+    /// Default chunk: 2^30 elements, clamped per device (max allocation / 4 bytes, global memory / 16), so
+    /// most tensors are one chunk and cross the bus once. Buffers are sized to the tensors actually seen.
+    public static let defaultChunkElements = 1 << 30
+    /// Default work-group size (rounded down to a power of two the device and kernels accept).
+    public static let defaultWorkGroupSize = 256
+
+    /// The device.
+    public let device: CLDevice
+    /// The device's properties, queried once.
+    public let info: CLDeviceInfo
+    /// Elements per chunk actually used (a multiple of 256).
+    public let chunkElements: Int
+    /// Work-group size actually used (a power of two).
+    public let workGroupSize: Int
+    /// Work-groups per kernel launch at most.
+    public let maxGroups: Int
+    /// Whether α partial sums run on the device (`cl_khr_fp64` present); otherwise the host computes α.
+    public let computesScaleOnDevice: Bool
+
+    let context: CLContext
+    let compute: CLCommandQueue
+    let transfer: CLCommandQueue
+    let absmeanKernels: [ElementType: CLKernel]
+    let packedKernels: [ElementType: CLKernel]
+    let int8Kernels: [ElementType: CLKernel]
+    let copyKernel: CLKernel
+
+    let lock = NSLock()
+    private var slots: [Slot] = []
+    /// Chunk size in use (lock held): `chunkElements`, halved after each out-of-memory failure.
+    private var activeChunkElements: Int
+    /// Tests: slot allocations above this many elements fail with `CL_MEM_OBJECT_ALLOCATION_FAILURE`.
+    var simulatedAllocationLimit = Int.max
+
+    /// Device buffers for one pipeline slot.
+    final class Slot {
+        var input: CLBuffer
+        var output: CLBuffer
+        var sums: CLBuffer
+        var subnormals: CLBuffer
+        var flags: CLBuffer
+        var counts: CLBuffer
+        let elements: Int
+
+        init(context: CLContext, elements: Int, groups: Int) throws(CLError) {
+            self.elements = elements
+            input = try CLBuffer(context: context, byteCount: elements * 4, flags: .readOnly)
+            output = try CLBuffer(context: context, byteCount: elements, flags: .writeOnly)
+            sums = try CLBuffer(context: context, byteCount: groups * 8)
+            subnormals = try CLBuffer(context: context, byteCount: groups * 8)
+            flags = try CLBuffer(context: context, byteCount: groups * 4)
+            counts = try CLBuffer(context: context, byteCount: groups * 4)
+        }
+    }
+
+    /// Creates a backend on `device`, building the kernels.
+    ///
+    /// - Parameters:
+    ///   - chunkElements: elements per chunk (rounded up to a multiple of 256; clamped to the device's max
+    ///     allocation and 2^30). Results do not depend on it.
+    ///   - workGroupSize: requested work-group size (rounded down to a power of two the device accepts).
+    ///     Results do not depend on it.
+    /// - Throws: `OpenCLBackendError.buildFailed` (with the build log) or `.deviceFailure`.
+    public convenience init(device: CLDevice, chunkElements: Int = OpenCLBackend.defaultChunkElements,
+                            workGroupSize: Int = OpenCLBackend.defaultWorkGroupSize) throws(OpenCLBackendError) {
+        try self.init(device: device, chunkElements: chunkElements, workGroupSize: workGroupSize,
+                      absmeanSource: String(decoding: PackageResources.absmean_cl, as: UTF8.self),
+                      ternarizeSource: String(decoding: PackageResources.ternarize_cl, as: UTF8.self),
+                      hostScaleOnly: false)
+    }
+
+    /// Designated initializer; tests pass broken sources to exercise build failures, and `hostScaleOnly`
+    /// to exercise the no-fp64 path (α on the host CPU) on a device that has fp64.
+    init(device: CLDevice, chunkElements: Int, workGroupSize: Int, absmeanSource: String,
+         ternarizeSource: String, hostScaleOnly: Bool) throws(OpenCLBackendError) {
+        self.device = device
+        let deviceName = device.name
+        func wrap<T>(_ body: () throws(CLError) -> T) throws(OpenCLBackendError) -> T {
+            do { return try body() } catch { throw OpenCLBackendError.deviceFailure(device: deviceName, error: error) }
+        }
+        let info = try wrap { () throws(CLError) in try device.info() }
+        self.info = info
+        let context = try wrap { () throws(CLError) in try CLContext(device: device) }
+        self.context = context
+        compute = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
+        transfer = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
+        computesScaleOnDevice = info.supportsFP64 && !hostScaleOnly
+
+        let options = "-cl-std=CL1.2"
+        func build(_ source: String) throws(OpenCLBackendError) -> CLProgram {
+            do {
+                return try CLProgram(context: context, source: source, options: options)
+            } catch {
+                if error == CLError.buildProgramFailure || error.buildLog != nil {
+                    throw OpenCLBackendError.buildFailed(device: info.name, error: error)
+                }
+                throw OpenCLBackendError.deviceFailure(device: info.name, error: error)
+            }
+        }
+        let ternarizeProgram = try build(ternarizeSource)
+        let absmeanProgram = computesScaleOnDevice ? try build(absmeanSource) : nil
+        let suffixes: [(ElementType, String)] = [(.float32, "f32"), (.float16, "f16"), (.bfloat16, "bf16")]
+        var absmean: [ElementType: CLKernel] = [:]
+        var packed: [ElementType: CLKernel] = [:]
+        var int8: [ElementType: CLKernel] = [:]
+        for (type, suffix) in suffixes {
+            if let absmeanProgram {
+                absmean[type] = try wrap { () throws(CLError) in try CLKernel(program: absmeanProgram, name: "absmean_\(suffix)") }
+            }
+            packed[type] = try wrap { () throws(CLError) in try CLKernel(program: ternarizeProgram, name: "ternarize_packed_\(suffix)") }
+            int8[type] = try wrap { () throws(CLError) in try CLKernel(program: ternarizeProgram, name: "ternarize_int8_\(suffix)") }
+        }
+        absmeanKernels = absmean
+        packedKernels = packed
+        int8Kernels = int8
+        copyKernel = try wrap { () throws(CLError) in try CLKernel(program: ternarizeProgram, name: "copy_words") }
+
+        // Work-group size: a power of two ≤ the request, the device limit and every kernel's limit.
+        var limit = Swift.max(1, Swift.min(workGroupSize, info.maxWorkGroupSize))
+        for kernel in Array(absmean.values) + Array(packed.values) + Array(int8.values) {
+            let kernelLimit = try wrap { () throws(CLError) in try kernel.maxWorkGroupSize(on: device) }
+            limit = Swift.min(limit, Swift.max(1, kernelLimit))
+        }
+        var power = 1
+        while power * 2 <= limit { power *= 2 }
+        self.workGroupSize = power
+
+        // Chunk: multiple of 256 elements, ≤ max allocation / 4 bytes, ≤ 2^30 (kernels index with uint).
+        // Two slots of (4 + 1) bytes per element must also fit comfortably in global memory.
+        let maxByAllocation = Int(clamping: info.maxAllocationBytes / 4) / 256 * 256
+        let maxByMemory = Int(clamping: info.globalMemoryBytes / 16) / 256 * 256
+        let requested = (Swift.max(chunkElements, 1) + 255) / 256 * 256
+        self.chunkElements = Swift.max(256, Swift.min(requested, maxByAllocation, maxByMemory, 1 << 30))
+        activeChunkElements = self.chunkElements
+        self.maxGroups = Swift.max(1, Swift.min(info.computeUnits * 8, 1024))
+    }
+
+    /// `"opencl"`.
+    public var name: String { "opencl" }
+    /// Device name, type and platform.
+    public var deviceDescription: String { "\(info.name) (\(info.type), \(device.platform.name))" }
+    /// 1: one tensor at a time per device.
+    public var preferredConcurrency: Int { 1 }
+
+    /// Quantizes `input` on the device (see the type's documentation). Throws `QuantizationError` for bad
+    /// input (non-finite element with its first index, output too small) and `OpenCLBackendError` when the
+    /// device fails.
+    public func quantize(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer) throws
+        -> QuantizationSummary
+    {
+        try checkOutputCapacity(input, layout: layout, output: output)
+        lock.lock()
+        defer { lock.unlock() }
+        while true {
+            do {
+                return try quantizeLocked(input, layout: layout, output: output)
+            } catch let error as CLError {
+                drainQueues()
+                // Out of device memory: release the buffers, halve the chunk and retry (same result), down to
+                // `minimumChunkElements`; then report the failure.
+                if error.isOutOfMemory && activeChunkElements > Self.minimumChunkElements {
+                    slots = []
+                    activeChunkElements = Swift.max(Self.minimumChunkElements, activeChunkElements / 2 / 256 * 256)
+                    continue
+                }
+                throw OpenCLBackendError.deviceFailure(device: info.name, error: error)
+            } catch {
+                drainQueues()
+                throw error
+            }
+        }
+    }
+
+    /// The smallest chunk the out-of-memory retry shrinks to (64 Ki elements).
+    public static let minimumChunkElements = 1 << 16
+
+    /// One attempt with the current chunk size (lock held). Throws `CLError` for device failures.
+    private func quantizeLocked(_ input: TensorInput, layout: TritLayout, output: UnsafeMutableRawBufferPointer) throws
+        -> QuantizationSummary
+    {
+        let resident: Bool
+        let scale: Float
+        if computesScaleOnDevice {
+            let estimate = try deviceAbsSum(input)
+            resident = chunkCount(input.elementCount) == 1
+            if estimate.flagged {
+                if let error = input.firstNonFiniteError() { throw error }
+            }
+            switch AbsMeanCertifier.certify(estimate.estimate, count: input.elementCount) {
+            case .certified(let value): scale = value
+            case .needsExactSum: scale = CPUBackend().exactAbsMean(input)
+            }
+        } else {
+            scale = try CPUBackend().absMean(input)
+            resident = false
+        }
+        let threshold = TritThreshold(scale: scale)
+        let nonZero = try deviceTernarize(input, threshold: threshold.magnitudeBits, layout: layout,
+                                          output: output, inputResident: resident)
+        return QuantizationSummary(scale: scale, elementCount: input.elementCount,
+                                   zeroCount: input.elementCount - nonZero)
+    }
+
+    // MARK: - Pipeline
+
+    func chunkCount(_ count: Int) -> Int { (count + activeChunkElements - 1) / activeChunkElements }
+
+    func chunkRange(_ chunk: Int, count: Int) -> Range<Int> {
+        let start = chunk * activeChunkElements
+        return start..<Swift.min(start + activeChunkElements, count)
+    }
+
+    /// Work-groups for a launch over `units` 4-element vectors: one vector per work-item, at most `maxGroups`.
+    func groupCount(units: Int) -> Int {
+        Swift.max(1, Swift.min(maxGroups, (units + workGroupSize - 1) / workGroupSize))
+    }
+
+    /// Waits for every queued command, so no non-blocking transfer still refers to caller memory.
+    private func drainQueues() {
+        _ = try? transfer.finish()
+        _ = try? compute.finish()
+    }
+
+    /// Makes sure `slots[0]` (and `slots[1]` when the tensor has several chunks) hold `elements` elements.
+    private func ensureSlots(elements: Int, chunks: Int) throws(CLError) {
+        let needed = chunks > 1 ? 2 : 1
+        if elements > simulatedAllocationLimit { throw CLError(CLError.memObjectAllocationFailure.code, call: "clCreateBuffer") }
+        if slots.count >= needed, slots.prefix(needed).allSatisfy({ $0.elements >= elements }) { return }
+        slots = []  // release old buffers first
+        for _ in 0..<needed { slots.append(try Slot(context: context, elements: elements, groups: maxGroups)) }
+    }
+
+    /// Slot 0 after `ensureKernelSlot` (benchmark use; lock held).
+    var slotForBenchmark: Slot? { slots.first }
+
+    /// `ensureSlots` for the benchmark (lock held).
+    func ensureKernelSlot(elements: Int) throws(CLError) { try ensureSlots(elements: elements, chunks: 1) }
+
+    /// Enqueues the upload of `chunk` into `slot` after `after` (the slot's previous kernel) finished.
+    private func upload(_ input: TensorInput, range: Range<Int>, into slot: Slot, after: CLEvent?) throws(CLError) -> CLEvent {
+        let width = input.elementType.byteWidth
+        guard let base = input.bytes.baseAddress else { throw CLError(CLError.invalidValue.code, call: "upload") }
+        let event = try transfer.write(slot.input, from: base + range.lowerBound * width, byteCount: range.count * width,
+                                       blocking: false, waitingFor: after.map { [$0] } ?? [])
+        try transfer.flush()
+        return event
+    }
+
+    struct DeviceEstimate {
+        var estimate: AbsSumEstimate
+        var flagged: Bool
+    }
+
+    /// Device pass 1: partial sums for every chunk, merged on the host with a rigorous depth bound.
+    private func deviceAbsSum(_ input: TensorInput) throws -> DeviceEstimate {
+        guard let kernel = absmeanKernels[input.elementType] else { throw CLError(CLError.invalidKernelName.code, call: "absmean") }
+        let count = input.elementCount
+        let chunks = chunkCount(count)
+        try ensureSlots(elements: Swift.min(count, activeChunkElements), chunks: chunks)
+        var sums = [Double](repeating: 0, count: chunks * maxGroups)
+        var subnormals = [UInt64](repeating: 0, count: chunks * maxGroups)
+        var flags = [UInt32](repeating: 0, count: chunks * maxGroups)
+        var groupsPerChunk = [Int](repeating: 0, count: chunks)
+        var maxPerItem = 0
+        let local = workGroupSize
+        try sums.withUnsafeMutableBytes { sumsOut in
+            try subnormals.withUnsafeMutableBytes { subOut in
+                try flags.withUnsafeMutableBytes { flagsOut in
+                    guard let sumsBase = sumsOut.baseAddress, let subBase = subOut.baseAddress,
+                          let flagsBase = flagsOut.baseAddress else { throw CLError(CLError.invalidValue.code, call: "absmean") }
+                    var lastKernel: [CLEvent?] = [nil, nil]
+                    for chunk in 0..<chunks {
+                        let slot = slots[chunk & 1]
+                        let range = chunkRange(chunk, count: count)
+                        let groups = groupCount(units: (range.count + 3) / 4)
+                        groupsPerChunk[chunk] = groups
+                        let items = groups * local
+                        // Per lane: one addition per 4-element vector, one for the tail, two to combine lanes.
+                        let vectors = range.count / 4
+                        maxPerItem = Swift.max(maxPerItem, (vectors + items - 1) / items + 3)
+                        let written = try upload(input, range: range, into: slot, after: lastKernel[chunk & 1])
+                        try kernel.setArgument(0, slot.input)
+                        try kernel.setArgument(1, UInt32(range.count))
+                        try kernel.setArgument(2, slot.sums)
+                        try kernel.setArgument(3, slot.subnormals)
+                        try kernel.setArgument(4, slot.flags)
+                        try kernel.setLocalArgument(5, byteCount: local * 8)
+                        try kernel.setLocalArgument(6, byteCount: local * 8)
+                        try kernel.setLocalArgument(7, byteCount: local * 4)
+                        let ran = try compute.run(kernel, globalSize: items, localSize: local, waitingFor: [written])
+                        lastKernel[chunk & 1] = ran
+                        let at = chunk * maxGroups
+                        // In-order queue: these reads finish before the next kernel reuses the slot.
+                        try compute.read(slot.sums, into: sumsBase + at * 8, byteCount: groups * 8, blocking: false)
+                        try compute.read(slot.subnormals, into: subBase + at * 8, byteCount: groups * 8, blocking: false)
+                        try compute.read(slot.flags, into: flagsBase + at * 4, byteCount: groups * 4, blocking: false)
+                        try compute.flush()
+                    }
+                    try compute.finish()
+                }
+            }
+        }
+        var total = 0.0
+        var units: UInt64 = 0
+        var overflow = false
+        var flagged = false
+        var totalGroups = 0
+        for chunk in 0..<chunks {
+            for g in 0..<groupsPerChunk[chunk] {
+                let index = chunk * maxGroups + g
+                total += sums[index]
+                let (sum, carried) = units.addingReportingOverflow(subnormals[index])
+                units = sum
+                overflow = overflow || carried
+                flagged = flagged || flags[index] != 0
+            }
+            totalGroups += groupsPerChunk[chunk]
+        }
+        // Depth bound: a work-item's lanes (maxPerItem additions, the first onto 0.0, lanes combined), the
+        // local tree (log2 of the group size), and the host's sequential merge of every group partial.
+        let treeDepth = workGroupSize.trailingZeroBitCount
+        let depth = maxPerItem + treeDepth + totalGroups + 2
+        // An (unrealistic) overflow of the subnormal sum makes the estimate unusable: force the exact path.
+        let floating = overflow ? Double.nan : total
+        let estimate = AbsSumEstimate(floatingSum: flagged ? .infinity : floating, subnormalUnits: units, additionDepth: depth)
+        return DeviceEstimate(estimate: estimate, flagged: flagged)
+    }
+
+    /// Device pass 2: trits into `output`, returning the number of non-zero trits.
+    private func deviceTernarize(_ input: TensorInput, threshold: UInt32, layout: TritLayout,
+                                 output: UnsafeMutableRawBufferPointer, inputResident: Bool) throws -> Int {
+        let kernels = layout == .packed2Bit ? packedKernels : int8Kernels
+        guard let kernel = kernels[input.elementType], let outBase = output.baseAddress else {
+            throw CLError(CLError.invalidKernelName.code, call: "ternarize")
+        }
+        let count = input.elementCount
+        let chunks = chunkCount(count)
+        try ensureSlots(elements: Swift.min(count, activeChunkElements), chunks: chunks)
+        var counts = [UInt32](repeating: 0, count: chunks * maxGroups)
+        var groupsPerChunk = [Int](repeating: 0, count: chunks)
+        let local = workGroupSize
+        try counts.withUnsafeMutableBytes { countsOut in
+            guard let countsBase = countsOut.baseAddress else { throw CLError(CLError.invalidValue.code, call: "ternarize") }
+            var lastKernel: [CLEvent?] = [nil, nil]
+            for chunk in 0..<chunks {
+                let slot = slots[chunk & 1]
+                let range = chunkRange(chunk, count: count)
+                let groups = groupCount(units: (range.count + 3) / 4)
+                groupsPerChunk[chunk] = groups
+                var waits: [CLEvent] = []
+                if !(inputResident && chunks == 1) {
+                    waits.append(try upload(input, range: range, into: slot, after: lastKernel[chunk & 1]))
+                }
+                try kernel.setArgument(0, slot.input)
+                try kernel.setArgument(1, UInt32(range.count))
+                try kernel.setArgument(2, threshold)
+                try kernel.setArgument(3, slot.output)
+                try kernel.setArgument(4, slot.counts)
+                try kernel.setLocalArgument(5, byteCount: local * 4)
+                let ran = try compute.run(kernel, globalSize: groups * local, localSize: local, waitingFor: waits)
+                lastKernel[chunk & 1] = ran
+                let byteOffset = layout.byteCount(forTrits: range.lowerBound)  // lowerBound is a multiple of 256
+                try compute.read(slot.output, into: outBase + byteOffset, byteCount: layout.byteCount(forTrits: range.count),
+                                 blocking: false)
+                try compute.read(slot.counts, into: countsBase + chunk * maxGroups * 4, byteCount: groups * 4,
+                                 blocking: false)
+                try compute.flush()
+            }
+            try compute.finish()
+        }
+        var nonZero = 0
+        for chunk in 0..<chunks {
+            for g in 0..<groupsPerChunk[chunk] { nonZero += Int(counts[chunk * maxGroups + g]) }
+        }
+        return nonZero
+    }
+}

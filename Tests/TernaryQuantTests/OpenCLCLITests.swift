@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+
+/// Runs the built `ternq` in a subprocess with a modified environment (the ICD loader and PoCL read
+/// their environment once per process, so fallback and multi-device behaviour are tested this way).
+enum TernqProcess {
+    /// The `ternq` executable next to the test bundle, or `nil` (tests skip with a printed reason).
+    static let executable: URL? = {
+        var directory = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("ternq")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        print("ternq subprocess tests skipped: built 'ternq' not found next to the test bundle (run 'swift build' first)")
+        return nil
+    }()
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], environment changes: [String: String]) throws -> Output {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in changes { environment[key] = value }
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    static func emptyDirectory() throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ternq-empty-icd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url.path
+    }
+}
+
+@Suite("ternq devices in a subprocess: fallback and several devices", .enabled(if: TernqProcess.executable != nil))
+struct OpenCLCLITests {
+    @Test("no OpenCL platform: automatic falls back to the CPU with one warning")
+    func automaticFallsBack() throws {
+        let empty = try TernqProcess.emptyDirectory()
+        let result = try TernqProcess.run(["devices", "--check", "auto"], environment: ["OCL_ICD_VENDORS": empty])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("check: auto -> cpu"))
+        #expect(result.stdout.contains("CL_PLATFORM_NOT_FOUND_KHR"))
+        let warnings = result.stderr.components(separatedBy: "\n").filter { $0.contains("warning") }
+        #expect(warnings.count == 1, "\(result.stderr)")
+        #expect(warnings.first?.contains("using the CPU backend") == true)
+    }
+
+    @Test("no OpenCL platform: an explicit OpenCL choice fails and says how to fix it")
+    func explicitFails() throws {
+        let empty = try TernqProcess.emptyDirectory()
+        for selection in ["opencl", "opencl:0", "opencl:all"] {
+            let result = try TernqProcess.run(["devices", "--check", selection], environment: ["OCL_ICD_VENDORS": empty])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("install pocl-opencl-icd"), "\(result.stderr)")
+        }
+    }
+
+    @Test("a bad --check selection is rejected with the accepted syntax")
+    func badSelection() throws {
+        let result = try TernqProcess.run(["devices", "--check", "metal"], environment: [:])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("invalid device selection"))
+    }
+
+    @Test("POCL_DEVICES='pthread pthread': two devices listed; opencl:all is byte-identical to the CPU backend", .enabled(if: OpenCLTestSupport.isPoCL))
+    func twoPoCLDevices() throws {
+        let result = try TernqProcess.run(["devices", "--json", "--check", "opencl:all", "--check-elements", "50001"],
+                                          environment: ["POCL_DEVICES": "pthread pthread"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let devices = object?["devices"] as? [[String: Any]] ?? []
+        #expect(devices.count >= 2)
+        #expect((object?["check"] as? String)?.contains("check vector OK") == true)
+        #expect((object?["check"] as? String)?.contains("OpenCL devices") == true)
+        #expect((object?["check"] as? String)?.contains("byte-identical to the CPU backend") == true)
+    }
+}
