@@ -1,27 +1,55 @@
 import ArgumentParser
 import Foundation
+import Logging
 import TernaryQuant
 
-/// The one place the CLI turns `--backend`/`--device` into a backend.
-/// TODO(merge): replace the body with the `BackendSelection` factory from Backends/ once it lands on main.
+/// The one place the CLI turns `--backend`/`--device` into a backend, through the library's
+/// `BackendSelection` + `makeBackend` factory.
+///
+/// `--backend auto` (default; honours `TERNQ_DEVICE`), `cpu`, `opencl`, or any selection text
+/// (`opencl:1`, `opencl:all`, `opencl:<name>`). `--device` refines `opencl`/`auto`: an index, a name
+/// substring, or `all`.
 func makeBackend(named name: String, device: String?) throws -> any QuantizationBackend {
-    switch name.lowercased() {
-    case "auto", "cpu":
-        if let device, !device.isEmpty, name.lowercased() == "cpu" {
+    let lower = name.lowercased()
+    let selection: BackendSelection
+    if let device, !device.isEmpty {
+        switch lower {
+        case "cpu":
             throw CLIError("--device '\(device)' does not apply to the CPU backend")
+        case "auto", "opencl", "gpu":
+            selection = try BackendSelection(parsing: device.lowercased().hasPrefix("opencl") ? device : "opencl:\(device)")
+        default:
+            throw CLIError("--device cannot be combined with --backend \(name); use --backend opencl --device \(device)")
         }
-        return CPUBackend()
-    default:
-        throw CLIError("backend '\(name)' is not available in this build (available: auto, cpu)")
+    } else if lower == "auto" {
+        selection = try BackendSelection.resolve(nil)
+    } else {
+        selection = try BackendSelection(parsing: name)
     }
+    return try TernaryQuant.makeBackend(selection, logger: Logger(label: "ternq"))
 }
 
-/// Every backend `ternq verify` compares. With only the CPU backend built in, it compares the
-/// multi-threaded CPU backend with a single-threaded one using a different chunk size (a different
-/// summation tree and work split), which must still give identical bytes.
-/// TODO(merge): add every OpenCL device from the backend factory.
+/// Every backend `ternq verify` compares: the CPU backend, a single-threaded CPU backend with a different
+/// chunk size (a different summation tree and work split, which must give the same bytes), every OpenCL
+/// device on its own, and all OpenCL devices together when there are several. Devices that cannot be
+/// used are reported on stderr and left out.
 func availableBackends() -> [(label: String, backend: any QuantizationBackend)] {
-    [("cpu", CPUBackend()), ("cpu-1thread-4Ki", CPUBackend(threadCount: 1, chunkSize: 4096))]
+    var list: [(label: String, backend: any QuantizationBackend)] = [
+        ("cpu", CPUBackend()), ("cpu-1thread-4Ki", CPUBackend(threadCount: 1, chunkSize: 4096)),
+    ]
+    let logger = Logger(label: "ternq")
+    guard let entries = try? OpenCLDeviceList.all() else { return list }
+    for entry in entries {
+        do {
+            list.append(("opencl:\(entry.index)", try TernaryQuant.makeBackend(.opencl(device: .index(entry.index)), logger: logger)))
+        } catch {
+            printError("ternq: note: OpenCL device \(entry.summary) left out: \(error)")
+        }
+    }
+    if entries.count > 1, let group = try? TernaryQuant.makeBackend(.openclAll, logger: logger) {
+        list.append(("opencl:all", group))
+    }
+    return list
 }
 
 /// A failure reported as one line on stderr.

@@ -30,10 +30,10 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .customLong("csr-threshold"), help: ".tern: store a layer as CSR when its sparsity >= this (0...1).")
     var csrThreshold: Double = TernFormat.defaultCSRThreshold
 
-    @Option(help: "Backend: auto, cpu (opencl when built with it).")
+    @Option(help: "Backend: auto (OpenCL GPU if any, else CPU; honours TERNQ_DEVICE), cpu, opencl, opencl:<index|name|all>.")
     var backend: String = "auto"
 
-    @Option(help: "Device selector for the backend.")
+    @Option(help: "OpenCL device for --backend opencl/auto: an index, a name substring, or 'all' (see 'ternq devices').")
     var device: String?
 
     @Option(parsing: .singleValue, help: "Glob of tensor names to quantize (repeatable).")

@@ -177,6 +177,23 @@ struct CLITests {
         #expect(try files(dir) == ["nan.safetensors"])
     }
 
+    @Test(arguments: ["tern", "gguf", "safetensors"])
+    func openCLOutputIsByteIdenticalToCPU(format: String) throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cpu = try ternq(["quantize", Self.tiny, "-o", "cpu.\(format)", "--backend", "cpu", "--quiet"], in: dir)
+        #expect(cpu.status == 0, "\(cpu.stderr)")
+        let gpu = try ternq(["quantize", Self.tiny, "-o", "opencl.\(format)", "--backend", "opencl", "--quiet"], in: dir)
+        guard gpu.status == 0 else {
+            // No usable OpenCL device here: the failure must be one clear line.
+            #expect(gpu.status == 1 && gpu.stderr.split(separator: "\n").count == 1, "\(gpu.stderr)")
+            return
+        }
+        let a = FileManager.default.contents(atPath: dir + "/cpu.\(format)")
+        let b = FileManager.default.contents(atPath: dir + "/opencl.\(format)")
+        #expect(a != nil && a == b)
+    }
+
     @Test func exitCodesAndErrorLines() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
