@@ -74,31 +74,33 @@ public enum TernaryBlocks {
     public static func encode(_ type: GGMLType, packed: UnsafeRawBufferPointer, firstBlock: Int, blockCount: Int, d: UInt16) -> [UInt8] {
         let blockBytes = type.blockLayout.bytes
         var out = [UInt8](repeating: 0, count: blockCount * blockBytes)
-        // codes[k] = t + 1 for the block's 256 elements; each packed byte holds 4 trits (00 → 1, 01 → 2, 10 → 0).
+        // remapped[k/4] holds codes t + 1 (00 → 01, 01 → 10, 10 → 00) in the packed bit positions.
+        var remapped = [UInt8](repeating: 0, count: blockSize / 4)
         var codes = [UInt8](repeating: 0, count: blockSize)
-        let map: (UInt8, UInt8, UInt8, UInt8) = (1, 2, 0, 1)
+        let lut = codeRemap
         out.withUnsafeMutableBufferPointer { out in
             codes.withUnsafeMutableBufferPointer { codes in
+                remapped.withUnsafeMutableBufferPointer { remapped in
                 for b in 0..<blockCount {
                     let source = (firstBlock + b) * (blockSize / 4)
-                    for j in 0..<(blockSize / 4) {
-                        let byte = packed[source + j]
-                        for s in 0..<4 {
-                            let c = (byte >> UInt8(2 * s)) & 3
-                            codes[4 * j + s] = c == 0 ? map.0 : (c == 1 ? map.1 : (c == 2 ? map.2 : map.3))
-                        }
-                    }
+                    for j in 0..<(blockSize / 4) { remapped[j] = lut[Int(packed[source + j])] }
                     let o = b * blockBytes
                     if type == .tq2_0 {
+                        // Output byte 32h + j holds elements k, k+32, k+64, k+96 (k = 128h + j), which share
+                        // the bit position 2·(j mod 4) in packed bytes k/4, k/4 + 8, + 16, + 24.
                         for half in 0..<2 {
                             for j in 0..<32 {
-                                let k = 128 * half + j
-                                out[o + 32 * half + j] = codes[k] | codes[k + 32] << 2 | codes[k + 64] << 4 | codes[k + 96] << 6
+                                let a = (128 * half + j) >> 2
+                                let shift = UInt8(2 * (j & 3))
+                                let c0 = (remapped[a] >> shift) & 3, c1 = (remapped[a + 8] >> shift) & 3
+                                let c2 = (remapped[a + 16] >> shift) & 3, c3 = (remapped[a + 24] >> shift) & 3
+                                out[o + 32 * half + j] = c0 | c1 << 2 | c2 << 4 | c3 << 6
                             }
                         }
                         out[o + 64] = UInt8(d & 0xFF)
                         out[o + 65] = UInt8(d >> 8)
                     } else {
+                        for k in 0..<blockSize { codes[k] = (remapped[k >> 2] >> UInt8(2 * (k & 3))) & 3 }
                         // Base-3 digits most significant first, stored as ceil(q·256/243).
                         for m in 0..<32 {
                             var q = 0
@@ -120,9 +122,22 @@ public enum TernaryBlocks {
                         out[o + 53] = UInt8(d >> 8)
                     }
                 }
+                }
             }
         }
         return out
+    }
+
+    /// For each packed byte (four 2-bit trit codes 00 = 0, 01 = +1, 10 = −1), the same byte with every
+    /// field replaced by t + 1 (00 → 01, 01 → 10, 10 → 00; the invalid 11 → 01, i.e. 0).
+    static let codeRemap: [UInt8] = (0..<256).map { byte in
+        var r: UInt8 = 0
+        for s in 0..<4 {
+            let c = (UInt8(byte) >> UInt8(2 * s)) & 3
+            let code: UInt8 = c == 1 ? 2 : (c == 2 ? 0 : 1)
+            r |= code << UInt8(2 * s)
+        }
+        return r
     }
 
     /// Decodes one block's trits (for tests and `info`); `bytes` must be one block of `type`.

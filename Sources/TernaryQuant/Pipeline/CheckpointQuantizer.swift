@@ -378,6 +378,16 @@ public final class CheckpointQuantizer: Sendable {
         return size
     }
 
+    /// The four trits of each packed byte as float64 lanes (invalid code 11 → 0).
+    static let tritLanes: [SIMD4<Double>] = (0..<256).map { byte in
+        var lanes = SIMD4<Double>(repeating: 0)
+        for s in 0..<4 {
+            let c = (byte >> (2 * s)) & 3
+            lanes[s] = c == 1 ? 1 : (c == 2 ? -1 : 0)
+        }
+        return lanes
+    }
+
     /// Mean of (w − α·t)² in float64 over the tensor, streaming (no float copy), chunked across cores
     /// with a fixed chunking so the result does not depend on the thread count.
     public static func meanSquaredError(_ input: TensorInput, packed: UnsafeRawBufferPointer, scale: Float) -> Double {
@@ -388,33 +398,44 @@ public final class CheckpointQuantizer: Sendable {
         defer { partials.deallocate() }
         let out = PartialsBox(partials, packed)
         let alpha = Double(scale)
+        let tritTable = Self.tritLanes
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * chunk
+            let lo = c * chunk  // a multiple of 4: whole packed bytes
             let hi = Swift.min(count, lo + chunk)
             let bytes = input.bytes
             let packed = out.packed
-            // Reconstruction per 2-bit code: 00 → 0, 01 → +α, 10 → −α.
-            let table: (Double, Double, Double, Double) = (0, alpha, -alpha, 0)
-            @inline(__always) func term(_ w: Float, _ k: Int) -> Double {
-                let code = (packed[k &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (k & 3))) & 3
-                let r = code == 0 ? table.0 : (code == 1 ? table.1 : table.2)
-                let d = Double(w) - r
-                return d * d
+            @inline(__always) func widened(_ k: Int) -> Float {
+                switch input.elementType {
+                case .float32: return bytes.loadUnaligned(fromByteOffset: k &* 4, as: Float.self)
+                case .float16: return Float(bitPattern: Float32Bits.fromFloat16(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)))
+                case .bfloat16: return Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) &<< 16)
+                }
             }
-            var sum = 0.0
-            switch input.elementType {
-            case .float32:
-                for k in lo..<hi { sum += term(bytes.loadUnaligned(fromByteOffset: k &* 4, as: Float.self), k) }
-            case .float16:
-                for k in lo..<hi {
-                    let h = bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)
-                    sum += term(Float(bitPattern: Float32Bits.fromFloat16(h)), k)
+            var acc = SIMD4<Double>(repeating: 0)
+            var k = lo
+            // Four elements (one packed byte) at a time: d = w − α·t in float64.
+            if input.elementType == .float32 {
+                while k + 4 <= hi {
+                    let w = SIMD4<Double>(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD4<Float>.self))
+                    let d = w - tritTable[Int(packed[k &>> 2])] * alpha
+                    acc += d * d
+                    k += 4
                 }
-            case .bfloat16:
-                for k in lo..<hi {
-                    let h = bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)
-                    sum += term(Float(bitPattern: UInt32(h) &<< 16), k)
+            } else {
+                while k + 4 <= hi {
+                    let w = SIMD4<Double>(Double(widened(k)), Double(widened(k + 1)), Double(widened(k + 2)), Double(widened(k + 3)))
+                    let d = w - tritTable[Int(packed[k &>> 2])] * alpha
+                    acc += d * d
+                    k += 4
                 }
+            }
+            var sum = (acc[0] + acc[1]) + (acc[2] + acc[3])
+            while k < hi {
+                let code = (packed[k &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (k & 3))) & 3
+                let r = code == 1 ? alpha : (code == 2 ? -alpha : 0)
+                let d = Double(widened(k)) - r
+                sum += d * d
+                k += 1
             }
             out.buffer[c] = sum
         }
