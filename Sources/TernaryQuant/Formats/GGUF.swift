@@ -81,47 +81,47 @@ public enum TernaryBlocks {
         out.withUnsafeMutableBufferPointer { out in
             codes.withUnsafeMutableBufferPointer { codes in
                 remapped.withUnsafeMutableBufferPointer { remapped in
-                for b in 0..<blockCount {
-                    let source = (firstBlock + b) * (blockSize / 4)
-                    for j in 0..<(blockSize / 4) { remapped[j] = lut[Int(packed[source + j])] }
-                    let o = b * blockBytes
-                    if type == .tq2_0 {
-                        // Output byte 32h + j holds elements k, k+32, k+64, k+96 (k = 128h + j), which share
-                        // the bit position 2·(j mod 4) in packed bytes k/4, k/4 + 8, + 16, + 24.
-                        for half in 0..<2 {
-                            for j in 0..<32 {
-                                let a = (128 * half + j) >> 2
-                                let shift = UInt8(2 * (j & 3))
-                                let c0 = (remapped[a] >> shift) & 3, c1 = (remapped[a + 8] >> shift) & 3
-                                let c2 = (remapped[a + 16] >> shift) & 3, c3 = (remapped[a + 24] >> shift) & 3
-                                out[o + 32 * half + j] = c0 | c1 << 2 | c2 << 4 | c3 << 6
+                    for b in 0..<blockCount {
+                        let source = (firstBlock + b) * (blockSize / 4)
+                        for j in 0..<(blockSize / 4) { remapped[j] = lut[Int(packed[source + j])] }
+                        let o = b * blockBytes
+                        if type == .tq2_0 {
+                            // Output byte 32h + j holds elements k, k+32, k+64, k+96 (k = 128h + j), which share
+                            // the bit position 2·(j mod 4) in packed bytes k/4, k/4 + 8, + 16, + 24.
+                            for half in 0..<2 {
+                                for j in 0..<32 {
+                                    let a = (128 * half + j) >> 2
+                                    let shift = UInt8(2 * (j & 3))
+                                    let c0 = (remapped[a] >> shift) & 3, c1 = (remapped[a + 8] >> shift) & 3
+                                    let c2 = (remapped[a + 16] >> shift) & 3, c3 = (remapped[a + 24] >> shift) & 3
+                                    out[o + 32 * half + j] = c0 | c1 << 2 | c2 << 4 | c3 << 6
+                                }
                             }
+                            out[o + 64] = UInt8(d & 0xFF)
+                            out[o + 65] = UInt8(d >> 8)
+                        } else {
+                            for k in 0..<blockSize { codes[k] = (remapped[k >> 2] >> UInt8(2 * (k & 3))) & 3 }
+                            // Base-3 digits most significant first, stored as ceil(q·256/243).
+                            for m in 0..<32 {
+                                var q = 0
+                                for n in 0..<5 { q = q * 3 + Int(codes[m + 32 * n]) }
+                                out[o + m] = UInt8((q * 256 + 242) / 243)
+                            }
+                            for m in 0..<16 {
+                                var q = 0
+                                for n in 0..<5 { q = q * 3 + Int(codes[160 + m + 16 * n]) }
+                                out[o + 32 + m] = UInt8((q * 256 + 242) / 243)
+                            }
+                            // qh: four trits each, with a fifth code 0 appended (q × 3).
+                            for j in 0..<4 {
+                                var q = 0
+                                for m in 0..<4 { q = q * 3 + Int(codes[240 + j + 4 * m]) }
+                                out[o + 48 + j] = UInt8((q * 3 * 256 + 242) / 243)
+                            }
+                            out[o + 52] = UInt8(d & 0xFF)
+                            out[o + 53] = UInt8(d >> 8)
                         }
-                        out[o + 64] = UInt8(d & 0xFF)
-                        out[o + 65] = UInt8(d >> 8)
-                    } else {
-                        for k in 0..<blockSize { codes[k] = (remapped[k >> 2] >> UInt8(2 * (k & 3))) & 3 }
-                        // Base-3 digits most significant first, stored as ceil(q·256/243).
-                        for m in 0..<32 {
-                            var q = 0
-                            for n in 0..<5 { q = q * 3 + Int(codes[m + 32 * n]) }
-                            out[o + m] = UInt8((q * 256 + 242) / 243)
-                        }
-                        for m in 0..<16 {
-                            var q = 0
-                            for n in 0..<5 { q = q * 3 + Int(codes[160 + m + 16 * n]) }
-                            out[o + 32 + m] = UInt8((q * 256 + 242) / 243)
-                        }
-                        // qh: four trits each, with a fifth code 0 appended (q × 3).
-                        for j in 0..<4 {
-                            var q = 0
-                            for m in 0..<4 { q = q * 3 + Int(codes[240 + j + 4 * m]) }
-                            out[o + 48 + j] = UInt8((q * 3 * 256 + 242) / 243)
-                        }
-                        out[o + 52] = UInt8(d & 0xFF)
-                        out[o + 53] = UInt8(d >> 8)
                     }
-                }
                 }
             }
         }
