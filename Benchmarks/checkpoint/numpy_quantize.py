@@ -2,15 +2,33 @@
 """The same job as `ternq quantize IN -o OUT.safetensors` written the obvious way with numpy + safetensors:
 absmean alpha (float64 accumulation), t = +1/-1 where fl32(w/alpha) > 0.5 / < -0.5, 2-bit packing along the
 last dimension, F32 `.scale`, other tensors copied. Used as the baseline for throughput and peak RSS.
+numpy has no bfloat16: BF16 tensors are read as uint16 and widened exactly (kept BF16 tensors are written
+as U16 bit patterns, a limitation of this baseline only).
 
     numpy_quantize.py IN.safetensors OUT.safetensors
 """
+import json
+import struct
 import sys
 import time
 
 import numpy as np
-from safetensors import safe_open
 from safetensors.numpy import save_file
+
+DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "I64": np.int64, "I32": np.int32, "U8": np.uint8,
+          "I8": np.int8, "F64": np.float64, "BOOL": np.bool_, "U16": np.uint16, "I16": np.int16}
+
+
+def tensors(path):
+    """(name, dtype, array) for every tensor, memory-mapped (numpy has no BF16: returned as uint16)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
+    for name, v in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        b, e = v["data_offsets"]
+        yield name, v["dtype"], data[b:e].view(DTYPES[v["dtype"]]).reshape(v["shape"])
 
 
 def selected(name, shape):
@@ -22,13 +40,14 @@ def main():
     start = time.time()
     out = {}
     total = 0
-    with safe_open(src, framework="numpy") as f:
-        for name in f.keys():
-            w = f.get_tensor(name)
+    if True:
+        for name, dtype, w in tensors(src):
             total += w.nbytes
-            if not selected(name, w.shape):
-                out[name] = w
+            if dtype not in ("F32", "F16", "BF16") or not selected(name, w.shape):
+                out[name] = np.array(w)
                 continue
+            if dtype == "BF16":
+                w = (w.astype(np.uint32) << 16).view(np.float32)
             w = w.astype(np.float32, copy=False)
             alpha = np.float32(np.abs(w, dtype=np.float64).mean()) if w.size else np.float32(1)
             if alpha == 0:

@@ -357,14 +357,17 @@ public final class CheckpointQuantizer: Sendable {
 
     static func writeWidenedBF16(_ bytes: UnsafeRawBufferPointer, to sink: any ByteSink) throws {
         let count = bytes.count / 2
-        var chunk = [UInt32](repeating: 0, count: 1 << 16)
+        let chunkElements = 1 << 16
+        let chunk = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: chunkElements)
+        defer { chunk.deallocate() }
         var i = 0
         while i < count {
-            let n = Swift.min(chunk.count, count - i)
+            let n = Swift.min(chunkElements, count - i)
             for k in 0..<n {
-                chunk[k] = Float32Bits.fromBFloat16(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * (i + k), as: UInt16.self))).littleEndian
+                let h = bytes.loadUnaligned(fromByteOffset: (i &+ k) &* 2, as: UInt16.self)
+                chunk[k] = (UInt32(UInt16(littleEndian: h)) &<< 16).littleEndian
             }
-            try chunk.withUnsafeBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[0..<(4 * n)])) }
+            try sink.write(UnsafeRawBufferPointer(start: chunk.baseAddress, count: 4 * n))
             i += n
         }
     }
