@@ -39,7 +39,7 @@ enum InfoPrinter {
         var params = 0
         let rows: [[String]] = m.layers.map { l in
             let (r, c) = l.storage.dimensions
-            params += Int(r) * Int(c)
+            params = params &+ Int(r) &* Int(c)
             let bytes: Int = switch l.storage {
             case .dense(_, _, let p): p.count
             case .sparse(let s): s.values.count + 4 * s.colIdx.count + 8 * s.rowPtr.count
@@ -60,7 +60,7 @@ enum InfoPrinter {
         for (k, v) in c.metadata { out += "  \(k) = \(v.summary)\n" }
         let rows: [[String]] = c.tensors.map { t in
             var scale = "-"
-            if t.type == .tq2_0 || t.type == .tq1_0 {
+            if (t.type == .tq2_0 || t.type == .tq1_0) && t.byteCount >= t.type.blockLayout.bytes {
                 let at = c.dataStart + t.offset + t.type.blockLayout.bytes - 2
                 let d = UInt16(storage.bytes[at]) | UInt16(storage.bytes[at + 1]) << 8
                 scale = String(format: "%.6g", Double(HalfFloat.float(fromBits: d)))

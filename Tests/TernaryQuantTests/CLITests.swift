@@ -194,6 +194,24 @@ struct CLITests {
         #expect(a != nil && a == b)
     }
 
+    @Test func infoSurvivesMutatedFiles() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fixtures = URL(fileURLWithPath: Self.tiny).deletingLastPathComponent()
+        var rng = FormatsFuzzTests.Rng(state: 99)
+        for name in ["tiny.tern", "tiny.tq2_0.gguf", "tiny.tq1_0.gguf", "tiny.ternary.safetensors"] {
+            let seed = Array(try #require(FileManager.default.contents(atPath: fixtures.appendingPathComponent(name).path)))
+            for i in 0..<25 {
+                let mutated = FormatsFuzzTests.mutate(seed, &rng, headerEnd: seed.count)
+                let file = "m\(i)." + (name.hasSuffix(".tern") ? "tern" : name.hasSuffix(".gguf") ? "gguf" : "safetensors")
+                try Data(mutated).write(to: URL(fileURLWithPath: dir + "/" + file))
+                let run = try ternq(["info", file], in: dir)
+                #expect(run.status == 0 || (run.status == 1 && run.stderr.split(separator: "\n").count == 1),
+                        "\(name) mutation \(i): status \(run.status) \(run.stderr)")
+            }
+        }
+    }
+
     @Test func exitCodesAndErrorLines() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

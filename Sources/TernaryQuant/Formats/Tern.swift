@@ -305,6 +305,10 @@ public enum TernFormat {
         default:
             throw bad(tagOffset, "unknown storage tag \(tag) (expected 0 Dense or 1 Sparse)")
         }
+        let (rows, cols) = storage.dimensions
+        guard rows <= UInt64(Int.max), cols <= UInt64(Int.max), !Int(rows).multipliedReportingOverflow(by: Int(cols)).overflow else {
+            throw bad(tagOffset, "rows × cols (\(rows) × \(cols)) overflows a 64-bit element count")
+        }
         let sparsity = Double(bitPattern: try r.read(UInt64.self, "sparsity"))
         let dtype = try r.readString("original_dtype")
         return TernLayer(name: name, scale: scale, storage: storage, sparsity: sparsity, originalDType: dtype)
