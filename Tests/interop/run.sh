@@ -13,11 +13,20 @@ if [ -z "$ternq" ]; then
         ternq="$root/.build/debug/ternq"
     fi
 fi
-python3 -c "import gguf, safetensors, numpy" 2>/dev/null || {
-    echo "interop: needs 'pip install gguf safetensors numpy'" >&2; exit 1; }
+# Python with the third-party readers: $PYTHON if set, else python3 if it has them, else a venv in
+# .build/interop-venv with `pip install gguf safetensors numpy` (from PyPI).
+python="${PYTHON:-python3}"
+if ! "$python" -c "import gguf, safetensors, numpy" 2>/dev/null; then
+    venv="$root/.build/interop-venv"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/python" -c "import gguf, safetensors, numpy" 2>/dev/null ||
+        "$venv/bin/python" -m pip install --quiet gguf safetensors numpy || {
+            echo "interop: cannot install the PyPI packages gguf, safetensors, numpy" >&2; exit 1; }
+    python="$venv/bin/python"
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-python3 "$root/Tests/interop/make_source.py" "$work/random.safetensors"
+"$python" "$root/Tests/interop/make_source.py" "$work/random.safetensors"
 for source in "$root/Tests/Fixtures/tiny/tiny.safetensors" "$work/random.safetensors"; do
     name="$(basename "$source" .safetensors)"
     args=(--source "$source")
@@ -27,6 +36,6 @@ for source in "$root/Tests/Fixtures/tiny/tiny.safetensors" "$work/random.safeten
     done
     "$ternq" quantize "$source" -o "$work/$name.ternary.safetensors" --json "$work/$name.st.json" --quiet
     args+=(--safetensors "$work/$name.ternary.safetensors" --st-report "$work/$name.st.json")
-    python3 "$root/Tests/interop/check_outputs.py" "${args[@]}"
+    "$python" "$root/Tests/interop/check_outputs.py" "${args[@]}"
 done
 echo "interop: OK"

@@ -314,7 +314,8 @@ public struct SafetensorsCheckpoint: Sendable {
         var seen = Set<String>()
         var pairs: [(String, String)] = []
         for (name, value) in map {
-            guard let shard = value.stringValue, !shard.contains("/") || !shard.hasPrefix("/") else {
+            guard let shard = value.stringValue, !shard.isEmpty, !shard.hasPrefix("/"),
+                  !shard.split(separator: "/").contains("..") else {
                 throw FormatError.malformed(file: indexPath, offset: nil, reason: "weight_map entry '\(name)' is not a relative file name")
             }
             pairs.append((name, shard))
