@@ -1,7 +1,149 @@
 import ArgumentParser
+import Foundation
+import TernaryQuant
 
-// TEMPORARY (replaced before merge to main by the owner of this command).
+/// `ternq quantize`: quantize a safetensors checkpoint (or the built-in demo model) to .tern, GGUF or
+/// safetensors, with a per-layer report.
 struct QuantizeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "quantize", abstract: "(under construction)")
-    func run() throws { throw ValidationError("'quantize' is under construction") }
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Quantize a safetensors checkpoint (or the built-in demo model) to ternary weights.",
+        discussion: """
+        INPUT is a .safetensors file, a directory of shards, or a model.safetensors.index.json. Without INPUT \
+        the built-in demo model (4 synthetic transformer layers, ~13 MB) is used. By default F32/F16/BF16 \
+        tensors of rank >= 2 whose names end in 'weight' are quantized, except names containing 'embed', \
+        'norm' or 'lm_head'; --include/--exclude globs override. Output is written atomically.
+        """)
+
+    @Argument(help: "Checkpoint: .safetensors file, shard directory, or index.json (default: demo model).")
+    var input: String?
+
+    @Option(name: .shortAndLong, help: "Output file (default: <input stem>.<format> in the current directory).")
+    var output: String?
+
+    @Option(help: "Output format: tern, gguf or safetensors (default: from the output extension, else tern).")
+    var format: String?
+
+    @Option(name: .customLong("gguf-type"), help: "GGUF ternary type: tq2_0 or tq1_0.")
+    var ggufType: String = "tq2_0"
+
+    @Option(name: .customLong("csr-threshold"), help: ".tern: store a layer as CSR when its sparsity >= this (0...1).")
+    var csrThreshold: Double = TernFormat.defaultCSRThreshold
+
+    @Option(help: "Backend: auto (OpenCL GPU if any, else CPU; honours TERNQ_DEVICE), cpu, opencl, opencl:<index|name|all>.")
+    var backend: String = "auto"
+
+    @Option(help: "OpenCL device for --backend opencl/auto: an index, a name substring, or 'all' (see 'ternq devices').")
+    var device: String?
+
+    @Option(parsing: .singleValue, help: "Glob of tensor names to quantize (repeatable).")
+    var include: [String] = []
+
+    @Option(parsing: .singleValue, help: "Glob of tensor names never to quantize (repeatable).")
+    var exclude: [String] = []
+
+    @Option(help: "Write the JSON report (schema ternq.quantize-report/1) to this file ('-' for stdout).")
+    var json: String?
+
+    @Flag(help: "No progress bar and no table (errors only).")
+    var quiet = false
+
+    @Flag(help: "Replace an existing output file.")
+    var force = false
+
+    func validate() throws {
+        if let format, OutputFormat(rawValue: format.lowercased()) == nil {
+            throw ValidationError("--format must be tern, gguf or safetensors")
+        }
+        if GGUFTernaryType(rawValue: ggufType.lowercased()) == nil {
+            throw ValidationError("--gguf-type must be tq2_0 or tq1_0")
+        }
+        if !(0...1).contains(csrThreshold) {
+            throw ValidationError("--csr-threshold must be between 0 and 1")
+        }
+    }
+
+    func resolvedFormat() -> OutputFormat {
+        if let format, let f = OutputFormat(rawValue: format.lowercased()) { return f }
+        if let output, let f = OutputFormat.inferred(fromPath: output) { return f }
+        return .tern
+    }
+
+    func defaultOutput(_ format: OutputFormat) -> String {
+        guard let input else { return "ternq-demo.\(format.fileExtension)" }
+        var stem = (input as NSString).lastPathComponent
+        while stem.hasSuffix("/") { stem.removeLast() }
+        for suffix in [".safetensors.index.json", ".index.json", ".safetensors"] where stem.hasSuffix(suffix) {
+            stem.removeLast(suffix.count)
+        }
+        if stem.isEmpty || stem == "." { stem = "model" }
+        return format == .safetensors ? "\(stem).ternary.safetensors" : "\(stem).\(format.fileExtension)"
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let format = resolvedFormat()
+            let outputPath = output ?? defaultOutput(format)
+            let backend = try makeBackend(named: backend, device: device)
+            let checkpoint = try openCheckpoint(input)
+            let options = QuantizationOptions(
+                format: format, ggufType: GGUFTernaryType(rawValue: ggufType.lowercased()) ?? .tq2_0,
+                csrThreshold: csrThreshold, selection: TensorSelection(include: include, exclude: exclude), overwrite: force)
+            let job = CheckpointQuantizer(backend: backend)
+            let bar: ProgressBar? = (!quiet && ProgressBar.enabled) ? ProgressBar() : nil
+            let report: QuantizationReport
+            do {
+                report = try job.run(checkpoint, outputPath: outputPath, options: options) { bar?.update($0) }
+                bar?.finish()
+            } catch {
+                bar?.finish()
+                throw error
+            }
+            if let json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                let data = try encoder.encode(report)
+                if json == "-" {
+                    FileHandle.standardOutput.write(data + Data("\n".utf8))
+                } else {
+                    let file = try AtomicFile(path: json, overwrite: true)
+                    try file.write(Array(data) + Array("\n".utf8))
+                    try file.commit()
+                }
+            }
+            if !quiet && json != "-" { print(ReportPrinter.text(report)) }
+        }
+    }
+}
+
+/// Renders a `QuantizationReport` as the per-layer table and totals.
+enum ReportPrinter {
+    static func text(_ r: QuantizationReport) -> String {
+        let rows: [[String]] = r.layers.map { l in
+            [l.name, Human.shape(l.shape), l.dtype, l.action.rawValue,
+             l.scale.map { String(format: "%.6g", Double($0)) } ?? "-",
+             l.sparsity.map { String(format: "%.4f", $0) } ?? "-",
+             l.mse.map { String(format: "%.4g", $0) } ?? "-",
+             l.storage, Human.bytes(l.outputBytes)]
+        }
+        var out = Human.table(["tensor", "shape", "dtype", "action", "scale", "sparsity", "mse", "storage", "bytes"], rows,
+                              rightAligned: [4, 5, 6, 8])
+        let notQuantized = r.layers.filter { $0.action != .quantized }
+        if !notQuantized.isEmpty {
+            out += "\n\nnot quantized:"
+            for l in notQuantized { out += "\n  \(l.action.rawValue) \(l.name): \(l.reason)" }
+        }
+        let t = r.totals
+        out += "\n\n"
+        out += "input        \(r.input)\n"
+        out += "output       \(r.output) (\(r.format.rawValue)\(r.ggufType.map { ", " + $0.rawValue } ?? ""))\n"
+        out += "tensors      \(t.tensorsQuantized) quantized, \(t.tensorsKept) kept, \(t.tensorsSkipped) skipped\n"
+        out += "parameters   \(t.parameters) (\(t.quantizedParameters) quantized)\n"
+        out += "bytes        \(Human.bytes(t.inputBytes)) in, \(Human.bytes(t.outputBytes)) out, "
+        out += String(format: "%.2fx smaller than f16\n", t.compressionVsF16)
+        out += String(format: "time         %.3f s, %.2f GB/s of input\n", t.seconds, t.gigabytesPerSecond)
+        out += "backend      \(r.backend): \(r.device)"
+        for note in r.notes { out += "\nnote         \(note)" }
+        return out
+    }
 }

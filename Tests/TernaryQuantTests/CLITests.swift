@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+@testable import TernaryQuant
+
+/// End-to-end tests of the built `ternq` binary (found next to the test bundle in the build products).
+@Suite("CLI: ternq end to end", .serialized)
+struct CLITests {
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static let binary: String? = {
+        var dir = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                      ?? ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<5 {
+            let candidate = dir.appendingPathComponent("ternq").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
+    }()
+
+    static let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/tiny/tiny.safetensors").path
+
+    func ternq(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> Run {
+        let binary = try #require(Self.binary, "ternq binary not found next to the test bundle; run `swift build` first")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                   stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    func files(_ dir: String) throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: dir).sorted() }
+
+    @Test func demoRunWritesTernAndTableAndRefusesToOverwrite() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try ternq(["quantize"], in: dir)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("model.layers.3.mlp.down_proj.weight"))
+        #expect(first.stdout.contains("smaller than f16"))
+        #expect(first.stderr.isEmpty)  // stderr is not a TTY: no progress bar
+        #expect(try files(dir) == ["ternq-demo.tern"])
+        let model = try TernFormat.read(path: dir + "/ternq-demo.tern")
+        #expect(model.layers.count == 28 && model.architecture == "ternq-demo")
+        let again = try ternq(["quantize"], in: dir)
+        #expect(again.status == 1)
+        #expect(again.stderr.split(separator: "\n").count == 1 && again.stderr.contains("--force"))
+        #expect(try ternq(["quantize", "--force", "--quiet"], in: dir).status == 0)
+    }
+
+    @Test(arguments: [
+        (["--format", "gguf"], "out.gguf", "GGUF v3"),
+        (["--gguf-type", "tq1_0"], "out.gguf", "TQ1_0"),
+        ([], "out.ternary.safetensors", "ternq.scheme"),
+        (["--csr-threshold", "0.5"], "out.tern", "sparse"),
+    ])
+    func eachFormatWritesAFileInfoCanRead(options: [String], output: String, infoNeedle: String) throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try ternq(["quantize", Self.tiny, "-o", output, "--quiet"] + options, in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.isEmpty)
+        let info = try ternq(["info", output], in: dir)
+        #expect(info.status == 0, "\(info.stderr)")
+        #expect(info.stdout.contains(infoNeedle), "\(info.stdout)")
+    }
+
+    @Test func jsonReportFollowsTheSchema() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try ternq(["quantize", Self.tiny, "-o", "t.gguf", "--json", "r.json", "--quiet"], in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        let data = try #require(FileManager.default.contents(atPath: dir + "/r.json"))
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(json["schema"] as? String == "ternq.quantize-report/1")
+        for key in ["input", "output", "format", "gguf_type", "backend", "device", "model", "layers", "totals", "notes"] {
+            #expect(json[key] != nil, "missing \(key)")
+        }
+        let totals = try #require(json["totals"] as? [String: Any])
+        for key in ["parameters", "quantized_parameters", "tensors_quantized", "tensors_kept", "tensors_skipped", "input_bytes",
+                    "output_bytes", "f16_bytes", "compression_vs_f16", "seconds", "gigabytes_per_second"] {
+            #expect(totals[key] != nil, "missing totals.\(key)")
+        }
+        #expect(totals["output_bytes"] as? Int == (try FileManager.default.attributesOfItem(atPath: dir + "/t.gguf")[.size] as? Int))
+        let layers = try #require(json["layers"] as? [[String: Any]])
+        #expect(layers.count == 9)
+        let q = try #require(layers.first { $0["name"] as? String == "model.layers.0.self_attn.q_proj.weight" })
+        for key in ["shape", "dtype", "action", "reason", "scale", "scale_bits", "sparsity", "mse", "storage", "input_bytes", "output_bytes"] {
+            #expect(q[key] != nil, "missing layers[].\(key)")
+        }
+        #expect(q["action"] as? String == "quantized" && q["storage"] as? String == "tq2_0")
+        let stdoutJSON = try ternq(["quantize", Self.tiny, "-o", "t2.tern", "--json", "-"], in: dir)
+        #expect(stdoutJSON.status == 0)
+        #expect((try? JSONSerialization.jsonObject(with: Data(stdoutJSON.stdout.utf8))) != nil)
+    }
+
+    @Test func failedWriteLeavesNothingAndKeepsExistingOutput() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let failing = [AtomicFile.failureHookVariable: "1000"]
+        for format in ["tern", "gguf", "safetensors"] {
+            let run = try ternq(["quantize", Self.tiny, "-o", "out.\(format)"], in: dir, environment: failing)
+            #expect(run.status == 1)
+            #expect(run.stderr.contains("simulated write failure"))
+            let left = try files(dir)
+            #expect(left.isEmpty, "\(format): \(left)")
+        }
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: dir + "/out.gguf"))
+        let run = try ternq(["quantize", Self.tiny, "-o", "out.gguf", "--force"], in: dir, environment: failing)
+        #expect(run.status == 1)
+        #expect(try files(dir) == ["out.gguf"])
+        #expect(FileManager.default.contents(atPath: dir + "/out.gguf") == Data("keep me".utf8))
+        let input = try ternq(["quantize", Self.tiny, "-o", Self.tiny, "--force", "--format", "safetensors"], in: dir)
+        #expect(input.status == 1 && input.stderr.contains("overwrite the input"))
+    }
+
+    @Test func interruptedRunLeavesNoTemporaryFile() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let binary = try #require(Self.binary)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["quantize", Self.tiny, "-o", "out.gguf", "--quiet"]
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        process.environment = ProcessInfo.processInfo.environment.merging([AtomicFile.stallHookVariable: "1000"]) { $1 }
+        try process.run()
+        var waited = 0
+        while (try files(dir)).isEmpty && waited < 200 {
+            usleep(50_000)
+            waited += 1
+        }
+        #expect(try files(dir).count == 1)  // the hidden temporary file
+        process.terminate()  // SIGTERM
+        var polls = 0
+        while process.isRunning && polls < 100 {
+            usleep(50_000)
+            polls += 1
+        }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            Issue.record("ternq did not exit on SIGTERM")
+        }
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        #expect(try files(dir).isEmpty)
+    }
+
+    @Test func nanWeightFailsWithTensorAndIndex() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var values = [Float](repeating: 0.25, count: 512)
+        values[300] = -.infinity
+        values[301] = .nan
+        let sink = MemorySink()
+        let w = try SafetensorsWriter(sink: sink, entries: [.init(name: "blk.0.ffn.weight", dtype: .f32, shape: [2, 256])])
+        try w.write(bytes: SafetensorsBytes.floats(values))
+        try Data(sink.bytes).write(to: URL(fileURLWithPath: dir + "/nan.safetensors"))
+        let run = try ternq(["quantize", "nan.safetensors", "-o", "nan.gguf"], in: dir)
+        #expect(run.status == 1)
+        let lines = run.stderr.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(run.stderr.contains("nan.safetensors") && run.stderr.contains("blk.0.ffn.weight") && run.stderr.contains("element 300"), "\(run.stderr)")
+        #expect(try files(dir) == ["nan.safetensors"])
+    }
+
+    @Test(arguments: ["tern", "gguf", "safetensors"])
+    func openCLOutputIsByteIdenticalToCPU(format: String) throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cpu = try ternq(["quantize", Self.tiny, "-o", "cpu.\(format)", "--backend", "cpu", "--quiet"], in: dir)
+        #expect(cpu.status == 0, "\(cpu.stderr)")
+        let gpu = try ternq(["quantize", Self.tiny, "-o", "opencl.\(format)", "--backend", "opencl", "--quiet"], in: dir)
+        guard gpu.status == 0 else {
+            // No usable OpenCL device here: the failure must be one clear line.
+            #expect(gpu.status == 1 && gpu.stderr.split(separator: "\n").count == 1, "\(gpu.stderr)")
+            return
+        }
+        let a = FileManager.default.contents(atPath: dir + "/cpu.\(format)")
+        let b = FileManager.default.contents(atPath: dir + "/opencl.\(format)")
+        #expect(a != nil && a == b)
+    }
+
+    @Test func infoSurvivesMutatedFiles() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fixtures = URL(fileURLWithPath: Self.tiny).deletingLastPathComponent()
+        var rng = FormatsFuzzTests.Rng(state: 99)
+        for name in ["tiny.tern", "tiny.tq2_0.gguf", "tiny.tq1_0.gguf", "tiny.ternary.safetensors"] {
+            let seed = Array(try #require(FileManager.default.contents(atPath: fixtures.appendingPathComponent(name).path)))
+            for i in 0..<25 {
+                let mutated = FormatsFuzzTests.mutate(seed, &rng, headerEnd: seed.count)
+                let file = "m\(i)." + (name.hasSuffix(".tern") ? "tern" : name.hasSuffix(".gguf") ? "gguf" : "safetensors")
+                try Data(mutated).write(to: URL(fileURLWithPath: dir + "/" + file))
+                let run = try ternq(["info", file], in: dir)
+                #expect(run.status == 0 || (run.status == 1 && run.stderr.split(separator: "\n").count == 1),
+                        "\(name) mutation \(i): status \(run.status) \(run.stderr)")
+            }
+        }
+    }
+
+    @Test func exitCodesAndErrorLines() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let missing = try ternq(["quantize", "nope.safetensors"], in: dir)
+        #expect(missing.status == 1 && missing.stderr.hasPrefix("ternq: error: nope.safetensors"))
+        #expect(try ternq(["quantize", "--format", "onnx"], in: dir).status == 64)
+        #expect(try ternq(["quantize", Self.tiny, "--backend", "tpu"], in: dir).status == 1)
+        try Data([1, 2, 3, 4, 5, 6, 7, 8, 9]).write(to: URL(fileURLWithPath: dir + "/junk.safetensors"))
+        let junk = try ternq(["info", "junk.safetensors"], in: dir)
+        #expect(junk.status == 1 && junk.stderr.contains("junk.safetensors"))
+        let verify = try ternq(["verify", Self.tiny], in: dir)
+        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(verify.stdout.contains("identical"))
+        let info = try ternq(["info", Self.tiny], in: dir)
+        #expect(info.status == 0 && info.stdout.contains("model.layers.0.mlp.down_proj.weight"))
+    }
+}

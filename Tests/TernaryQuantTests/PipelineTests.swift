@@ -1,0 +1,221 @@
+import Foundation
+import Testing
+@testable import TernaryQuant
+
+@Suite("Pipeline: selection and demo model")
+struct PipelineSelectionTests {
+    @Test func defaultRuleAndOverrides() {
+        let s = TensorSelection()
+        #expect(s.decide(name: "model.layers.0.self_attn.q_proj.weight", dtype: .bf16, shape: [4, 4]).quantize)
+        #expect(!s.decide(name: "model.embed_tokens.weight", dtype: .f32, shape: [4, 4]).quantize)
+        #expect(!s.decide(name: "model.layers.0.input_layernorm.weight", dtype: .f32, shape: [4, 4]).quantize)
+        #expect(!s.decide(name: "lm_head.weight", dtype: .f32, shape: [4, 4]).quantize)
+        #expect(!s.decide(name: "x.bias", dtype: .f32, shape: [4, 4]).quantize)
+        #expect(!s.decide(name: "x.weight", dtype: .f32, shape: [4]).quantize)
+        #expect(!s.decide(name: "x.weight", dtype: .i64, shape: [4, 4]).quantize)
+        #expect(!s.decide(name: "x.weight", dtype: .f32, shape: [0, 4]).quantize)
+        let custom = TensorSelection(include: ["lm_head.*", "*.bias"], exclude: ["*.q_proj.*"])
+        #expect(custom.decide(name: "lm_head.weight", dtype: .f32, shape: [4, 4]).quantize)
+        #expect(custom.decide(name: "a.bias", dtype: .f16, shape: [4]).quantize)
+        #expect(!custom.decide(name: "a.q_proj.weight", dtype: .f32, shape: [4, 4]).quantize)
+        #expect(custom.decide(name: "a.q_proj.weight", dtype: .f32, shape: [4, 4]).reason.contains("--exclude"))
+        #expect(!custom.decide(name: "lm_head.weight", dtype: .u8, shape: [4, 4]).quantize)
+    }
+
+    @Test func demoModelIsDeterministicAndValid() throws {
+        let a = try DemoModel.safetensorsBytes()
+        #expect(a == (try DemoModel.safetensorsBytes()))
+        let c = try DemoModel.checkpoint()
+        #expect(c.tensors.count == DemoModel.tensorShapes.count + 1)
+        #expect(c.modelInfo.architecture == "ternq-demo")
+        #expect(a.count > 10_000_000 && a.count < 16_000_000)
+    }
+}
+
+@Suite("Pipeline: quantization job")
+struct PipelineJobTests {
+    let job = CheckpointQuantizer(backend: CPUBackend())
+
+    func reference(_ t: CheckpointTensor) throws -> QuantizedTensor {
+        let input = try TensorInput(name: t.info.name, shape: t.info.shape, elementType: try #require(t.info.dtype.quantizable), bytes: t.bytes)
+        return try Quantizer().quantize(input)
+    }
+
+    @Test func ternOutputRoundTrips() throws {
+        let ckpt = try TinyModel.checkpoint()
+        let sink = MemorySink()
+        let report = try job.write(ckpt, to: sink, outputName: "t.tern", options: QuantizationOptions(format: .tern))
+        let model = try sink.bytes.withUnsafeBytes { try TernFormat.decode($0, file: "t.tern") }
+        #expect(model.architecture == "llama" && model.vocabSize == 4 && model.hiddenSize == 256 && model.numLayers == 1)
+        #expect(model.sourceModel == "tiny.safetensors")
+        let quantized = report.layers.filter { $0.action == .quantized }
+        #expect(model.layers.map(\.name) == quantized.map(\.name))
+        #expect(quantized.map(\.name) == ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight",
+                                          "model.layers.0.mlp.sparse.weight", "model.layers.0.odd.weight", "model.layers.0.conv.weight"])
+        for layer in model.layers {
+            let t = try #require(ckpt.tensors.first { $0.info.name == layer.name })
+            let q = try reference(t)
+            #expect(layer.scale.bitPattern == q.scale.bitPattern)
+            #expect(layer.sparsity == q.sparsity)
+            #expect(layer.originalDType == t.info.dtype.rawValue)
+            let (rows, cols) = TernFormat.rowsCols(t.info.shape)
+            #expect(layer.storage.dimensions == (UInt64(rows), UInt64(cols)))
+            switch layer.storage {
+            case .dense(_, _, let packed):
+                #expect(q.sparsity < 0.75)
+                #expect(packed == q.data)
+            case .sparse(let s):
+                #expect(q.sparsity >= 0.75)
+                var dense = [Trit](repeating: .tend, count: rows * cols)
+                for r in 0..<rows {
+                    for k in Int(s.rowPtr[r])..<Int(s.rowPtr[r + 1]) { dense[r * cols + Int(s.colIdx[k])] = s.values[k] > 0 ? .affirm : .reject }
+                }
+                #expect(TritPacking.pack(dense) == q.data)
+            }
+        }
+        #expect(model.layers.contains { $0.storage.kind == "sparse" })
+        #expect(report.totals.tensorsSkipped == 4)
+        #expect(report.totals.outputBytes == sink.bytes.count)
+    }
+
+    @Test(arguments: [GGUFTernaryType.tq2_0, .tq1_0])
+    func ggufOutputRoundTrips(type: GGUFTernaryType) throws {
+        let ckpt = try TinyModel.checkpoint()
+        let sink = MemorySink()
+        let report = try job.write(ckpt, to: sink, outputName: "t.gguf", options: QuantizationOptions(format: .gguf, ggufType: type))
+        let c = try sink.bytes.withUnsafeBytes { try GGUFFormat.decode($0, file: "t.gguf") }
+        #expect(c.value("general.architecture") == .string("llama"))
+        #expect(c.value("general.quantization_version") == .uint32(2))
+        #expect(c.value("general.alignment") == .uint32(32))
+        let byName = Dictionary(uniqueKeysWithValues: c.tensors.map { ($0.name, $0) })
+        #expect(byName["model.position_ids"] == nil)
+        #expect(byName["model.layers.0.odd.weight"]?.type == .f32)
+        #expect(byName["model.layers.0.sparse.weight"] == nil)
+        #expect(byName["model.layers.0.mlp.sparse.weight"]?.type == .f32)
+        #expect(byName["model.temperature"]?.dimensions == [1])
+        #expect(byName["model.embed_tokens.weight"]?.type == .f16)
+        #expect(byName["model.layers.0.conv.weight"]?.dimensions == [256, 3, 2])
+        for row in report.layers where row.action == .quantized {
+            let info = try #require(byName[row.name])
+            #expect(info.type == type.ggmlType)
+            #expect(info.dimensions == row.shape.reversed())
+            let q = try reference(try #require(ckpt.tensors.first { $0.info.name == row.name }))
+            let trits = try q.trits().map { Int($0.rawValue) }
+            let blockBytes = info.type.blockLayout.bytes
+            for b in 0..<(q.elementCount / 256) {
+                let start = c.dataStart + info.offset + b * blockBytes
+                let (t, d) = TernaryBlocks.decode(info.type, block: Array(sink.bytes[start..<(start + blockBytes)]))
+                #expect(d == HalfFloat.bits(from: q.scale))
+                #expect(t == Array(trits[(b * 256)..<((b + 1) * 256)]))
+            }
+        }
+        // BF16 kept tensors would be widened exactly; F16 embeddings copied byte for byte.
+        let embed = try #require(byName["model.embed_tokens.weight"])
+        let source = try #require(ckpt.tensors.first { $0.info.name == "model.embed_tokens.weight" })
+        #expect(Array(sink.bytes[(c.dataStart + embed.offset)..<(c.dataStart + embed.offset + embed.byteCount)]) == Array(source.bytes))
+    }
+
+    @Test func safetensorsOutputRoundTrips() throws {
+        let ckpt = try TinyModel.checkpoint()
+        let sink = MemorySink()
+        let report = try job.write(ckpt, to: sink, outputName: "t.safetensors", options: QuantizationOptions(format: .safetensors))
+        let f = try SafetensorsBytes.open(sink.bytes)
+        #expect(f.metadata["ternq.scheme"] == "ternary-absmean-per-tensor")
+        #expect(f.metadata["ternq.quantized"]?.contains("\"model.layers.0.odd.weight\":{\"shape\":[3,7],\"dtype\":\"F32\"}") == true)
+        for row in report.layers {
+            let source = try #require(ckpt.tensors.first { $0.info.name == row.name })
+            let out = try #require(f.info(named: row.name))
+            if row.action == .kept {
+                #expect(out.dtype == source.info.dtype && out.shape == source.info.shape)
+                #expect(Array(f.data(for: out)) == Array(source.bytes))
+                continue
+            }
+            let q = try reference(source)
+            #expect(out.dtype == .u8)
+            #expect(out.shape == CheckpointQuantizer.packedShape(source.info.shape))
+            let scale = try #require(f.info(named: row.name + ".scale"))
+            #expect(scale.dtype == .f32 && scale.shape == [])
+            #expect(f.data(for: scale).loadUnaligned(as: UInt32.self) == q.scale.bitPattern)
+            let cols = source.info.shape.last ?? 1
+            let rowBytes = (cols + 3) / 4
+            let data = Array(f.data(for: out))
+            let trits = try q.trits()
+            for k in 0..<q.elementCount {
+                let r = k / cols, c = k % cols
+                let code = (data[r * rowBytes + c / 4] >> UInt8(2 * (c % 4))) & 3
+                #expect(Trit(packedCode: code) == trits[k])
+            }
+        }
+    }
+
+    @Test func mseMatchesTheSeedDefinition() throws {
+        let weights: [Float] = (0..<1000).map { Float(($0 * 7919) % 201 - 100) / 37 }
+        let seed = try PerLayerQuant.quantize(weights, name: "w", shape: [10, 100])
+        let q = try Quantizer().quantize(weights, name: "w", shape: [10, 100])
+        let mse = try weights.withUnsafeBufferPointer { buffer in
+            let input = try TensorInput(name: "w", shape: [10, 100], floats: buffer)
+            return q.data.withUnsafeBytes { CheckpointQuantizer.meanSquaredError(input, packed: $0, scale: q.scale) }
+        }
+        #expect(Float(mse) == (try seed.mse(weights)))
+    }
+
+    @Test func nanWeightNamesTensorAndIndexAndLeavesNoOutput() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var values = [Float](repeating: 0.5, count: 16)
+        values[13] = .nan
+        let sink = MemorySink()
+        let w = try SafetensorsWriter(sink: sink, entries: [.init(name: "bad.weight", dtype: .f32, shape: [4, 4])])
+        try w.write(bytes: SafetensorsBytes.floats(values))
+        let input = dir + "/in.safetensors"
+        try Data(sink.bytes).write(to: URL(fileURLWithPath: input))
+        let ckpt = try SafetensorsCheckpoint(path: input)
+        do {
+            _ = try job.run(ckpt, outputPath: dir + "/out.tern", options: QuantizationOptions(format: .tern))
+            Issue.record("NaN accepted")
+        } catch {
+            let text = String(describing: error)
+            #expect(text.contains("bad.weight") && text.contains("element 13") && text.contains("NaN") && text.contains("in.safetensors"), "\(text)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["in.safetensors"])
+        #expect(throws: JobError.self) { try job.run(ckpt, outputPath: input, options: QuantizationOptions(format: .tern, overwrite: true)) }
+    }
+}
+
+/// Byte-exact golden files for the tiny model in every format (Tests/Fixtures/tiny). Regenerate with
+/// `TERNQ_REGENERATE_FIXTURES=1 swift test --filter Golden` after an intended format change.
+@Suite("Pipeline: golden files")
+struct PipelineGoldenTests {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/tiny")
+    static let regenerate = ProcessInfo.processInfo.environment["TERNQ_REGENERATE_FIXTURES"] == "1"
+
+    static let cases: [(String, QuantizationOptions)] = [
+        ("tiny.tern", QuantizationOptions(format: .tern)),
+        ("tiny.tq2_0.gguf", QuantizationOptions(format: .gguf, ggufType: .tq2_0)),
+        ("tiny.tq1_0.gguf", QuantizationOptions(format: .gguf, ggufType: .tq1_0)),
+        ("tiny.ternary.safetensors", QuantizationOptions(format: .safetensors)),
+    ]
+
+    func compare(_ name: String, _ bytes: [UInt8]) throws {
+        let url = Self.directory.appendingPathComponent(name)
+        if Self.regenerate {
+            try FileManager.default.createDirectory(at: Self.directory, withIntermediateDirectories: true)
+            try Data(bytes).write(to: url)
+        }
+        let golden = try #require(FileManager.default.contents(atPath: url.path), "missing fixture \(url.path)")
+        #expect(Array(golden) == bytes, "\(name) differs from the golden file")
+    }
+
+    @Test func sourceModel() throws {
+        try compare("tiny.safetensors", try TinyModel.bytes())
+    }
+
+    @Test(arguments: 0..<4)
+    func output(index: Int) throws {
+        let (name, options) = Self.cases[index]
+        let sink = MemorySink()
+        _ = try CheckpointQuantizer(backend: CPUBackend()).write(try TinyModel.checkpoint(), to: sink, outputName: name, options: options)
+        try compare(name, sink.bytes)
+    }
+}
