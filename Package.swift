@@ -44,6 +44,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [
+                .embedInCode("../../Kernels/widen.cl"),
                 .embedInCode("../../Kernels/absmean.cl"),
                 .embedInCode("../../Kernels/ternarize.cl"),
             ]

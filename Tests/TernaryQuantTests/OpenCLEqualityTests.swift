@@ -127,7 +127,7 @@ struct OpenCLEqualityTests {
     func hostScalePath() throws {
         let device = try #require(Support.firstDevice)
         let backend = try OpenCLBackend(device: device, chunkElements: 4096, workGroupSize: 64,
-                                        absmeanSource: "", ternarizeSource: String(decoding: PackageResources.ternarize_cl, as: UTF8.self),
+                                        absmeanSource: "", ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
                                         hostScaleOnly: true)
         #expect(!backend.computesScaleOnDevice)
         var random = Support.Random(state: 5)
@@ -226,7 +226,7 @@ struct OpenCLEqualityTests {
         do {
             _ = try OpenCLBackend(device: device, chunkElements: 4096, workGroupSize: 64,
                                   absmeanSource: "__kernel void absmean_f32(__global float* x) { this is not C; }",
-                                  ternarizeSource: String(decoding: PackageResources.ternarize_cl, as: UTF8.self),
+                                  ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
                                   hostScaleOnly: false)
             Issue.record("expected a build failure")
         } catch {

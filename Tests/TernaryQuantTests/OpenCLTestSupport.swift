@@ -28,14 +28,9 @@ enum OpenCLTestSupport {
 
     /// Deterministic generator (SplitMix64).
     struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var generator: SplitMix64
+        init(state: UInt64) { generator = SplitMix64(seed: state) }
+        mutating func next() -> UInt64 { generator.next() }
         mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
         mutating func normal() -> Float {
             let u = Swift.max(uniform(), 1e-300), v = uniform()

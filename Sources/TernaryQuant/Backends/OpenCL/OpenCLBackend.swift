@@ -85,9 +85,14 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     public convenience init(device: CLDevice, chunkElements: Int = OpenCLBackend.defaultChunkElements,
                             workGroupSize: Int = OpenCLBackend.defaultWorkGroupSize) throws(OpenCLBackendError) {
         try self.init(device: device, chunkElements: chunkElements, workGroupSize: workGroupSize,
-                      absmeanSource: String(decoding: PackageResources.absmean_cl, as: UTF8.self),
-                      ternarizeSource: String(decoding: PackageResources.ternarize_cl, as: UTF8.self),
+                      absmeanSource: OpenCLBackend.kernelSource(PackageResources.absmean_cl),
+                      ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
                       hostScaleOnly: false)
+    }
+
+    /// A kernel file's embedded bytes preceded by the shared widening helpers (`Kernels/widen.cl`).
+    static func kernelSource(_ kernel: [UInt8]) -> String {
+        String(decoding: PackageResources.widen_cl, as: UTF8.self) + "\n" + String(decoding: kernel, as: UTF8.self)
     }
 
     /// Designated initializer; tests pass broken sources to exercise build failures, and `hostScaleOnly`
