@@ -9,6 +9,7 @@ struct CoreExactnessTests {
         CPUBackend(threadCount: 2, chunkSize: 4096),
         CPUBackend(threadCount: 3, chunkSize: 192),
         CPUBackend(),
+        CPUBackend(threadCount: 2, chunkSize: 320, instructionSet: .portable),
     ]
 
     static func check(_ weights: [Float], file: String = #fileID, line: Int = #line) throws {
@@ -129,6 +130,32 @@ struct CoreExactnessTests {
         #expect(q.trits == [.affirm, .tend, .tend, .reject, .tend, .tend])
     }
 
+    @Test("unaligned input bytes give the same result as aligned ones", arguments: ElementType.allCases)
+    func unalignedInput(_ type: ElementType) throws {
+        let n = 10_007
+        let weights = TestData.tensor(.normal, count: n, seed: 21)
+        var aligned = [UInt8]()
+        for w in weights {
+            switch type {
+            case .float32: withUnsafeBytes(of: w.bitPattern.littleEndian) { aligned += $0 }
+            case .float16: withUnsafeBytes(of: HalfConversion.float16Bits(w).littleEndian) { aligned += $0 }
+            case .bfloat16: withUnsafeBytes(of: UInt16(w.bitPattern >> 16).littleEndian) { aligned += $0 }
+            }
+        }
+        let shifted = [0x5A] + aligned
+        for instructionSet in CPUInstructionSet.allCases {
+            let quantizer = Quantizer(backend: CPUBackend(instructionSet: instructionSet))
+            let a = try aligned.withUnsafeBytes {
+                try quantizer.quantize(TensorInput(name: "a", shape: [n], elementType: type, bytes: $0))
+            }
+            let b = try shifted.withUnsafeBytes {
+                try quantizer.quantize(TensorInput(name: "a", shape: [n], elementType: type,
+                                                   bytes: UnsafeRawBufferPointer(rebasing: $0.dropFirst())))
+            }
+            #expect(a == b)
+        }
+    }
+
     @Test("results do not depend on thread count or chunk size")
     func threadAndChunkIndependence() throws {
         let weights = TestData.tensor(.normal, count: 300_007, seed: 42)
@@ -185,7 +212,8 @@ struct CoreExactnessTests {
             }
         }
         let widened = patterns.map { Float(Float16(bitPattern: $0)) }
-        for backend in [CPUBackend(threadCount: 1, chunkSize: 64), CPUBackend()] {
+        for backend in [CPUBackend(threadCount: 1, chunkSize: 64), CPUBackend(),
+                        CPUBackend(instructionSet: .portable)] {
             let quantizer = Quantizer(backend: backend)
             let fromHalf = try patterns.withUnsafeBytes {
                 try quantizer.quantize(TensorInput(name: "h", shape: [patterns.count], elementType: .float16, bytes: $0))

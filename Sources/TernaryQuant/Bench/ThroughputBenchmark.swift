@@ -43,6 +43,7 @@ public struct ThroughputResult: Sendable, Codable, Hashable {
 /// Quantizing needs one read pass over the input for α and one read + write pass for the trits, so
 /// `seconds = inputBytes / read + (inputBytes + outputBytes) / (2 × copy)`, where `read` is the measured read
 /// bandwidth and `copy` the measured memcpy rate in bytes copied per second (a copy moves each byte twice).
+/// Both are the best runs of their probes (`MemoryBandwidth`), so the roofline is an upper bound on speed.
 public struct Roofline: Sendable, Hashable {
     /// Read bandwidth, bytes/s.
     public var readBytesPerSecond: Double

@@ -1,3 +1,4 @@
+import CTernaryKernels
 import Dispatch
 import Foundation
 
@@ -12,19 +13,24 @@ public struct CPUBackend: QuantizationBackend {
     public let threadCount: Int
     /// Elements per work item (a positive multiple of 64).
     public let chunkSize: Int
+    /// Implementation of the inner loops (results are identical either way).
+    public let instructionSet: CPUInstructionSet
 
     /// Default elements per work item: 64 Ki (256 KiB of float32, cache-friendly).
     public static let defaultChunkSize = 1 << 16
 
     /// Creates a CPU backend. `threadCount` defaults to the active processor count; `chunkSize` is rounded
-    /// up to a multiple of 64 and clamped to at least 64.
-    public init(threadCount: Int? = nil, chunkSize: Int = CPUBackend.defaultChunkSize) {
+    /// up to a multiple of 64 and clamped to at least 64; `instructionSet` pins the inner loops (tests use
+    /// `.portable` to cover the non-AVX2 code on AVX2 machines).
+    public init(threadCount: Int? = nil, chunkSize: Int = CPUBackend.defaultChunkSize,
+                instructionSet: CPUInstructionSet = .automatic) {
         self.threadCount = Swift.max(1, threadCount ?? ProcessInfo.processInfo.activeProcessorCount)
         self.chunkSize = Swift.max(64, (chunkSize + 63) / 64 * 64)
+        self.instructionSet = instructionSet
     }
 
     public var name: String { "cpu" }
-    public var deviceDescription: String { "CPU (\(threadCount) thread\(threadCount == 1 ? "" : "s"), \(CPUKernels.usesAVX2 ? "AVX2" : "portable SIMD"))" }
+    public var deviceDescription: String { "CPU (\(threadCount) thread\(threadCount == 1 ? "" : "s"), \(instructionSet.usesAVX2 ? "AVX2" : "portable SIMD"))" }
     public var preferredConcurrency: Int { 1 }
 
     public func quantize(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer) throws
@@ -45,10 +51,12 @@ public struct CPUBackend: QuantizationBackend {
         let count = input.elementCount
         let chunks = chunkCount(count)
         var partials = [Double](repeating: 0, count: chunks)
+        let kernels = SendableKernels(instructionSet.kernels)
         partials.withUnsafeMutableBufferPointer { buffer in
-            let out = SendablePointer(buffer.baseAddress!)
+            guard let base = buffer.baseAddress else { return }
+            let out = SendablePointer(base)
             forEachChunk(count: count) { chunk, range, scratch in
-                out.pointer[chunk] = CPUKernels.absSum(input, range: range, scratch: scratch)
+                out.pointer[chunk] = CPUKernels.absSum(input, range: range, scratch: scratch, kernels: kernels.table)
             }
         }
         var total = 0.0
@@ -95,12 +103,16 @@ public struct CPUBackend: QuantizationBackend {
                            output: UnsafeMutableRawBufferPointer) -> Int {
         let count = input.elementCount
         var nonZero = [Int](repeating: 0, count: chunkCount(count))
-        let out = SendableRawPointer(output.baseAddress!)
+        guard let outputBase = output.baseAddress else { return count }
+        let out = SendableRawPointer(outputBase)
+        let kernels = SendableKernels(instructionSet.kernels)
         nonZero.withUnsafeMutableBufferPointer { buffer in
-            let counts = SendablePointer(buffer.baseAddress!)
+            guard let base = buffer.baseAddress else { return }
+            let counts = SendablePointer(base)
             forEachChunk(count: count) { chunk, range, scratch in
                 counts.pointer[chunk] = CPUKernels.ternarize(input, range: range, threshold: threshold.magnitudeBits,
-                                                             layout: layout, output: out.pointer, scratch: scratch)
+                                                             layout: layout, output: out.pointer, scratch: scratch,
+                                                             kernels: kernels.table)
             }
         }
         return count - nonZero.reduce(0, +)
@@ -147,6 +159,12 @@ struct SendablePointer<T>: @unchecked Sendable {
     init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
 }
 
+/// The immutable C kernel table, shared by Dispatch workers.
+struct SendableKernels: @unchecked Sendable {
+    let table: UnsafePointer<tq_kernel_table>
+    init(_ table: UnsafePointer<tq_kernel_table>) { self.table = table }
+}
+
 /// A raw pointer handed to Dispatch workers that write disjoint bytes.
 struct SendableRawPointer: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
@@ -161,6 +179,12 @@ final class SendableArrayBox<T>: @unchecked Sendable {
     func set(_ index: Int, _ value: T) {
         lock.lock()
         values[index] = value
+        lock.unlock()
+    }
+
+    func add(_ index: Int, _ value: T) where T: FixedWidthInteger {
+        lock.lock()
+        values[index] &+= value
         lock.unlock()
     }
 }
