@@ -98,6 +98,14 @@ struct CoreErrorTests {
         #expect(try q.mse([1, -1, 0.1, 2]) == Float(Double(Float(0.1)) * Double(Float(0.1)) / 4 + (expected - 0.1 * 0.1 / 4)))
     }
 
+    @Test("invalid scales and counts are refused without trapping")
+    func invalidScale() {
+        for bad in [Float(-1), .nan, .infinity, -.infinity] {
+            #expect(throws: QuantizationError.invalidScale(bits: bad.bitPattern)) { try TritThreshold(scale: bad) }
+        }
+        #expect(ExactAbsSum().roundedMean(count: 0) == nil)
+    }
+
     @Test("unpacking rejects the reserved code 11 and short data")
     func unpackErrors() {
         #expect(throws: QuantizationError.invalidPackedCode(index: 5)) {
@@ -141,7 +149,7 @@ struct CoreUnitTests {
         func mean(_ values: [Float]) -> Float {
             var s = ExactAbsSum()
             for v in values { s.add(bits: v.bitPattern) }
-            return s.roundedMean(count: values.count)
+            return s.roundedMean(count: values.count) ?? .nan
         }
         let u = Float(bitPattern: 1)
         #expect(mean([u, 2 * u]) == 2 * u)  // 1.5u ties to even 2u

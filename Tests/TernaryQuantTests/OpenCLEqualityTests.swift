@@ -51,7 +51,7 @@ struct OpenCLEqualityTests {
             let alpha = try CPUBackend().absMean(weights.withUnsafeBufferPointer {
                 try TensorInput(name: "t", shape: [weights.count], floats: $0)
             })
-            let t = TritThreshold(scale: alpha).magnitudeBits
+            let t = try TritThreshold(scale: alpha).magnitudeBits
             let patterns: [UInt32] = [t, t - 1, t + 1, t | 0x8000_0000, (t - 1) | 0x8000_0000, (t + 1) | 0x8000_0000]
             for (k, bits) in patterns.enumerated() {
                 for copy in 0..<10 { weights[k * 10 + copy] = Float(bitPattern: bits) }

@@ -84,9 +84,9 @@ public struct ExactAbsSum: Sendable, Hashable {
     }
 
     /// The float32 nearest to (total / count), ties to even; `1.0` when the total is zero (every element ±0),
-    /// following the seed crate. `count` must be positive.
-    public func roundedMean(count: Int) -> Float {
-        precondition(count > 0, "roundedMean needs a positive count")  // internal invariant, callers validate
+    /// following the seed crate; `nil` when `count` is not positive.
+    public func roundedMean(count: Int) -> Float? {
+        guard count > 0 else { return nil }
         var copy = self
         copy.flush()
         let total = copy.limbs

@@ -17,6 +17,8 @@ public enum QuantizationError: Error, Sendable, Hashable, CustomStringConvertibl
     case lengthMismatch(name: String, expected: Int, actual: Int)
     /// Packed data holds the reserved code `11` at trit `index`.
     case invalidPackedCode(index: Int)
+    /// A scale passed to `TritThreshold` is negative, NaN or infinite (`bits` is its bit pattern).
+    case invalidScale(bits: UInt32)
     /// Packed data is too short for `count` trits.
     case packedDataTooShort(expectedBytes: Int, actualBytes: Int)
 
@@ -39,6 +41,8 @@ public enum QuantizationError: Error, Sendable, Hashable, CustomStringConvertibl
             return "tensor '\(name)': expected \(expected) original weights, got \(actual)"
         case .invalidPackedCode(let index):
             return "packed trit \(index) holds the reserved code 0b11; the data is corrupt"
+        case .invalidScale(let bits):
+            return "scale \(Float(bitPattern: bits)) (bits 0x\(String(bits, radix: 16))) is not a finite value ≥ 0"
         case .packedDataTooShort(let expected, let actual):
             return "packed trit data needs \(expected) bytes but has \(actual)"
         }

@@ -13,8 +13,14 @@ public struct TritThreshold: Sendable, Hashable {
     /// Derives the threshold for a finite α ≥ 0 by binary search over positive float32 bit patterns
     /// (31 correctly rounded host divisions). α = 0 (a non-zero tensor whose mean is at most 2^-150 rounds
     /// to 0) gives T = the smallest subnormal, as fl32(x/0) = +Inf for every x > 0.
-    public init(scale: Float) {
-        precondition(scale >= 0 && scale.isFinite, "TritThreshold needs a finite scale ≥ 0")  // internal invariant
+    /// Throws `QuantizationError.invalidScale` for a negative, NaN or infinite α.
+    public init(scale: Float) throws(QuantizationError) {
+        guard scale >= 0 && scale.isFinite else { throw .invalidScale(bits: scale.bitPattern) }
+        self.init(validScale: scale)
+    }
+
+    /// The threshold for an α a backend computed (always finite and ≥ 0).
+    init(validScale scale: Float) {
         self.scale = scale
         // Invariant: pattern `high` satisfies the rule, `low` does not.
         var low: UInt32 = 0  // +0: 0/α = 0, not > 0.5

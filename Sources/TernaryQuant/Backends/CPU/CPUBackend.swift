@@ -38,7 +38,7 @@ public struct CPUBackend: QuantizationBackend {
     {
         try checkOutputCapacity(input, layout: layout, output: output)
         let scale = try absMean(input)
-        let threshold = TritThreshold(scale: scale)
+        let threshold = TritThreshold(validScale: scale)
         let zeros = ternarize(input, threshold: threshold, layout: layout, output: output)
         return QuantizationSummary(scale: scale, elementCount: input.elementCount, zeroCount: zeros)
     }
@@ -94,7 +94,7 @@ public struct CPUBackend: QuantizationBackend {
         sums = box.values
         var total = ExactAbsSum()
         for s in sums { total.merge(s) }
-        return total.roundedMean(count: count)
+        return total.roundedMean(count: count) ?? 1.0  // count > 0: TensorInput rejects empty tensors
     }
 
     // MARK: - trits

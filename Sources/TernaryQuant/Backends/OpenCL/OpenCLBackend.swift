@@ -220,7 +220,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             scale = try CPUBackend().absMean(input)
             resident = false
         }
-        let threshold = TritThreshold(scale: scale)
+        let threshold = TritThreshold(validScale: scale)
         let nonZero = try deviceTernarize(input, threshold: threshold.magnitudeBits, layout: layout,
                                           output: output, inputResident: resident)
         return QuantizationSummary(scale: scale, elementCount: input.elementCount,

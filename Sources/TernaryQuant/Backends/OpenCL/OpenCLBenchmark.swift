@@ -54,7 +54,7 @@ extension OpenCLBackend {
         }
         var output = [UInt8](repeating: 0, count: layout.byteCount(forTrits: input.elementCount))
         let summary = try output.withUnsafeMutableBytes { try quantize(input, layout: layout, into: $0) }
-        let threshold = TritThreshold(scale: summary.scale).magnitudeBits
+        let threshold = TritThreshold(validScale: summary.scale).magnitudeBits
         lock.lock()
         defer { lock.unlock() }
         do {
