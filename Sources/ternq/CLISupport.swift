@@ -30,13 +30,17 @@ func makeBackend(named name: String, device: String?) throws -> any Quantization
 }
 
 /// Every backend `ternq verify` compares: the CPU backend, a single-threaded CPU backend with a different
-/// chunk size (a different summation tree and work split, which must give the same bytes), every OpenCL
+/// chunk size (a different summation tree and work split, which must give the same bytes), the portable
+/// CPU loops when the default ones are AVX2, every OpenCL
 /// device on its own, and all OpenCL devices together when there are several. Devices that cannot be
 /// used are reported on stderr and left out.
 func availableBackends() -> [(label: String, backend: any QuantizationBackend)] {
     var list: [(label: String, backend: any QuantizationBackend)] = [
         ("cpu", CPUBackend()), ("cpu-1thread-4Ki", CPUBackend(threadCount: 1, chunkSize: 4096)),
     ]
+    if CPUInstructionSet.automatic.usesAVX2 {
+        list.append(("cpu-portable", CPUBackend(instructionSet: .portable)))
+    }
     let logger = Logger(label: "ternq")
     guard let entries = try? OpenCLDeviceList.all() else { return list }
     for entry in entries {
