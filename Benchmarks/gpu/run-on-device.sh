@@ -12,11 +12,14 @@ ternq="$bundle/ternq"
 {
     echo "== nvidia-smi"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
     echo "== ternq devices"; "$ternq" devices 2>&1
-    for dtype in F32 F16 BF16; do
-        for n in 268435456 100000007; do
-            echo "== bench --backend all --dtype $dtype --elements $n (includes byte-equality check)"
-            timeout 240 "$ternq" bench --backend all --dtype "$dtype" --elements "$n" --runs 5 2>&1
-            timeout 240 "$ternq" bench --backend all --dtype "$dtype" --elements "$n" --runs 5 --json > "$out/bench-$dtype-$n.json" 2>&1
-        done
+    # One run per configuration: JSON to a file, exit status printed (non-zero = outputs differ or failure).
+    for config in "F32 268435456" "F16 268435456" "BF16 268435456" "F32 100000007"; do
+        set -- $config
+        echo "== bench --backend all --dtype $1 --elements $2 (also checks GPU == CPU byte for byte)"
+        timeout 180 "$ternq" bench --backend all --dtype "$1" --elements "$2" --runs 5 --json \
+            > "$out/bench-$1-$2.json"
+        echo "exit status $?"
+        cat "$out/bench-$1-$2.json"
     done
+    echo "== ternq verify (demo model, every backend)"; timeout 60 "$ternq" verify 2>&1
 } 2>&1 | tee "$out/device-log.txt"
