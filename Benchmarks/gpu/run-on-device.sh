@@ -8,7 +8,8 @@ mkdir -p "$out"
 bundle="$PWD/.device-bundle"
 export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export OCL_ICD_VENDORS="$bundle/vendors"
-ternq="$bundle/ternq"
+ternq=/tmp/ternq
+gunzip -c "$bundle/ternq.gz" > "$ternq" && chmod +x "$ternq"
 {
     echo "== nvidia-smi"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
     echo "== ternq devices"; "$ternq" devices 2>&1

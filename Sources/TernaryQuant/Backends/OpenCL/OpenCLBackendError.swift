@@ -19,16 +19,16 @@ public enum OpenCLBackendError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .noPlatform(let error):
             let cause = error.map { " (\($0))" } ?? ""
-            return "no OpenCL platform found\(cause): install pocl-opencl-icd (CPU) or a GPU driver that registers an ICD in /etc/OpenCL/vendors, check OCL_ICD_VENDORS, or use --device cpu"
+            return "no OpenCL platform found\(cause): install pocl-opencl-icd (CPU) or a GPU driver that registers an ICD in /etc/OpenCL/vendors, check OCL_ICD_VENDORS, or select the CPU backend (--backend cpu, or TERNQ_DEVICE=cpu)"
         case .noDevice(let selector, let available):
             let list = available.isEmpty ? "none" : available.joined(separator: "; ")
-            return "no OpenCL device matches '\(selector)' (available: \(list)); run 'ternq devices' to list devices, or use --device cpu"
+            return "no OpenCL device matches '\(selector)' (available: \(list)); run 'ternq devices' to list devices, or select the CPU backend (--backend cpu, or TERNQ_DEVICE=cpu)"
         case .buildFailed(let device, let error):
-            return "OpenCL kernels failed to build on '\(device)': \(error)\nupdate the device driver, or use --device cpu"
+            return "OpenCL kernels failed to build on '\(device)': \(error)\nupdate the device driver, or select the CPU backend (--backend cpu, or TERNQ_DEVICE=cpu)"
         case .deviceFailure(let device, let error):
             let remedy = error.isOutOfMemory
-                ? "the device ran out of memory: use a smaller chunk size, close other GPU programs, or use --device cpu"
-                : "check the device driver installation ('ternq devices', clinfo), or use --device cpu"
+                ? "the device ran out of memory: use a smaller chunk size, close other GPU programs, or select the CPU backend (--backend cpu, or TERNQ_DEVICE=cpu)"
+                : "check the device driver installation ('ternq devices', clinfo), or select the CPU backend (--backend cpu, or TERNQ_DEVICE=cpu)"
             return "OpenCL device '\(device)': \(error); \(remedy)"
         case .invalidSelection(let text):
             return "invalid device selection '\(text)': use auto, cpu, opencl, opencl:<index>, opencl:<name substring> or opencl:all"
