@@ -14,14 +14,18 @@
  * (2 additions), and a power-of-two local tree reduction (log2 of the group size) yields one partial per
  * work-group. Double addition is correctly rounded on every fp64 device, so the host bounds the error
  * by this depth: ceil((count/4) / G) + 1 + 2 + log2(local size) (see OpenCLBackend.deviceAbsSum).
+ * `base` (elements, a multiple of 256) selects the piece [base, base + count) of the buffer: the host
+ * reduces a resident tensor piece by piece while the next piece is still uploading.
  */
 
 /* f16_to_f32_bits, LOAD_* and LOAD4_* come from widen.cl, prepended by the host. */
 
 #define ABSMEAN_KERNEL(NAME, T, LOAD, LOAD4)                                                       \
-__kernel void NAME(__global const T* input, const uint count,                                      \
+__kernel void NAME(__global const T* whole, const uint count,                                      \
                    __global double* sums, __global ulong* subnormals, __global uint* flags,        \
-                   __local double* lsum, __local ulong* lsub, __local uint* lflag) {               \
+                   __local double* lsum, __local ulong* lsub, __local uint* lflag,                 \
+                   const uint base) {                                                              \
+    __global const T* input = whole + base;                                                        \
     const uint lid = (uint)get_local_id(0);                                                        \
     const uint gid = (uint)get_global_id(0);                                                       \
     const uint stride = (uint)get_global_size(0);                                                  \

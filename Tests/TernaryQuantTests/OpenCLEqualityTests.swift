@@ -123,6 +123,42 @@ struct OpenCLEqualityTests {
         }
     }
 
+    @Test("single-chunk tensors uploaded in several pieces (α per piece overlapping the next upload) match",
+          arguments: [256, 1000, 4096])
+    func uploadPieces(pieceElements: Int) throws {
+        let device = try #require(Support.firstDevice)
+        let backend = try OpenCLBackend(device: device, workGroupSize: 64, pieceElements: pieceElements)
+        #expect(backend.pieceElements % 256 == 0 && backend.pieceElements >= pieceElements)
+        var random = Support.Random(state: UInt64(pieceElements))
+        var sawSeveral = false
+        for n in [1, 255, 256, 257, 1021, 4099, 8192, 65_537, 100_003, 262_147] {
+            #expect(backend.chunkCount(n) == 1)
+            let pieces = backend.pieceRanges(count: n)
+            #expect(pieces.first?.lowerBound == 0 && pieces.last?.upperBound == n)
+            #expect(pieces.count <= OpenCLBackend.maxPieces)
+            #expect(zip(pieces, pieces.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound && $1.lowerBound % 256 == 0 })
+            #expect(n > backend.pieceElements || pieces.count == 1)
+            sawSeveral = sawSeveral || pieces.count > 1
+            try check(backend, (0..<n).map { _ in random.normal() * 0.02 })
+            let f16 = (0..<n).map { _ in UInt16(truncatingIfNeeded: random.next()) & 0xBBFF }  // finite, subnormals too
+            let bf16 = (0..<n).map { _ in UInt16(truncatingIfNeeded: random.next()) & 0xBF7F }
+            for (values, type) in [(f16, ElementType.float16), (bf16, .bfloat16)] {
+                let problems = try Support.compare(backend, bytes: values.withUnsafeBytes { Array($0) }, type: type)
+                #expect(problems.isEmpty, "\(problems)")
+            }
+        }
+        #expect(sawSeveral)
+        // A non-finite element in a later piece: first index found on the host, as on the CPU backend.
+        var weights = [Float](repeating: 0.25, count: 100_003)
+        weights[99_000] = .infinity
+        weights[70_001] = -.nan
+        #expect(throws: QuantizationError.nonFiniteValue(name: "w", index: 70_001, bits: (-Float.nan).bitPattern)) {
+            try Quantizer(backend: backend).quantize(weights, name: "w", shape: [weights.count])
+        }
+        // A rounding midpoint spread over several pieces (exact host path).
+        try check(backend, Array(repeating: 1, count: 12_287) + [1 + 0x1p-22 * 12_288 / 4])
+    }
+
     @Test("host-α path (what devices without cl_khr_fp64 use) matches")
     func hostScalePath() throws {
         let device = try #require(Support.firstDevice)

@@ -11,19 +11,33 @@ import SwiftOpenCL
 ///   non-blocking) while chunk k is processed (compute queue), ordered by events.
 /// - α: the device produces per-work-group partial float64 sums of normal magnitudes (exact per term),
 ///   exact integer sums of subnormal mantissas and a non-finite flag; the host certifies α with
-///   `AbsMeanCertifier` from a rigorous tree-depth bound, or runs `CPUBackend.exactAbsMean` on the host.
-///   A tensor that fits one chunk is uploaded once; larger tensors are uploaded twice (α pass, trit pass).
-///   Devices without `cl_khr_fp64` compute α on the host CPU and use the device for trits only.
+///   `AbsMeanCertifier` from a rigorous tree-depth bound (the host merges the group partials of every
+///   launch, piece or chunk, sequentially, and counts them all), or runs `CPUBackend.exactAbsMean` on the host.
+/// - A tensor that fits one chunk is uploaded once, into one resident buffer, in pieces of at least
+///   `pieceElements` (at most `maxPieces` pieces, boundaries at multiples of 256 elements; a tensor up to
+///   `pieceElements` is one piece): each piece is a non-blocking write on the transfer queue, and the α
+///   kernel for that piece runs on the compute queue waiting only on that piece's upload, so piece k is
+///   reduced while piece k+1 crosses the bus. The trit kernel then runs
+///   once over the whole resident buffer (no re-upload). Larger tensors stream chunk by chunk through the
+///   two slots and are uploaded twice (α pass, trit pass).
+///   Devices without `cl_khr_fp64` compute α on the host CPU and use the device for trits only (one upload
+///   per chunk, not split into pieces).
 /// - Trits: integer comparison with `TritThreshold.magnitudeBits`; no float arithmetic on the device.
 ///
 /// Thread-safe: concurrent `quantize` calls on one backend are serialized by a lock (use
 /// `OpenCLDeviceGroup` to spread calls across devices).
 public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     /// Default chunk: 2^30 elements, clamped per device (max allocation / 4 bytes, global memory / 16), so
-    /// most tensors are one chunk and cross the bus once. Buffers are sized to the tensors actually seen.
+    /// most tensors are one chunk and cross the bus once (in pieces, see `pieceElements`). Buffers are sized to
+    /// the tensors actually seen.
     public static let defaultChunkElements = 1 << 30
     /// Default work-group size (rounded down to a power of two the device and kernels accept).
     public static let defaultWorkGroupSize = 256
+    /// Default minimum upload piece of a single-chunk tensor: 4 Mi elements (16 MiB of F32), large enough
+    /// that per-command overhead is small next to the transfer; smaller tensors go up in one piece.
+    public static let defaultPieceElements = 1 << 22
+    /// At most this many pieces per single-chunk tensor (pieces grow beyond `pieceElements` to respect it).
+    public static let maxPieces = 16
 
     /// The device.
     public let device: CLDevice
@@ -33,6 +47,8 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     public let chunkElements: Int
     /// Work-group size actually used (a power of two).
     public let workGroupSize: Int
+    /// Minimum upload piece of a single-chunk tensor actually used (a multiple of 256 elements).
+    public let pieceElements: Int
     /// Work-groups per kernel launch at most.
     public let maxGroups: Int
     /// Whether α partial sums run on the device (`cl_khr_fp64` present); otherwise the host computes α.
@@ -81,13 +97,16 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     ///     allocation and 2^30). Results do not depend on it.
     ///   - workGroupSize: requested work-group size (rounded down to a power of two the device accepts).
     ///     Results do not depend on it.
+    ///   - pieceElements: minimum upload piece of a single-chunk tensor (rounded up to a multiple of 256);
+    ///     a tensor is split into at most `maxPieces` pieces. Results do not depend on it.
     /// - Throws: `OpenCLBackendError.buildFailed` (with the build log) or `.deviceFailure`.
     public convenience init(device: CLDevice, chunkElements: Int = OpenCLBackend.defaultChunkElements,
-                            workGroupSize: Int = OpenCLBackend.defaultWorkGroupSize) throws(OpenCLBackendError) {
+                            workGroupSize: Int = OpenCLBackend.defaultWorkGroupSize,
+                            pieceElements: Int = OpenCLBackend.defaultPieceElements) throws(OpenCLBackendError) {
         try self.init(device: device, chunkElements: chunkElements, workGroupSize: workGroupSize,
                       absmeanSource: OpenCLBackend.kernelSource(PackageResources.absmean_cl),
                       ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
-                      hostScaleOnly: false)
+                      hostScaleOnly: false, pieceElements: pieceElements)
     }
 
     /// A kernel file's embedded bytes preceded by the shared widening helpers (`Kernels/widen.cl`).
@@ -98,8 +117,10 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     /// Designated initializer; tests pass broken sources to exercise build failures, and `hostScaleOnly`
     /// to exercise the no-fp64 path (α on the host CPU) on a device that has fp64.
     init(device: CLDevice, chunkElements: Int, workGroupSize: Int, absmeanSource: String,
-         ternarizeSource: String, hostScaleOnly: Bool) throws(OpenCLBackendError) {
+         ternarizeSource: String, hostScaleOnly: Bool,
+         pieceElements: Int = OpenCLBackend.defaultPieceElements) throws(OpenCLBackendError) {
         self.device = device
+        self.pieceElements = (Swift.min(Swift.max(pieceElements, 1), 1 << 30) + 255) / 256 * 256
         let deviceName = device.name
         func wrap<T>(_ body: () throws(CLError) -> T) throws(OpenCLBackendError) -> T {
             do { return try body() } catch { throw OpenCLBackendError.deviceFailure(device: deviceName, error: error) }
@@ -236,6 +257,14 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         return start..<Swift.min(start + activeChunkElements, count)
     }
 
+    /// Upload pieces of a single-chunk tensor of `count` elements: each at least `pieceElements` long, at
+    /// most `maxPieces` of them, every boundary a multiple of 256 elements; one piece when `count` is small.
+    func pieceRanges(count: Int) -> [Range<Int>] {
+        let spread = ((count + Self.maxPieces - 1) / Self.maxPieces + 255) / 256 * 256
+        let length = Swift.max(pieceElements, spread)
+        return stride(from: 0, to: count, by: length).map { $0..<Swift.min($0 + length, count) }
+    }
+
     /// Work-groups for a launch over `units` 4-element vectors: one vector per work-item, at most `maxGroups`.
     func groupCount(units: Int) -> Int {
         Swift.max(1, Swift.min(maxGroups, (units + workGroupSize - 1) / workGroupSize))
@@ -262,12 +291,15 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     /// `ensureSlots` for the benchmark (lock held).
     func ensureKernelSlot(elements: Int) throws(CLError) { try ensureSlots(elements: elements, chunks: 1) }
 
-    /// Enqueues the upload of `chunk` into `slot` after `after` (the slot's previous kernel) finished.
-    private func upload(_ input: TensorInput, range: Range<Int>, into slot: Slot, after: CLEvent?) throws(CLError) -> CLEvent {
+    /// Enqueues the upload of elements `range` of the tensor into `slot` at element `offset`, after `after`
+    /// (the slot's previous kernel) finished.
+    private func upload(_ input: TensorInput, range: Range<Int>, into slot: Slot, offset: Int = 0,
+                        after: CLEvent?) throws(CLError) -> CLEvent {
         let width = input.elementType.byteWidth
         guard let base = input.bytes.baseAddress else { throw CLError(CLError.invalidValue.code, call: "upload") }
-        let event = try transfer.write(slot.input, from: base + range.lowerBound * width, byteCount: range.count * width,
-                                       blocking: false, waitingFor: after.map { [$0] } ?? [])
+        let event = try transfer.write(slot.input, offset: offset * width, from: base + range.lowerBound * width,
+                                       byteCount: range.count * width, blocking: false,
+                                       waitingFor: after.map { [$0] } ?? [])
         try transfer.flush()
         return event
     }
@@ -277,16 +309,21 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         var flagged: Bool
     }
 
-    /// Device pass 1: partial sums for every chunk, merged on the host with a rigorous depth bound.
+    /// Device pass 1: partial sums for every piece (single chunk) or every chunk, merged on the host with a
+    /// rigorous depth bound. A single-chunk tensor stays resident in slot 0 for pass 2.
     private func deviceAbsSum(_ input: TensorInput) throws -> DeviceEstimate {
         guard let kernel = absmeanKernels[input.elementType] else { throw CLError(CLError.invalidKernelName.code, call: "absmean") }
         let count = input.elementCount
         let chunks = chunkCount(count)
         try ensureSlots(elements: Swift.min(count, activeChunkElements), chunks: chunks)
-        var sums = [Double](repeating: 0, count: chunks * maxGroups)
-        var subnormals = [UInt64](repeating: 0, count: chunks * maxGroups)
-        var flags = [UInt32](repeating: 0, count: chunks * maxGroups)
-        var groupsPerChunk = [Int](repeating: 0, count: chunks)
+        // One launch per upload: (tensor range, slot, element offset in the slot's buffer).
+        let launches: [(range: Range<Int>, slot: Int, offset: Int)] = chunks == 1
+            ? pieceRanges(count: count).map { ($0, 0, $0.lowerBound) }
+            : (0..<chunks).map { (chunkRange($0, count: count), $0 & 1, 0) }
+        var sums = [Double](repeating: 0, count: launches.count * maxGroups)
+        var subnormals = [UInt64](repeating: 0, count: launches.count * maxGroups)
+        var flags = [UInt32](repeating: 0, count: launches.count * maxGroups)
+        var groupsPerLaunch = [Int](repeating: 0, count: launches.count)
         var maxPerItem = 0
         let local = workGroupSize
         try sums.withUnsafeMutableBytes { sumsOut in
@@ -295,16 +332,19 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                     guard let sumsBase = sumsOut.baseAddress, let subBase = subOut.baseAddress,
                           let flagsBase = flagsOut.baseAddress else { throw CLError(CLError.invalidValue.code, call: "absmean") }
                     var lastKernel: [CLEvent?] = [nil, nil]
-                    for chunk in 0..<chunks {
-                        let slot = slots[chunk & 1]
-                        let range = chunkRange(chunk, count: count)
+                    for (index, launch) in launches.enumerated() {
+                        let slot = slots[launch.slot]
+                        let range = launch.range
                         let groups = groupCount(units: (range.count + 3) / 4)
-                        groupsPerChunk[chunk] = groups
+                        groupsPerLaunch[index] = groups
                         let items = groups * local
                         // Per lane: one addition per 4-element vector, one for the tail, two to combine lanes.
                         let vectors = range.count / 4
                         maxPerItem = Swift.max(maxPerItem, (vectors + items - 1) / items + 3)
-                        let written = try upload(input, range: range, into: slot, after: lastKernel[chunk & 1])
+                        // Pieces of one chunk fill disjoint parts of slot 0: their uploads wait for nothing, so
+                        // the transfer queue runs ahead of the kernels. A chunk waits for its slot's last kernel.
+                        let after = chunks == 1 ? nil : lastKernel[launch.slot]
+                        let written = try upload(input, range: range, into: slot, offset: launch.offset, after: after)
                         try kernel.setArgument(0, slot.input)
                         try kernel.setArgument(1, UInt32(range.count))
                         try kernel.setArgument(2, slot.sums)
@@ -313,10 +353,11 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                         try kernel.setLocalArgument(5, byteCount: local * 8)
                         try kernel.setLocalArgument(6, byteCount: local * 8)
                         try kernel.setLocalArgument(7, byteCount: local * 4)
+                        try kernel.setArgument(8, UInt32(launch.offset))
                         let ran = try compute.run(kernel, globalSize: items, localSize: local, waitingFor: [written])
-                        lastKernel[chunk & 1] = ran
-                        let at = chunk * maxGroups
-                        // In-order queue: these reads finish before the next kernel reuses the slot.
+                        lastKernel[launch.slot] = ran
+                        let at = index * maxGroups
+                        // In-order queue: these reads finish before the next kernel reuses the partial buffers.
                         try compute.read(slot.sums, into: sumsBase + at * 8, byteCount: groups * 8, blocking: false)
                         try compute.read(slot.subnormals, into: subBase + at * 8, byteCount: groups * 8, blocking: false)
                         try compute.read(slot.flags, into: flagsBase + at * 4, byteCount: groups * 4, blocking: false)
@@ -331,19 +372,20 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         var overflow = false
         var flagged = false
         var totalGroups = 0
-        for chunk in 0..<chunks {
-            for g in 0..<groupsPerChunk[chunk] {
-                let index = chunk * maxGroups + g
+        for launch in 0..<launches.count {
+            for g in 0..<groupsPerLaunch[launch] {
+                let index = launch * maxGroups + g
                 total += sums[index]
                 let (sum, carried) = units.addingReportingOverflow(subnormals[index])
                 units = sum
                 overflow = overflow || carried
                 flagged = flagged || flags[index] != 0
             }
-            totalGroups += groupsPerChunk[chunk]
+            totalGroups += groupsPerLaunch[launch]
         }
-        // Depth bound: a work-item's lanes (maxPerItem additions, the first onto 0.0, lanes combined), the
-        // local tree (log2 of the group size), and the host's sequential merge of every group partial.
+        // Depth bound: a work-item's lanes (maxPerItem additions, the first onto 0.0, lanes combined; the
+        // maximum over all launches), the local tree (log2 of the group size), and the host's sequential merge
+        // of every group partial of every launch (pieces or chunks: `totalGroups` counts them all).
         let treeDepth = workGroupSize.trailingZeroBitCount
         let depth = maxPerItem + treeDepth + totalGroups + 2
         // An (unrealistic) overflow of the subnormal sum makes the estimate unusable: force the exact path.

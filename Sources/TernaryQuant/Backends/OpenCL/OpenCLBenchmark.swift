@@ -75,6 +75,7 @@ extension OpenCLBackend {
                     try absmean.setLocalArgument(5, byteCount: local * 8)
                     try absmean.setLocalArgument(6, byteCount: local * 8)
                     try absmean.setLocalArgument(7, byteCount: local * 4)
+                    try absmean.setArgument(8, UInt32(0))
                     try compute.run(absmean, globalSize: groupCount(units: (input.elementCount + 3) / 4) * local, localSize: local)
                 }
                 if let ternarize {
