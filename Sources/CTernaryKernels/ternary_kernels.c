@@ -113,16 +113,18 @@ static inline uint32_t half_to_float_bits(uint16_t h) {
         for (; i < count; i++) total += p[i];                                                             \
         return total;                                                                                     \
     }                                                                                                     \
-    ATTR static void widen_f16_##SUFFIX(const void *source, size_t count, uint32_t *out) {            \
-        const unsigned char *p = (const unsigned char *)source;                                           \
-        for (size_t i = 0; i < count; i++) out[i] = half_to_float_bits(load_half(p, i));                  \
-    }                                                                                                     \
     ATTR static void widen_bf16_##SUFFIX(const void *source, size_t count, uint32_t *out) {           \
         const unsigned char *p = (const unsigned char *)source;                                           \
         for (size_t i = 0; i < count; i++) out[i] = (uint32_t)load_half(p, i) << 16;                      \
     }
 
 TQ_DEFINE_KERNELS(portable, )
+
+/* Portable F16 widening (the AVX2 table uses the F16C instruction instead). */
+static void widen_f16_portable(const void *source, size_t count, uint32_t *out) {
+    const unsigned char *p = (const unsigned char *)source;
+    for (size_t i = 0; i < count; i++) out[i] = half_to_float_bits(load_half(p, i));
+}
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define TQ_HAVE_AVX2_PATH 1
