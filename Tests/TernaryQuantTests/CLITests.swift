@@ -5,43 +5,18 @@ import Testing
 /// End-to-end tests of the built `ternq` binary (found next to the test bundle in the build products).
 @Suite("CLI: ternq end to end", .serialized)
 struct CLITests {
-    struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Run = TernqProcess.Output
 
-    static let binary: String? = {
-        var dir = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-                      ?? ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<5 {
-            let candidate = dir.appendingPathComponent("ternq").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }()
+    static var binary: String? { TernqProcess.executable?.path }
 
     static let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/tiny/tiny.safetensors").path
 
     func ternq(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> Run {
-        let binary = try #require(Self.binary, "ternq binary not found next to the test bundle; run `swift build` first")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                   stderr: String(decoding: stderr, as: UTF8.self))
+        _ = try #require(Self.binary, "ternq binary not found next to the test bundle; run `swift build` first")
+        return try TernqProcess.run(arguments, environment: environment, directory: directory)
     }
+
 
     func files(_ dir: String) throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: dir).sorted() }
 

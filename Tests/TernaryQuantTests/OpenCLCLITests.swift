@@ -3,6 +3,26 @@ import Testing
 
 /// Runs the built `ternq` in a subprocess with a modified environment (the ICD loader and PoCL read
 /// their environment once per process, so fallback and multi-device behaviour are tested this way).
+/// Reads a pipe to its end on a background thread.
+final class DrainedPipe: @unchecked Sendable {
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ pipe: Pipe) {
+        let handle = pipe.fileHandleForReading
+        DispatchQueue.global().async {
+            self.data = handle.readDataToEndOfFile()
+            self.done.signal()
+        }
+    }
+
+    /// Everything the pipe delivered, once its writer closed it.
+    func wait() -> Data {
+        done.wait()
+        return data
+    }
+}
+
 enum TernqProcess {
     /// The `ternq` executable next to the test bundle, or `nil` (tests skip with a printed reason).
     static let executable: URL? = {
@@ -22,10 +42,14 @@ enum TernqProcess {
         var stderr: String
     }
 
-    static func run(_ arguments: [String], environment changes: [String: String]) throws -> Output {
+    /// Runs `ternq` with `arguments` in `directory` (default: the current one) and the current environment
+    /// plus `changes`. stdout and stderr are drained concurrently, so a chatty child cannot block on a full pipe.
+    static func run(_ arguments: [String], environment changes: [String: String],
+                    directory: String? = nil) throws -> Output {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         var environment = ProcessInfo.processInfo.environment
         for (key, value) in changes { environment[key] = value }
         process.environment = environment
@@ -34,12 +58,13 @@ enum TernqProcess {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        let errData = DrainedPipe(err)
         let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+                      stderr: String(decoding: errData.wait(), as: UTF8.self))
     }
+
 
     static func emptyDirectory() throws -> String {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ternq-empty-icd-\(UUID().uuidString)")
