@@ -88,6 +88,31 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             flags = try CLBuffer(context: context, byteCount: groups * 4)
             counts = try CLBuffer(context: context, byteCount: groups * 4)
         }
+
+        /// Binds this slot to an `absmean_*` kernel over elements [base, base + count) of `input`, with
+        /// local memory for a work-group of `local` items (the argument layout of Kernels/absmean.cl).
+        func bindAbsmean(_ kernel: CLKernel, count: Int, base: Int, local: Int) throws(CLError) {
+            try kernel.setArgument(0, input)
+            try kernel.setArgument(1, UInt32(count))
+            try kernel.setArgument(2, sums)
+            try kernel.setArgument(3, subnormals)
+            try kernel.setArgument(4, flags)
+            try kernel.setLocalArgument(5, byteCount: local * 8)
+            try kernel.setLocalArgument(6, byteCount: local * 8)
+            try kernel.setLocalArgument(7, byteCount: local * 4)
+            try kernel.setArgument(8, UInt32(base))
+        }
+
+        /// Binds this slot to a `ternarize_*` kernel over the first `count` elements of `input` (the argument
+        /// layout of Kernels/ternarize.cl).
+        func bindTernarize(_ kernel: CLKernel, count: Int, threshold: UInt32, local: Int) throws(CLError) {
+            try kernel.setArgument(0, input)
+            try kernel.setArgument(1, UInt32(count))
+            try kernel.setArgument(2, threshold)
+            try kernel.setArgument(3, output)
+            try kernel.setArgument(4, counts)
+            try kernel.setLocalArgument(5, byteCount: local * 4)
+        }
     }
 
     /// Creates a backend on `device`, building the kernels.
@@ -345,15 +370,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                         // the transfer queue runs ahead of the kernels. A chunk waits for its slot's last kernel.
                         let after = chunks == 1 ? nil : lastKernel[launch.slot]
                         let written = try upload(input, range: range, into: slot, offset: launch.offset, after: after)
-                        try kernel.setArgument(0, slot.input)
-                        try kernel.setArgument(1, UInt32(range.count))
-                        try kernel.setArgument(2, slot.sums)
-                        try kernel.setArgument(3, slot.subnormals)
-                        try kernel.setArgument(4, slot.flags)
-                        try kernel.setLocalArgument(5, byteCount: local * 8)
-                        try kernel.setLocalArgument(6, byteCount: local * 8)
-                        try kernel.setLocalArgument(7, byteCount: local * 4)
-                        try kernel.setArgument(8, UInt32(launch.offset))
+                        try slot.bindAbsmean(kernel, count: range.count, base: launch.offset, local: local)
                         let ran = try compute.run(kernel, globalSize: items, localSize: local, waitingFor: [written])
                         lastKernel[launch.slot] = ran
                         let at = index * maxGroups
@@ -419,12 +436,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                 if !(inputResident && chunks == 1) {
                     waits.append(try upload(input, range: range, into: slot, after: lastKernel[chunk & 1]))
                 }
-                try kernel.setArgument(0, slot.input)
-                try kernel.setArgument(1, UInt32(range.count))
-                try kernel.setArgument(2, threshold)
-                try kernel.setArgument(3, slot.output)
-                try kernel.setArgument(4, slot.counts)
-                try kernel.setLocalArgument(5, byteCount: local * 4)
+                try slot.bindTernarize(kernel, count: range.count, threshold: threshold, local: local)
                 let ran = try compute.run(kernel, globalSize: groups * local, localSize: local, waitingFor: waits)
                 lastKernel[chunk & 1] = ran
                 let byteOffset = layout.byteCount(forTrits: range.lowerBound)  // lowerBound is a multiple of 256

@@ -61,30 +61,16 @@ extension OpenCLBackend {
             try ensureKernelSlot(elements: input.elementCount)
             guard let slot = slotForBenchmark, let base = input.bytes.baseAddress else { return 0 }
             try transfer.write(slot.input, from: base, byteCount: input.bytes.count, blocking: true)
-            let count = UInt32(input.elementCount)
             let local = workGroupSize
             let absmean = absmeanKernels[input.elementType]
             let ternarize = (layout == .packed2Bit ? packedKernels : int8Kernels)[input.elementType]
             return try Self.median(runs: Swift.max(1, repetitions)) { () throws(CLError) in
                 if let absmean {
-                    try absmean.setArgument(0, slot.input)
-                    try absmean.setArgument(1, count)
-                    try absmean.setArgument(2, slot.sums)
-                    try absmean.setArgument(3, slot.subnormals)
-                    try absmean.setArgument(4, slot.flags)
-                    try absmean.setLocalArgument(5, byteCount: local * 8)
-                    try absmean.setLocalArgument(6, byteCount: local * 8)
-                    try absmean.setLocalArgument(7, byteCount: local * 4)
-                    try absmean.setArgument(8, UInt32(0))
+                    try slot.bindAbsmean(absmean, count: input.elementCount, base: 0, local: local)
                     try compute.run(absmean, globalSize: groupCount(units: (input.elementCount + 3) / 4) * local, localSize: local)
                 }
                 if let ternarize {
-                    try ternarize.setArgument(0, slot.input)
-                    try ternarize.setArgument(1, count)
-                    try ternarize.setArgument(2, threshold)
-                    try ternarize.setArgument(3, slot.output)
-                    try ternarize.setArgument(4, slot.counts)
-                    try ternarize.setLocalArgument(5, byteCount: local * 4)
+                    try slot.bindTernarize(ternarize, count: input.elementCount, threshold: threshold, local: local)
                     try compute.run(ternarize, globalSize: groupCount(units: (input.elementCount + 3) / 4) * local,
                                     localSize: local)
                 }
