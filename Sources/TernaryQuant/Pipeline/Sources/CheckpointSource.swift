@@ -135,7 +135,7 @@ public enum CheckpointSources {
     /// Opens `path` as GGUF when it ends in `.gguf` (any case), else as safetensors. Throws `FormatError`.
     public static func open(path: String) throws -> any CheckpointSource {
         if path.lowercased().hasSuffix(".gguf") {
-            throw FormatError.unsupported(file: path, reason: "GGUF input needs the GGUF reader (pending merge)")
+            return try GGUFSource(GGUFCheckpoint(path: path))
         }
         return try SafetensorsSource(SafetensorsCheckpoint(path: path))
     }
