@@ -351,6 +351,48 @@ struct PipelineGGUFJobTests {
         }
     }
 
+    @Test func ggufToSafetensorsAndTern() throws {
+        let m = Self.model()
+        let bytes = GGUFTestFile.make(Self.metadata, m.tensors)
+        let source = GGUFSource(try GGUFCheckpoint(path: try {
+            let dir = try makeTemporaryDirectory()
+            try write(bytes, dir + "/in.gguf")
+            return dir + "/in.gguf"
+        }()))
+        defer { try? FileManager.default.removeItem(atPath: (source.path as NSString).deletingLastPathComponent) }
+        let sink = MemorySink()
+        let report = try job.write(source, to: sink, outputName: "o.safetensors", options: QuantizationOptions(format: .safetensors))
+        let f = try SafetensorsBytes.open(sink.bytes)
+        #expect(f.info(named: "blk.0.ffn_gate.weight") == nil)
+        #expect(report.layers.first { $0.name == "blk.0.ffn_gate.weight" }?.action == .skipped)
+        #expect(f.info(named: "blk.0.attn_q.weight")?.shape == [4, 64] && f.info(named: "blk.0.attn_q.weight.scale") != nil)
+        let embed = try #require(f.info(named: "token_embd.weight"))
+        #expect(embed.shape == [4, 256] && embed.dtype == .f32 && Array(f.data(for: embed)) == m.tensors[0].bytes)
+        let tern = MemorySink()
+        _ = try job.write(source, to: tern, outputName: "o.tern", options: QuantizationOptions(format: .tern))
+        let model = try tern.bytes.withUnsafeBytes { try TernFormat.decode($0, file: "o.tern") }
+        #expect(model.layers.map(\.name) == ["blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"])
+        #expect(model.architecture == "llama" && model.hiddenSize == 256 && model.numLayers == 1 && model.vocabSize == 4)
+        #expect(model.layers.first { $0.name == "blk.0.attn_k.weight" }?.scale == 0.125)
+    }
+
+    @Test func otherAlignmentIsWrittenAs32() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = GGUFTestFile.weights(512, seed: 9)
+        let tensor = GGUFTestFile.Tensor(name: "blk.0.attn_q.weight", dimensions: [256, 2], type: .f32, bytes: GGUFTestFile.f32(w))
+        var (header, _) = GGUFFormat.header(metadata: [("general.alignment", .uint32(64))], tensors: [(tensor.name, tensor.dimensions, .f32, 2048)])
+        header += [UInt8](repeating: 0, count: (64 - header.count % 64) % 64)
+        try write(header + tensor.bytes, dir + "/a64.gguf")
+        let report = try job.run(try CheckpointSources.open(path: dir + "/a64.gguf"), outputPath: dir + "/o.gguf", options: QuantizationOptions(format: .gguf))
+        let (c, bytes) = try contents(dir + "/o.gguf")
+        #expect(c.value("general.alignment") == .uint32(32) && c.alignment == 32)
+        #expect(report.notes.contains { $0.contains("general.alignment 64") })
+        let (info, out) = try data(c, bytes, tensor.name)
+        let ref = ReferenceQuantizer.quantize(w)
+        #expect(GGUFTestFile.decode(out, info) == ref.trits.map { Float($0) * HalfFloat.float(fromBits: HalfFloat.bits(from: ref.scale)) })
+    }
+
     @Test func badGGUFInputLeavesNoOutput() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
