@@ -393,6 +393,26 @@ struct PipelineGGUFJobTests {
         #expect(GGUFTestFile.decode(out, info) == ref.trits.map { Float($0) * HalfFloat.float(fromBits: HalfFloat.bits(from: ref.scale)) })
     }
 
+    /// The KVs of a file llama.cpp's converter wrote (Tests/Fixtures/gguf), with tensors added, survive
+    /// byte for byte (re-encoded entry by entry) except the documented quantization keys.
+    @Test func llamaCppKVsSurviveByteForByte() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/gguf/ggml-vocab-bert-bge.gguf").path
+        let vocab = try GGUFFile(path: fixture)
+        #expect(vocab.metadata.count > 10)
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let m = Self.model()
+        try write(GGUFTestFile.make(vocab.metadata.map { ($0.key, $0.value) }, m.tensors), dir + "/in.gguf")
+        _ = try job.run(try CheckpointSources.open(path: dir + "/in.gguf"), outputPath: dir + "/out.gguf", options: QuantizationOptions(format: .gguf))
+        let out = try GGUFFile(path: dir + "/out.gguf")
+        let changed: Set<String> = ["general.file_type", "general.quantization_version", "ternq.scheme", "ternq.source"]
+        let kept = out.metadata.filter { !changed.contains($0.key) }
+        #expect(kept.map(\.key) == vocab.metadata.filter { !changed.contains($0.key) }.map(\.key))
+        #expect(kept.map(GGUFFormat.encode) == vocab.metadata.filter { !changed.contains($0.key) }.map(GGUFFormat.encode))
+        #expect(out.value(forKey: "general.file_type") == .uint32(37))
+    }
+
     @Test func badGGUFInputLeavesNoOutput() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
