@@ -181,6 +181,8 @@ struct FormatsGGUFReaderTests {
         ]))
         #expect(f.metadata.allSatisfy { $0.value.isWellFormed })
         #expect(S.kvsReencodeIdentically(f))
+        let (header, _) = GGUFFormat.header(metadata: f.metadata, tensors: [])
+        #expect(Array(header.prefix(f.storage.bytes.count)) == Array(f.storage.bytes))
         #expect(!GGUFValue.array(4, [.string("x")]).isWellFormed)
     }
 
@@ -481,6 +483,11 @@ struct FormatsGGUFSplitTests {
                 #expect(Array(t.bytes) == Self.tensorBytes(i, i % 2 == 0 ? 32 : 34))
                 #expect(t.file === c.files[i / 2])
             }
+        }
+        if TernqProcess.executable != nil {
+            let info = try TernqProcess.run(["info", "m-00002-of-00003.gguf"], environment: [:], directory: dir)
+            #expect(info.status == 0, "\(info.stderr)")
+            #expect(info.stdout.contains("split        3 files") && info.stdout.contains("tensors      6 (3 F32, 3 Q8_0)"), "\(info.stdout)")
         }
         // A single file with split.count 1 is an ordinary checkpoint.
         let single = try Self.writeSet(dir, name: "one", count: 1)
