@@ -151,6 +151,8 @@ struct GGUFParser {
         var tensors: [GGUFTensorInfo] = []
         tensors.reserveCapacity(Int(tensorCount))
         var names = Set<String>()
+        var offsetFields: [Int] = []  // where each tensor's offset field is, for data-range errors
+        offsetFields.reserveCapacity(Int(tensorCount))
         var expectedOffset = 0
         for index in 0..<Int(tensorCount) {
             let at = r.offset
@@ -196,6 +198,7 @@ struct GGUFParser {
                 throw fail(offsetAt, "\(label): data offset \(offset) is not \(expectedOffset), the end of the previous tensor rounded up to the alignment \(alignment)")
             }
             tensors.append(GGUFTensorInfo(name: name, dimensions: dims, type: type, offset: expectedOffset, byteCount: size))
+            offsetFields.append(offsetAt)
             guard let next = Checked.add(expectedOffset, paddedSize) else {
                 throw fail(offsetAt, "\(label): the data section size overflows")
             }
@@ -209,12 +212,11 @@ struct GGUFParser {
             }
             dataStart = padded
         }
-        for t in tensors {
+        for (t, at) in zip(tensors, offsetFields) {
             // dataStart ≤ file size and offset + byteCount ≤ the checked running sum, so these cannot overflow,
             // but they are checked anyway.
             guard let start = Checked.add(dataStart, t.offset), let end = Checked.add(start, t.byteCount), end <= r.bytes.count else {
-                throw FormatError.invalidTensor(file: file, tensor: t.name,
-                    reason: "data at bytes \(dataStart) + \(t.offset), \(t.byteCount) bytes long, runs past the end of the file (\(r.bytes.count) bytes); the file is truncated")
+                throw fail(at, "tensor \(JSONText.quote(t.name)): data at bytes \(dataStart) + \(t.offset), \(t.byteCount) bytes long, runs past the end of the file (\(r.bytes.count) bytes); the file is truncated")
             }
         }
         return Parsed(version: version, metadata: metadata, ranges: ranges, tensors: tensors, alignment: alignment, dataStart: dataStart)
