@@ -181,6 +181,8 @@ struct FormatsGGUFReaderTests {
         ]))
         #expect(f.metadata.allSatisfy { $0.value.isWellFormed })
         #expect(S.kvsReencodeIdentically(f))
+        let (header, _) = GGUFFormat.header(metadata: f.metadata, tensors: [])
+        #expect(Array(header.prefix(f.storage.bytes.count)) == Array(f.storage.bytes))
         #expect(!GGUFValue.array(4, [.string("x")]).isWellFormed)
     }
 
@@ -320,7 +322,7 @@ struct FormatsGGUFReaderTests {
         expectRefused(tensorFile { $0.tensor("a", [4], type: 0, offset: 32) }, "data offset 32 is not 0")
         expectRefused(tensorFile(count: 2) { $0.tensor("a", [4], type: 0, offset: 0); $0.tensor("b", [4], type: 0, offset: 16) },
                       "tensor \"b\"", "data offset 16 is not 32")  // overlapping / unaligned data
-        expectRefused(tensorFile(data: 15) { $0.tensor("a", [4], type: 0, offset: 0) }, "tensor 'a'", "runs past the end")
+        expectRefused(tensorFile(data: 15) { $0.tensor("a", [4], type: 0, offset: 0) }, "at byte 49", "tensor \"a\"", "runs past the end")
         var noData = RawGGUF.start(tensors: 1, kvs: 0)
         noData.tensor("a", [0], type: 0, offset: 0)  // header not padded to the data section
         expectRefused(noData.bytes, "before the data section")
@@ -482,6 +484,11 @@ struct FormatsGGUFSplitTests {
                 #expect(t.file === c.files[i / 2])
             }
         }
+        if TernqProcess.executable != nil {
+            let info = try TernqProcess.run(["info", "m-00002-of-00003.gguf"], environment: [:], directory: dir)
+            #expect(info.status == 0, "\(info.stderr)")
+            #expect(info.stdout.contains("split        3 files") && info.stdout.contains("tensors      6 (3 F32, 3 Q8_0)"), "\(info.stdout)")
+        }
         // A single file with split.count 1 is an ordinary checkpoint.
         let single = try Self.writeSet(dir, name: "one", count: 1)
         #expect(try GGUFCheckpoint(path: single[0]).tensors.count == 2)
@@ -496,7 +503,7 @@ struct FormatsGGUFSplitTests {
         let count = try Self.writeSet(dir, name: "count", tensorsCount: 5)
         expectRefused(count[1], "split.tensors.count is 5", "hold 6 tensors")
         let dup = try Self.writeSet(dir, name: "dup") { i, _, t in if i == 2 { t[0].0 = "t1" } }
-        expectRefused(dup[0], "tensor 't1'", "dup-00001-of-00003.gguf", "once")
+        expectRefused(dup[0], "tensor \"t1\" is also in", "dup-00001-of-00003.gguf", "once")
         let number = try Self.writeSet(dir, name: "number") { i, kvs, _ in if i == 1 { kvs[0].1 = .uint16(2) } }
         expectRefused(number[0], "number-00002-of-00003.gguf", "split.no is 2, expected 1")
         let type = try Self.writeSet(dir, name: "type") { i, kvs, _ in if i == 0 { kvs[3].1 = .uint32(3) } }
