@@ -13,9 +13,12 @@ final class GGUFCheckpointWriter: CheckpointWriter {
     private let infos: [String: GGUFTensorInfo]
     private let dequantize: Bool
     private let blockType: GGMLType
+    private let ggufType: GGUFTernaryType
     let notes: [String]
 
     static var headerNeedsFacts: Bool { true }
+
+    var reportedGGUFType: GGUFTernaryType? { dequantize ? nil : ggufType }
 
     /// `general.file_type` values of llama.cpp's `LLAMA_FTYPE_MOSTLY_TQ1_0` / `_TQ2_0`.
     static func fileType(_ type: GGUFTernaryType) -> UInt32 { type == .tq2_0 ? 37 : 36 }
@@ -77,6 +80,7 @@ final class GGUFCheckpointWriter: CheckpointWriter {
         self.sink = sink
         self.dequantize = options.dequantize
         self.blockType = options.ggufType.ggmlType
+        self.ggufType = options.ggufType
         let quantizes = !options.dequantize && plans.contains { $0.action == .quantized }
         var metadata: [(String, GGUFValue)] = []
         var notes: [String] = []
