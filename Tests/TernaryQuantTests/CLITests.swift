@@ -232,6 +232,22 @@ struct CLITests {
         #expect(try ternq(["quantize", "model.gguf", "--fallback", "f8"], in: dir).status == 64)
     }
 
+    @Test func openCLGGUFInputIsByteIdenticalToCPU() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let m = PipelineGGUFJobTests.model()
+        try Data(GGUFTestFile.make(PipelineGGUFJobTests.metadata, m.tensors)).write(to: URL(fileURLWithPath: dir + "/m.gguf"))
+        let cpu = try ternq(["quantize", "m.gguf", "-o", "cpu.gguf", "--backend", "cpu", "--quiet"], in: dir)
+        #expect(cpu.status == 0, "\(cpu.stderr)")
+        let gpu = try ternq(["quantize", "m.gguf", "-o", "opencl.gguf", "--backend", "opencl", "--quiet"], in: dir)
+        guard gpu.status == 0 else {
+            #expect(gpu.status == 1 && gpu.stderr.split(separator: "\n").count == 1, "\(gpu.stderr)")
+            return
+        }
+        let a = FileManager.default.contents(atPath: dir + "/cpu.gguf")
+        #expect(a != nil && a == FileManager.default.contents(atPath: dir + "/opencl.gguf"))
+    }
+
     @Test func badGGUFInputLeavesNoOutput() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
