@@ -313,6 +313,23 @@ struct PipelineGGUFJobTests {
         #expect(GGUFTestFile.floats(k, .f16) == m.values["blk.0.attn_k.weight"])
     }
 
+    /// Our own dequantized export is already ternary: quantizing it again stores exactly its values.
+    @Test func dequantizedExportRequantizesLosslessly() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(GGUFTestFile.make(Self.metadata, Self.model().tensors), dir + "/in.gguf")
+        _ = try job.run(try CheckpointSources.open(path: dir + "/in.gguf"), outputPath: dir + "/d.gguf", options: QuantizationOptions(format: .gguf, dequantize: true))
+        let report = try job.run(try CheckpointSources.open(path: dir + "/d.gguf"), outputPath: dir + "/q.gguf", options: QuantizationOptions(format: .gguf))
+        let (d, dBytes) = try contents(dir + "/d.gguf")
+        let (q, qBytes) = try contents(dir + "/q.gguf")
+        for row in report.layers where row.action == .quantized {
+            let (dInfo, dData) = try data(d, dBytes, row.name)
+            let (qInfo, qData) = try data(q, qBytes, row.name)
+            #expect(row.notes?.first?.hasPrefix("already ternary") == true && row.mse == 0, "\(row.name)")
+            #expect(GGUFTestFile.decode(qData, qInfo) == GGUFTestFile.floats(dData, dInfo.type).map { $0 == 0 ? 0 : $0 }, "\(row.name)")
+        }
+    }
+
     @Test func dequantizeSafetensors() throws {
         let ckpt = try TinyModel.checkpoint()
         let sink = MemorySink()

@@ -3,8 +3,8 @@ import Foundation
 /// GGUF v3 output.
 ///
 /// GGUF input: every key/value is carried over with its key, type and value in file order, except the
-/// `split.*` keys (the output is one file) and a non-default `general.alignment` (written as 32, the
-/// output's layout); `general.file_type` (37 TQ2_0 / 36 TQ1_0) and
+/// `split.*` keys (the output is one file), the `ternq.*` keys of an earlier run (replaced by this run's)
+/// and a non-default `general.alignment` (written as 32, the output's layout); `general.file_type` (37 TQ2_0 / 36 TQ1_0) and
 /// `general.quantization_version` (2) are set in place or appended; `ternq.*` provenance is appended.
 /// safetensors input: `general.architecture` (config.json), `general.name`, `general.alignment`, then the
 /// same quantization keys. Tensors keep their order, names and dimensions.
@@ -85,7 +85,8 @@ final class GGUFCheckpointWriter: CheckpointWriter {
         var metadata: [(String, GGUFValue)] = []
         var notes: [String] = []
         if source.format == .gguf {
-            for (key, value) in source.ggufMetadata where !key.hasPrefix("split.") {
+            // split.* keys go (one output file); ternq.* provenance of an earlier run is replaced by this run's.
+            for (key, value) in source.ggufMetadata where !key.hasPrefix("split.") && !key.hasPrefix("ternq.") {
                 if key == "general.alignment", value != .uint32(UInt32(GGUFFormat.alignment)) {
                     // The output is laid out with the default alignment, whatever the input's.
                     metadata.append((key, .uint32(UInt32(GGUFFormat.alignment))))
