@@ -430,6 +430,22 @@ struct PipelineGGUFJobTests {
         #expect(out.value(forKey: "general.file_type") == .uint32(37))
     }
 
+    @Test func scalarTensorKeepsZeroDimensions() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tensors: [GGUFTestFile.Tensor] = [.init(name: "blk.0.scale", dimensions: [], type: .f32, bytes: GGUFTestFile.f32([0.5])),
+                                              .init(name: "blk.0.attn_q.weight", dimensions: [256, 1], type: .f32, bytes: GGUFTestFile.f32(GGUFTestFile.weights(256, seed: 3)))]
+        try write(GGUFTestFile.make(Self.metadata, tensors), dir + "/s.gguf")
+        for include in [[], ["blk.0.scale"]] {
+            _ = try job.run(try CheckpointSources.open(path: dir + "/s.gguf"), outputPath: dir + "/o.gguf",
+                            options: QuantizationOptions(format: .gguf, selection: TensorSelection(include: include), overwrite: true))
+            let (c, bytes) = try contents(dir + "/o.gguf")
+            let (info, out) = try data(c, bytes, "blk.0.scale")
+            #expect(info.dimensions == [] && info.type == (include.isEmpty ? .f32 : .f16))
+            #expect(GGUFTestFile.decode(out, info) == [0.5])
+        }
+    }
+
     @Test func badGGUFInputLeavesNoOutput() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -122,7 +122,7 @@ final class GGUFCheckpointWriter: CheckpointWriter {
         for p in plans where p.action != .skipped {
             guard let type = p.ggmlType else { continue }
             let dims = p.tensor.ggmlDimensions
-            guard let size = type.byteCount(ne0: dims[0], count: p.tensor.elementCount) else {
+            guard let size = type.byteCount(ne0: dims.first ?? 1, count: p.tensor.elementCount) else {
                 throw FormatError.invalidTensor(file: source.path, tensor: p.tensor.name, reason: "dimensions \(dims) do not fit ggml type \(type)")
             }
             tensors.append((p.tensor.name, dims, type, size))
