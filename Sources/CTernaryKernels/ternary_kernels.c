@@ -210,15 +210,26 @@ TQ_INLINE TQ_AVX2 double finish_lanes(__m256d acc[4], const unsigned char *p, si
 TQ_AVX2 static double abs_sum_f16_avx2(const void *source, size_t count) {
     const unsigned char *p = (const unsigned char *)source;
     tq_fp_mode mode = fp_mode_enter();
-    const __m128i magnitude_mask = _mm_set1_epi16(0x7FFF);
+    const __m256 magnitude_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
     size_t i = 0;
-    for (; i + 16 <= count; i += 16) {
+    /* 32 elements (one cache line) per iteration, one prefetch; two rounds of 16 into the same lanes. */
+    for (; i + 32 <= count; i += 32) {
         _mm_prefetch((const char *)(p + 2 * i + 1024), _MM_HINT_T0);
-        __m128i h0 = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)), magnitude_mask);
-        __m128i h1 = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i + 16)), magnitude_mask);
-        /* vcvtph2ps converts every binary16 value exactly (DAZ is cleared above in any case). */
-        __m256 f0 = _mm256_cvtph_ps(h0), f1 = _mm256_cvtph_ps(h1);
+        for (int round = 0; round < 2; round++) {
+            const unsigned char *at = p + 2 * (i + 16 * (size_t)round);
+            /* vcvtph2ps converts every binary16 value exactly (DAZ is cleared above in any case). */
+            __m256 f0 = _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)at)), magnitude_mask);
+            __m256 f1 = _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(at + 16))), magnitude_mask);
+            acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(f0)));
+            acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(f0, 1)));
+            acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(f1)));
+            acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(_mm256_extractf128_ps(f1, 1)));
+        }
+    }
+    for (; i + 16 <= count; i += 16) {
+        __m256 f0 = _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i))), magnitude_mask);
+        __m256 f1 = _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i + 16))), magnitude_mask);
         acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(f0)));
         acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(f0, 1)));
         acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(f1)));
@@ -230,25 +241,32 @@ TQ_AVX2 static double abs_sum_f16_avx2(const void *source, size_t count) {
     return r;
 }
 
+/* 16 bfloat16 values → four float64x4 magnitudes added into acc. bfloat16 → float32 is a 16-bit shift:
+ * interleave zero low halves (lane k of each vector always receives the same element position, so each
+ * float64 lane still adds one element per call). */
+TQ_INLINE TQ_AVX2 void add_bf16x16(__m256d acc[4], const unsigned char *at) {
+    const __m256i magnitude_mask = _mm256_set1_epi16(0x7FFF);
+    __m256i h = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)at), magnitude_mask);
+    __m256 lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), h));
+    __m256 hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), h));
+    acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(lo)));
+    acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
+    acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(hi)));
+    acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1)));
+}
+
 TQ_AVX2 static double abs_sum_bf16_avx2(const void *source, size_t count) {
     const unsigned char *p = (const unsigned char *)source;
     tq_fp_mode mode = fp_mode_enter();
-    const __m256i magnitude_mask = _mm256_set1_epi16(0x7FFF);
-    const __m256i zero = _mm256_setzero_si256();
     __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
     size_t i = 0;
-    for (; i + 16 <= count; i += 16) {
+    /* 32 elements (one cache line) per iteration, one prefetch; two rounds of 16 into the same lanes. */
+    for (; i + 32 <= count; i += 32) {
         _mm_prefetch((const char *)(p + 2 * i + 1024), _MM_HINT_T0);
-        __m256i h = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i)), magnitude_mask);
-        /* bfloat16 → float32 is a 16-bit shift: interleave zero low halves (lane k of each vector always
-         * receives the same element position, so each float64 lane still adds one element per iteration). */
-        __m256 lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, h));
-        __m256 hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, h));
-        acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(lo)));
-        acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
-        acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(hi)));
-        acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1)));
+        add_bf16x16(acc, p + 2 * i);
+        add_bf16x16(acc, p + 2 * i + 32);
     }
+    for (; i + 16 <= count; i += 16) add_bf16x16(acc, p + 2 * i);
     double r = finish_lanes(acc, p, i, count, 2);
     TQ_PIN(r);
     fp_mode_leave(mode);
