@@ -207,34 +207,29 @@ TQ_INLINE TQ_AVX2 double finish_lanes(__m256d acc[4], const unsigned char *p, si
     return lane[0] + tail;
 }
 
+/* 16 binary16 values → four float64x4 magnitudes added into acc, four halves at a time (vcvtph2ps xmm from
+ * memory, then vcvtps2pd: no 256-bit lane crossing). vcvtph2ps converts every binary16 value exactly; DAZ
+ * is cleared by the caller in any case. */
+TQ_INLINE TQ_AVX2 void add_f16x16(__m256d acc[4], const unsigned char *at) {
+    const __m128 magnitude_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7FFFFFFF));
+    for (int q = 0; q < 4; q++) {
+        __m128 f = _mm_and_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(at + 8 * q))), magnitude_mask);
+        acc[q] = _mm256_add_pd(acc[q], _mm256_cvtps_pd(f));
+    }
+}
+
 TQ_AVX2 static double abs_sum_f16_avx2(const void *source, size_t count) {
     const unsigned char *p = (const unsigned char *)source;
     tq_fp_mode mode = fp_mode_enter();
-    const __m256 magnitude_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
     size_t i = 0;
     /* 32 elements (one cache line) per iteration, one prefetch; two rounds of 16 into the same lanes. */
     for (; i + 32 <= count; i += 32) {
         _mm_prefetch((const char *)(p + 2 * i + 1024), _MM_HINT_T0);
-        for (int round = 0; round < 2; round++) {
-            const unsigned char *at = p + 2 * (i + 16 * (size_t)round);
-            /* vcvtph2ps converts every binary16 value exactly (DAZ is cleared above in any case). */
-            __m256 f0 = _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)at)), magnitude_mask);
-            __m256 f1 = _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(at + 16))), magnitude_mask);
-            acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(f0)));
-            acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(f0, 1)));
-            acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(f1)));
-            acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(_mm256_extractf128_ps(f1, 1)));
-        }
+        add_f16x16(acc, p + 2 * i);
+        add_f16x16(acc, p + 2 * i + 32);
     }
-    for (; i + 16 <= count; i += 16) {
-        __m256 f0 = _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i))), magnitude_mask);
-        __m256 f1 = _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i + 16))), magnitude_mask);
-        acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(f0)));
-        acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(f0, 1)));
-        acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(f1)));
-        acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(_mm256_extractf128_ps(f1, 1)));
-    }
+    for (; i + 16 <= count; i += 16) add_f16x16(acc, p + 2 * i);
     double r = finish_lanes(acc, p, i, count, 1);
     TQ_PIN(r);
     fp_mode_leave(mode);
