@@ -54,8 +54,17 @@ class Runner:
         self.failed: list[str] = []
         self.skipped: list[str] = []
         self.ppl: dict[str, float] = {}
+        self.readers: dict = {}
 
     # ------------------------------------------------------------------ helpers
+    def reader(self, path: Path) -> gguf.GGUFReader:
+        """gguf-py's reader (slow on a 32000-token vocab), cached per file version."""
+        st = Path(path).stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key not in self.readers:
+            self.readers[key] = gguf.GGUFReader(str(path))
+        return self.readers[key]
+
     def bin(self, name: str) -> str:
         return str(Path(self.a.llama_bin) / name)
 
@@ -106,7 +115,7 @@ class Runner:
     # ------------------------------------------------------------------ value checks
     def check_quantized(self, src: Path, out: Path, typ: str, *, categories: set[str] | None = None) -> str:
         """Tensors: same names/order/shapes; kept tensors byte-identical; selected ones exactly f16(a)*t."""
-        ri, ro = gguf.GGUFReader(str(src)), gguf.GGUFReader(str(out))
+        ri, ro = self.reader(src), self.reader(out)
         check([t.name for t in ri.tensors] == [t.name for t in ro.tensors],
               f"tensor names/order differ: {[t.name for t in ro.tensors]}")
         counts = {"tq": 0, "f16-fallback": 0, "f32-safe-scale": 0, "kept": 0}
@@ -140,7 +149,7 @@ class Runner:
 
     def check_kvs(self, src: Path, out: Path, typ: str | None, *, ignore_prefixes=("ternq.",)) -> str:
         """Every input KV carried with the same key, type and value, apart from the documented changes."""
-        fi, fo = X.user_fields(gguf.GGUFReader(str(src))), X.user_fields(gguf.GGUFReader(str(out)))
+        fi, fo = X.user_fields(self.reader(src)), X.user_fields(self.reader(out))
         changed = {"general.file_type", "general.quantization_version"} if typ else set()
         for k, f in fi.items():
             if k in changed or any(k.startswith(p) for p in ignore_prefixes):
@@ -162,7 +171,7 @@ class Runner:
     # ------------------------------------------------------------------ references
     def write_reference(self, src: Path, out: Path, typ: str) -> None:
         """An F32 GGUF holding exactly the values ternq must store (from expected.py, not from ternq)."""
-        r = gguf.GGUFReader(str(src))
+        r = self.reader(src)
         arch = r.fields["general.architecture"].contents()
         w = gguf.GGUFWriter(str(out), arch)
         for k, f in X.user_fields(r).items():
@@ -182,7 +191,7 @@ class Runner:
         w.close()
 
     def same_values(self, a: Path, b: Path) -> str:
-        ra, rb = gguf.GGUFReader(str(a)), gguf.GGUFReader(str(b))
+        ra, rb = self.reader(a), self.reader(b)
         check([t.name for t in ra.tensors] == [t.name for t in rb.tensors], "tensor lists differ")
         for ta, tb in zip(ra.tensors, rb.tensors):
             va, vb = X.tensor_f32(ta), X.tensor_f32(tb)
@@ -227,7 +236,7 @@ class Runner:
         self.llama_quantize(src, out, typ)
         p = self.ternq("info", str(out))
         check(p.returncode == 0, f"ternq info {out.name} exited {p.returncode}: {p.stderr.strip()[-1500:]}")
-        r = gguf.GGUFReader(str(out))
+        r = self.reader(out)
         lines = p.stdout.splitlines()
         for t in r.tensors:
             row = [ln for ln in lines if ln.split()[:1] == [t.name]]
@@ -241,7 +250,7 @@ class Runner:
     def already_ternary(self, name: str, typ: str) -> str:
         src, out = self.work / f"{name}.gguf", self.work / f"{name}-{typ}.gguf"
         self.quantize(src, out, typ)
-        ri, ro = gguf.GGUFReader(str(src)), gguf.GGUFReader(str(out))
+        ri, ro = self.reader(src), self.reader(out)
         n = 0
         for ti, to in zip(ri.tensors, ro.tensors):
             ne = [int(x) for x in ti.shape]
@@ -273,7 +282,7 @@ class Runner:
         out = self.work / "split-tq2_0.gguf"
         self.quantize(shards[0], out, "tq2_0")
         whole = self.work / "model-f32-tq2_0.gguf"
-        rw, ro = gguf.GGUFReader(str(whole)), gguf.GGUFReader(str(out))
+        rw, ro = self.reader(whole), self.reader(out)
         check([t.name for t in rw.tensors] == [t.name for t in ro.tensors], "split input: tensor list differs")
         for a, b in zip(rw.tensors, ro.tensors):
             check(a.tensor_type == b.tensor_type and np.asarray(a.data).tobytes() == np.asarray(b.data).tobytes(),
@@ -290,7 +299,7 @@ class Runner:
         src, cpu, ocl = self.work / "model-f32.gguf", self.work / f"model-f32-{typ}.gguf", self.work / f"ocl-{typ}.gguf"
         q = self.ternq("quantize", str(src), "-o", str(ocl), "--gguf-type", typ, "--backend", "opencl", "--quiet")
         check(q.returncode == 0, f"ternq --backend opencl exited {q.returncode}: {q.stderr.strip()[-1000:]}")
-        rc, ro = gguf.GGUFReader(str(cpu)), gguf.GGUFReader(str(ocl))
+        rc, ro = self.reader(cpu), self.reader(ocl)
         for a, b in zip(rc.tensors, ro.tensors, strict=True):
             check(a.tensor_type == b.tensor_type and np.asarray(a.data).tobytes() == np.asarray(b.data).tobytes(),
                   f"{a.name}: OpenCL output differs from CPU output")
@@ -315,7 +324,7 @@ class Runner:
 
     def bad_inputs(self):
         good = (self.work / "model-f32.gguf").read_bytes()
-        r = gguf.GGUFReader(str(self.work / "model-f32.gguf"))
+        r = self.reader(self.work / "model-f32.gguf")
         t0 = r.tensors[0]
         # tensor info parts: name length, name, n_dims, dims, type, offset
         dims_at = t0.field.offset + 8 + len(t0.name.encode()) + 4
