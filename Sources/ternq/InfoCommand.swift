@@ -19,7 +19,7 @@ struct InfoCommand: ParsableCommand {
             let storage = try ByteStorage(mapping: file)
             let bytes = storage.bytes
             if bytes.count >= 4 && Array(bytes[0..<4]) == Array("GGUF".utf8) {
-                print(try InfoPrinter.gguf(storage))
+                print(try InfoPrinter.gguf(path: file, limit: limit))
             } else if file.lowercased().hasSuffix(".tern") {
                 print(try InfoPrinter.tern(storage))
             } else {
@@ -52,23 +52,39 @@ enum InfoPrinter {
         return out
     }
 
-    static func gguf(_ storage: ByteStorage) throws -> String {
-        let c = try GGUFFormat.decode(storage.bytes, file: storage.path)
-        var out = "format       GGUF v\(c.version), alignment \(c.alignment), data at byte \(c.dataStart)\n"
-        out += "file size    \(Human.bytes(storage.bytes.count))\n"
-        out += "metadata     \(c.metadata.count) keys\n"
-        for (k, v) in c.metadata { out += "  \(k) = \(v.summary)\n" }
-        let rows: [[String]] = c.tensors.map { t in
-            var scale = "-"
-            if (t.type == .tq2_0 || t.type == .tq1_0) && t.byteCount >= t.type.blockLayout.bytes {
-                let at = c.dataStart + t.offset + t.type.blockLayout.bytes - 2
-                let d = UInt16(storage.bytes[at]) | UInt16(storage.bytes[at + 1]) << 8
-                scale = String(format: "%.6g", Double(HalfFloat.float(fromBits: d)))
-            }
-            return [t.name, "[" + t.dimensions.map(String.init).joined(separator: ", ") + "]", "\(t.type)".uppercased(), scale, Human.bytes(t.byteCount)]
+    /// A GGUF file, or a whole split set when `path` is one of its shards (memory-mapped, validated).
+    static func gguf(path: String, limit: Int) throws -> String {
+        let ckpt = try GGUFCheckpoint(path: path)
+        let first = ckpt.files[0]
+        var out = "format       GGUF v\(first.version), alignment \(first.alignment), data at byte \(first.dataStart)\n"
+        if ckpt.files.count > 1 {
+            out += "split        \(ckpt.files.count) files: \(ckpt.files.map(\.path).joined(separator: ", "))\n"
         }
-        out += "tensors      \(c.tensors.count)\n\n"
-        out += Human.table(["tensor", "ggml dims", "type", "d (f16)", "bytes"], rows, rightAligned: [3, 4])
+        let size = ckpt.files.reduce(0) { $0 &+ $1.storage.bytes.count }
+        out += "file size    \(Human.bytes(size))\n"
+        out += "metadata     \(ckpt.metadata.count) keys\n"
+        for e in ckpt.metadata { out += "  \(e.key) = \(e.value.summary)\n" }
+        var byType: [GGMLType: Int] = [:]
+        for t in ckpt.tensors { byType[t.info.type, default: 0] += 1 }
+        let types = byType.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.ggmlName.uppercased())" }
+        out += "tensors      \(ckpt.tensors.count)\(types.isEmpty ? "" : " (" + types.joined(separator: ", ") + ")")\n\n"
+        let shown = limit > 0 ? Array(ckpt.tensors.prefix(limit)) : ckpt.tensors
+        let rows: [[String]] = shown.map { t in
+            var scale = "-"
+            let block = t.info.type.blockLayout.bytes
+            if (t.info.type == .tq2_0 || t.info.type == .tq1_0) && t.bytes.count >= block {
+                let d = UInt16(t.bytes[block - 2]) | UInt16(t.bytes[block - 1]) << 8
+                scale = String(format: "%.6g", Double(Float(bitPattern: Float32Bits.fromFloat16(d))))
+            }
+            var row = [t.info.name, "[" + t.info.dimensions.map(String.init).joined(separator: ", ") + "]",
+                       t.info.type.ggmlName.uppercased(), scale, Human.bytes(t.info.byteCount)]
+            if ckpt.files.count > 1 { row.append("\((ckpt.files.firstIndex { $0 === t.file } ?? 0) + 1)") }
+            return row
+        }
+        var headers = ["tensor", "ggml dims", "type", "d (f16)", "bytes"]
+        if ckpt.files.count > 1 { headers.append("file") }
+        out += Human.table(headers, rows, rightAligned: [3, 4])
+        if shown.count < ckpt.tensors.count { out += "\n… \(ckpt.tensors.count - shown.count) more" }
         return out
     }
 

@@ -2,26 +2,31 @@ import ArgumentParser
 import Foundation
 import TernaryQuant
 
-/// `ternq quantize`: quantize a safetensors checkpoint (or the built-in demo model) to .tern, GGUF or
-/// safetensors, with a per-layer report.
+/// `ternq quantize`: quantize a safetensors or GGUF checkpoint (or the built-in demo model) to .tern, GGUF
+/// or safetensors, with a per-layer report.
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract: "Quantize a safetensors checkpoint (or the built-in demo model) to ternary weights.",
+        abstract: "Quantize a safetensors or GGUF checkpoint (or the built-in demo model) to ternary weights.",
         discussion: """
-        INPUT is a .safetensors file, a directory of shards, or a model.safetensors.index.json. Without INPUT \
-        the built-in demo model (4 synthetic transformer layers, ~13 MB) is used. By default F32/F16/BF16 \
-        tensors of rank >= 2 whose names end in 'weight' are quantized, except names containing 'embed', \
-        'norm' or 'lm_head'; --include/--exclude globs override. Output is written atomically.
+        INPUT is a .safetensors file, a directory of shards, a model.safetensors.index.json, or a .gguf file \
+        (the first part of a split model reads every part). Without INPUT the built-in demo model (4 \
+        synthetic transformer layers, ~13 MB) is used. By default F32/F16/BF16 tensors of rank >= 2 are \
+        quantized: safetensors names ending in 'weight' except 'embed', 'norm', 'lm_head'; GGUF \
+        'blk.N.*.weight' except norms (token_embd and output are kept); --include/--exclude globs override. \
+        GGUF output keeps every input key/value and sets general.file_type to TQ2_0/TQ1_0; tensors whose \
+        row length is not a multiple of 256 stay ternary as F16 (--fallback keep: original values). \
+        --dequantize writes the ternary network as ordinary weights in the input's format. Output is \
+        written atomically and never replaces an input file.
         """)
 
-    @Argument(help: "Checkpoint: .safetensors file, shard directory, or index.json (default: demo model).")
+    @Argument(help: "Checkpoint: .safetensors file, shard directory, index.json, or .gguf (default: demo model).")
     var input: String?
 
     @Option(name: .shortAndLong, help: "Output file (default: <input stem>.<format> in the current directory).")
     var output: String?
 
-    @Option(help: "Output format: tern, gguf or safetensors (default: from the output extension, else tern).")
+    @Option(help: "Output format: tern, gguf or safetensors (default: from the output extension, else the input's format for GGUF input or --dequantize, else tern).")
     var format: String?
 
     @Option(name: .customLong("gguf-type"), help: "GGUF ternary type: tq2_0 or tq1_0.")
@@ -35,6 +40,12 @@ struct QuantizeCommand: ParsableCommand {
 
     @Option(help: "OpenCL device for --backend opencl/auto: an index, a name substring, or 'all' (see 'ternq devices').")
     var device: String?
+
+    @Option(help: "GGUF output: a selected tensor whose row length is not a multiple of 256 becomes 'ternary' (F16 holding f16(α)·t) or 'keep' (original values).")
+    var fallback: String = "ternary"
+
+    @Flag(help: "Write the ternary network as ordinary weights (selected tensors hold α·t in their own dtype), in the input's format.")
+    var dequantize = false
 
     @Option(parsing: .singleValue, help: "Glob of tensor names to quantize (repeatable).")
     var include: [String] = []
@@ -58,14 +69,21 @@ struct QuantizeCommand: ParsableCommand {
         if GGUFTernaryType(rawValue: ggufType.lowercased()) == nil {
             throw ValidationError("--gguf-type must be tq2_0 or tq1_0")
         }
+        if TernaryFallback(rawValue: fallback.lowercased()) == nil {
+            throw ValidationError("--fallback must be ternary or keep")
+        }
         if !(0...1).contains(csrThreshold) {
             throw ValidationError("--csr-threshold must be between 0 and 1")
         }
     }
 
+    var inputIsGGUF: Bool { input?.lowercased().hasSuffix(".gguf") ?? false }
+
     func resolvedFormat() -> OutputFormat {
         if let format, let f = OutputFormat(rawValue: format.lowercased()) { return f }
         if let output, let f = OutputFormat.inferred(fromPath: output) { return f }
+        if inputIsGGUF { return .gguf }
+        if dequantize && input != nil { return .safetensors }
         return .tern
     }
 
@@ -73,11 +91,16 @@ struct QuantizeCommand: ParsableCommand {
         guard let input else { return "ternq-demo.\(format.fileExtension)" }
         var stem = (input as NSString).lastPathComponent
         while stem.hasSuffix("/") { stem.removeLast() }
-        for suffix in [".safetensors.index.json", ".index.json", ".safetensors"] where stem.hasSuffix(suffix) {
+        for suffix in [".safetensors.index.json", ".index.json", ".safetensors", ".gguf", ".GGUF"] where stem.hasSuffix(suffix) {
             stem.removeLast(suffix.count)
         }
+        // A split GGUF's first part: model-00001-of-00003 → model.
+        if let range = stem.range(of: #"-[0-9]{5}-of-[0-9]{5}$"#, options: .regularExpression) { stem.removeSubrange(range) }
         if stem.isEmpty || stem == "." { stem = "model" }
-        return format == .safetensors ? "\(stem).ternary.safetensors" : "\(stem).\(format.fileExtension)"
+        if dequantize { return "\(stem).dequantized.\(format.fileExtension)" }
+        if format == .safetensors { return "\(stem).ternary.safetensors" }
+        if format == .gguf && inputIsGGUF { return "\(stem)-\(ggufType.lowercased()).gguf" }
+        return "\(stem).\(format.fileExtension)"
     }
 
     func run() throws {
@@ -85,10 +108,12 @@ struct QuantizeCommand: ParsableCommand {
             let format = resolvedFormat()
             let outputPath = output ?? defaultOutput(format)
             let backend = try makeBackend(named: backend, device: device)
-            let checkpoint = try openCheckpoint(input)
+            let checkpoint: any CheckpointSource = try input.map { try CheckpointSources.open(path: $0) }
+                ?? SafetensorsSource(try openCheckpoint(nil))
             let options = QuantizationOptions(
                 format: format, ggufType: GGUFTernaryType(rawValue: ggufType.lowercased()) ?? .tq2_0,
-                csrThreshold: csrThreshold, selection: TensorSelection(include: include, exclude: exclude), overwrite: force)
+                csrThreshold: csrThreshold, selection: TensorSelection(include: include, exclude: exclude), overwrite: force,
+                fallback: TernaryFallback(rawValue: fallback.lowercased()) ?? .ternary, dequantize: dequantize)
             let job = CheckpointQuantizer(backend: backend)
             let bar: ProgressBar? = (!quiet && ProgressBar.enabled) ? ProgressBar() : nil
             let report: QuantizationReport
@@ -132,6 +157,11 @@ enum ReportPrinter {
         if !notQuantized.isEmpty {
             out += "\n\nnot quantized:"
             for l in notQuantized { out += "\n  \(l.action.rawValue) \(l.name): \(l.reason)" }
+        }
+        let noted = r.layers.filter { !($0.notes ?? []).isEmpty }
+        if !noted.isEmpty {
+            out += "\n\nnotes:"
+            for l in noted { for n in l.notes ?? [] { out += "\n  \(l.name): \(n)" } }
         }
         let t = r.totals
         out += "\n\n"

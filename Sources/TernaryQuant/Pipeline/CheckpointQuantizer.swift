@@ -11,18 +11,35 @@ public struct QuantizationOptions: Sendable, Hashable {
     public var csrThreshold: Double
     /// Which tensors to quantize.
     public var selection: TensorSelection
-    /// Replace an existing output file.
+    /// Replace an existing output file (never an input file).
     public var overwrite: Bool
+    /// GGUF output: what a selected tensor whose row length is not a multiple of 256 becomes.
+    public var fallback: TernaryFallback
+    /// Write the ternary network as ordinary weights (selected tensors hold s·t in their own dtype) in the
+    /// input's format instead of packed trits.
+    public var dequantize: Bool
 
-    /// Creates options (defaults: TQ2_0, CSR threshold 0.75, default selection, no overwrite).
+    /// Creates options (defaults: TQ2_0, CSR threshold 0.75, default selection, no overwrite, ternary
+    /// fallback, no dequantization).
     public init(format: OutputFormat, ggufType: GGUFTernaryType = .tq2_0, csrThreshold: Double = TernFormat.defaultCSRThreshold,
-                selection: TensorSelection = TensorSelection(), overwrite: Bool = false) {
+                selection: TensorSelection = TensorSelection(), overwrite: Bool = false,
+                fallback: TernaryFallback = .ternary, dequantize: Bool = false) {
         self.format = format
         self.ggufType = ggufType
         self.csrThreshold = csrThreshold
         self.selection = selection
         self.overwrite = overwrite
+        self.fallback = fallback
+        self.dequantize = dequantize
     }
+}
+
+/// What a selected GGUF tensor that TQ blocks cannot hold (row length not a multiple of 256) becomes.
+public enum TernaryFallback: String, Sendable, Hashable, CaseIterable, Codable {
+    /// F16 holding f16(α)·t: the network stays ternary (default).
+    case ternary
+    /// The tensor's original values.
+    case keep
 }
 
 /// A failure of a job, with the file it concerns: `"<file>: <reason>"` in one line.
@@ -44,24 +61,11 @@ public struct JobError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// What the job will do with one tensor, decided before any data is written.
-public struct TensorPlan: Sendable {
-    /// The input tensor.
-    public let tensor: CheckpointTensor
-    /// Quantize, keep or skip.
-    public let action: TensorAction
-    /// Why.
-    public let reason: String
-    /// Storage label for the report (the .tern dense/sparse choice is made after quantizing).
-    public let storage: String
-    /// GGUF type for kept/quantized tensors in GGUF output.
-    let ggmlType: GGMLType?
-}
-
-/// Quantizes a safetensors checkpoint into `.tern`, GGUF or safetensors, tensor by tensor.
+/// Quantizes a checkpoint (any `CheckpointSource`) into `.tern`, GGUF or safetensors, tensor by tensor.
 ///
 /// Memory: the input is memory-mapped; per tensor the job holds the packed trits (n/4 bytes) and, for
-/// `.tern` CSR layers, the CSR arrays, so peak memory follows the largest tensor, not the model.
+/// `.tern` CSR layers, the CSR arrays, so peak memory follows the largest tensor, not the model. A tensor
+/// whose working memory exceeds the machine's physical memory is refused before anything is allocated.
 public final class CheckpointQuantizer: Sendable {
     /// The quantizer (and its backend).
     public let quantizer: Quantizer
@@ -72,79 +76,60 @@ public final class CheckpointQuantizer: Sendable {
     }
 
     /// Decides, for every tensor, what the job will do in `options.format`.
-    public func plan(_ checkpoint: SafetensorsCheckpoint, options: QuantizationOptions) -> [TensorPlan] {
-        checkpoint.tensors.map { t in
-            let info = t.info
-            let decision = options.selection.decide(name: info.name, dtype: info.dtype, shape: info.shape)
-            switch options.format {
-            case .tern:
-                if decision.quantize {
-                    return TensorPlan(tensor: t, action: .quantized, reason: decision.reason, storage: "dense", ggmlType: nil)
-                }
-                return TensorPlan(tensor: t, action: .skipped, reason: "\(decision.reason); .tern holds quantized layers only", storage: "-", ggmlType: nil)
-            case .safetensors:
-                if decision.quantize {
-                    return TensorPlan(tensor: t, action: .quantized, reason: decision.reason, storage: "u8-2bit", ggmlType: nil)
-                }
-                return TensorPlan(tensor: t, action: .kept, reason: decision.reason, storage: "copy", ggmlType: nil)
-            case .gguf:
-                let floatType: GGMLType? = switch info.dtype {
-                case .f32, .bf16: .f32
-                case .f16: .f16
-                default: nil
-                }
-                if info.shape.count > 4 {
-                    return TensorPlan(tensor: t, action: .skipped, reason: "rank \(info.shape.count) > 4 cannot be stored in GGUF", storage: "-", ggmlType: nil)
-                }
-                if info.name.utf8.count > GGUFFormat.maxNameLength {
-                    return TensorPlan(tensor: t, action: .skipped, reason: "name longer than \(GGUFFormat.maxNameLength) bytes cannot be stored in GGUF", storage: "-", ggmlType: nil)
-                }
-                if info.elementCount == 0 {
-                    return TensorPlan(tensor: t, action: .skipped, reason: "empty tensor", storage: "-", ggmlType: nil)
-                }
-                let ne0 = info.shape.last ?? 1
-                if decision.quantize {
-                    if ne0 % TernaryBlocks.blockSize == 0 {
-                        let type = options.ggufType.ggmlType
-                        return TensorPlan(tensor: t, action: .quantized, reason: decision.reason, storage: options.ggufType.rawValue, ggmlType: type)
-                    }
-                    if let floatType {
-                        return TensorPlan(tensor: t, action: .kept, reason: "row length \(ne0) is not a multiple of 256 (TQ block size): kept as \(floatType == .f16 ? "F16" : "F32")", storage: floatType == .f16 ? "f16" : "f32", ggmlType: floatType)
-                    }
-                }
-                if let floatType {
-                    return TensorPlan(tensor: t, action: .kept, reason: decision.reason, storage: floatType == .f16 ? "f16" : "f32", ggmlType: floatType)
-                }
-                return TensorPlan(tensor: t, action: .skipped, reason: "dtype \(info.dtype.rawValue) is not written to GGUF", storage: "-", ggmlType: nil)
-            }
+    public func plan(_ source: any CheckpointSource, options: QuantizationOptions) -> [TensorPlan] {
+        plan(source, options: options, known: [:])
+    }
+
+    func plan(_ source: any CheckpointSource, options: QuantizationOptions, known: [String: TernaryFacts]) -> [TensorPlan] {
+        let writer = CheckpointWriters.type(for: options.format)
+        return source.tensors.map { t in
+            let decision = options.selection.decide(name: t.name, elementType: t.dtype.elementType, dtypeLabel: t.dtype.label,
+                                                    shape: t.shape, naming: source.naming)
+            return writer.plan(t, decision: decision, options: options, known: known[t.name])
         }
     }
 
-    /// Quantizes `checkpoint` into the file at `outputPath` atomically (temporary file, fsync, rename).
-    /// Refuses to overwrite an input file, and an existing output unless `options.overwrite`. On any error
-    /// nothing is left at `outputPath` (an existing file stays untouched). Throws `JobError`.
+    /// Quantizes `source` into the file at `outputPath` atomically (temporary file, fsync, rename).
+    /// Refuses to overwrite any input file (shards, index, config; with `overwrite` too), and an existing
+    /// output unless `options.overwrite`. On any error nothing is left at `outputPath` (an existing file
+    /// stays untouched). Throws `JobError`.
+    public func run(_ source: any CheckpointSource, outputPath: String, options: QuantizationOptions,
+                    progress: ((JobProgress) -> Void)? = nil) throws -> QuantizationReport {
+        for file in source.inputFiles where Self.sameFile(file, outputPath) {
+            throw JobError(file: outputPath, underlying: FormatError.unsupported(file: outputPath, reason: "output would overwrite the input file \(file)"))
+        }
+        var known: [String: TernaryFacts] = [:]
+        // At most two attempts: the first assumes every GGUF scale fits an f16; when one does not, every
+        // fact is gathered and the second attempt's header holds the right types.
+        for attempt in 0..<2 {
+            let output: AtomicFile
+            do {
+                output = try AtomicFile(path: outputPath, overwrite: options.overwrite)
+            } catch {
+                throw JobError(file: outputPath, underlying: error)
+            }
+            do {
+                var report = try perform(source, to: output, outputName: outputPath, options: options, known: known, progress: progress)
+                try output.commit()
+                report.totals.outputBytes = output.bytesWritten
+                report.totals.compressionVsF16 = output.bytesWritten > 0 ? Double(report.totals.f16Bytes) / Double(output.bytesWritten) : 0
+                return report
+            } catch let replan as ReplanNeeded where attempt == 0 {
+                output.abort()
+                known = replan.facts
+            } catch {
+                output.abort()
+                if error is JobError { throw error }
+                throw JobError(file: outputPath, underlying: error)
+            }
+        }
+        throw JobError(file: outputPath, underlying: FormatError.unsupported(file: outputPath, reason: "internal error: the GGUF plan changed twice"))
+    }
+
+    /// `run` for a safetensors checkpoint.
     public func run(_ checkpoint: SafetensorsCheckpoint, outputPath: String, options: QuantizationOptions,
                     progress: ((JobProgress) -> Void)? = nil) throws -> QuantizationReport {
-        for file in checkpoint.files where Self.sameFile(file.storage.path, outputPath) {
-            throw JobError(file: outputPath, underlying: FormatError.unsupported(file: outputPath, reason: "output would overwrite the input checkpoint"))
-        }
-        let output: AtomicFile
-        do {
-            output = try AtomicFile(path: outputPath, overwrite: options.overwrite)
-        } catch {
-            throw JobError(file: outputPath, underlying: error)
-        }
-        do {
-            var report = try write(checkpoint, to: output, outputName: outputPath, options: options, progress: progress)
-            try output.commit()
-            report.totals.outputBytes = output.bytesWritten
-            report.totals.compressionVsF16 = output.bytesWritten > 0 ? Double(report.totals.f16Bytes) / Double(output.bytesWritten) : 0
-            return report
-        } catch {
-            output.abort()
-            if error is JobError { throw error }
-            throw JobError(file: outputPath, underlying: error)
-        }
+        try run(SafetensorsSource(checkpoint), outputPath: outputPath, options: options, progress: progress)
     }
 
     static func sameFile(_ a: String, _ b: String) -> Bool {
@@ -154,156 +139,154 @@ public final class CheckpointQuantizer: Sendable {
     }
 
     /// Streams the output to `sink` (an `AtomicFile` or a `MemorySink`) and returns the report.
-    /// `outputName` is used in the report and errors.
+    /// `outputName` is used in the report and errors. For GGUF output the tensors' facts are gathered
+    /// first (the header's types depend on them), so the input is read twice.
+    public func write(_ source: any CheckpointSource, to sink: any ByteSink, outputName: String,
+                      options: QuantizationOptions, progress: ((JobProgress) -> Void)? = nil) throws -> QuantizationReport {
+        var known: [String: TernaryFacts] = [:]
+        if CheckpointWriters.type(for: options.format).headerNeedsFacts && !options.dequantize {
+            for p in plan(source, options: options) where p.action == .quantized {
+                known[p.tensor.name] = try facts(of: p.tensor).facts
+            }
+        }
+        do {
+            return try perform(source, to: sink, outputName: outputName, options: options, known: known, progress: progress)
+        } catch is ReplanNeeded {
+            throw JobError(file: outputName, underlying: FormatError.unsupported(file: outputName, reason: "internal error: the GGUF plan changed with every fact known"))
+        }
+    }
+
+    /// `write` for a safetensors checkpoint.
     public func write(_ checkpoint: SafetensorsCheckpoint, to sink: any ByteSink, outputName: String,
                       options: QuantizationOptions, progress: ((JobProgress) -> Void)? = nil) throws -> QuantizationReport {
-        let start = DispatchTime.now().uptimeNanoseconds
-        let plans = plan(checkpoint, options: options)
-        let info = checkpoint.modelInfo
-        let totalBytes = checkpoint.tensors.reduce(0) { $0 + $1.info.dataOffsets.count }
-        var layers: [LayerReport] = []
-        var written = 0
-        var notes: [String] = []
-        var bytesDone = 0
+        try write(SafetensorsSource(checkpoint), to: sink, outputName: outputName, options: options, progress: progress)
+    }
 
-        // Format-specific header.
-        var ternWriter: TernWriter?
-        var safetensorsWriter: SafetensorsWriter?
-        var ggufInfos: [GGUFTensorInfo] = []
-        switch options.format {
-        case .tern:
-            notes.append(".tern holds quantized layers only; other tensors are skipped")
-            ternWriter = try TernWriter(sink: sink, sourceModel: checkpoint.path, layerCount: plans.filter { $0.action == .quantized }.count)
-        case .safetensors:
-            var entries: [SafetensorsWriter.Entry] = []
-            var quantizedShapes: [String] = []
-            let names = Set(checkpoint.tensors.map(\.info.name))
-            for p in plans {
-                let i = p.tensor.info
-                switch p.action {
-                case .quantized:
-                    guard !names.contains(i.name + ".scale") else {
-                        throw FormatError.invalidTensor(file: checkpoint.path, tensor: i.name, reason: "the checkpoint already has '\(i.name).scale', which the safetensors output needs for α")
-                    }
-                    entries.append(.init(name: i.name, dtype: .u8, shape: Self.packedShape(i.shape)))
-                    entries.append(.init(name: i.name + ".scale", dtype: .f32, shape: []))
-                    quantizedShapes.append("\(JSONText.quote(i.name)):{\"shape\":[\(i.shape.map(String.init).joined(separator: ","))],\"dtype\":\"\(i.dtype.rawValue)\"}")
-                case .kept:
-                    entries.append(.init(name: i.name, dtype: i.dtype, shape: i.shape))
-                case .skipped:
-                    break
-                }
-            }
-            let metadata = [
-                "format": "ternq",
-                "ternq.scheme": "ternary-absmean-per-tensor",
-                "ternq.packing": "u8, 4 trits per byte along the last dimension, trit j of a row at bits 2*(j%4) of byte j/4, 00=0 01=+1 10=-1, rows padded with 00; value = scale * trit",
-                "ternq.quantized": "{\(quantizedShapes.joined(separator: ","))}",
-            ]
-            safetensorsWriter = try SafetensorsWriter(sink: sink, entries: entries, metadata: metadata)
-        case .gguf:
-            var metadata: [(String, GGUFValue)] = []
-            if info.architecture != "unknown" { metadata.append(("general.architecture", .string(info.architecture))) }
-            metadata.append(("general.name", .string((checkpoint.path as NSString).lastPathComponent)))
-            metadata.append(("general.alignment", .uint32(UInt32(GGUFFormat.alignment))))
-            if plans.contains(where: { $0.action == .quantized }) {
-                metadata.append(("general.quantization_version", .uint32(2)))
-            }
-            metadata.append(("ternq.scheme", .string("ternary-absmean-per-tensor")))
-            let tensors: [(name: String, dimensions: [Int], type: GGMLType, byteCount: Int)] = plans.compactMap { p in
-                guard p.action != .skipped, let type = p.ggmlType else { return nil }
-                let i = p.tensor.info
-                let dims = i.shape.isEmpty ? [1] : Array(i.shape.reversed())
-                return (i.name, dims, type, type.byteCount(ne0: dims[0], count: i.elementCount) ?? 0)
-            }
-            let (header, infos) = GGUFFormat.header(metadata: metadata, tensors: tensors)
-            ggufInfos = infos
-            try sink.write(bytes: header)
-            written += header.count
-            notes.append("GGUF tensor names are the checkpoint's names (no llama.cpp renaming)")
+    /// Physical memory of this machine in bytes (`Int.max` when unknown).
+    static var physicalMemory: Int {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return Int.max }
+        return Checked.mul(pages, size) ?? Int.max
+    }
+
+    /// Working memory the job allocates for a quantized tensor: the packed trits, plus the CSR arrays
+    /// (5 bytes per non-zero at the threshold sparsity) for `.tern`.
+    static func workingBytes(_ tensor: SourceTensor, options: QuantizationOptions) -> Int {
+        let n = tensor.elementCount
+        let packed = n / 4 + 1
+        guard options.format == .tern else { return packed }
+        let csr = Double(n) * Swift.max(0, 1 - options.csrThreshold) * 5
+        return csr >= Double(Int.max / 2) ? Int.max : packed &+ Int(csr)
+    }
+
+    /// Quantizes one tensor: its packed trits and facts (α, already-ternary magnitude, sparsity).
+    func facts(of tensor: SourceTensor) throws -> QuantizedData {
+        guard let elementType = tensor.dtype.elementType else {
+            throw FormatError.invalidTensor(file: tensor.file, tensor: tensor.name, reason: "type \(tensor.dtype.label) cannot be quantized")
         }
+        let input = try TensorInput(name: tensor.name, shape: tensor.shape, elementType: elementType, bytes: tensor.bytes)
+        var packed = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: input.elementCount))
+        let summary = try packed.withUnsafeMutableBytes { try quantizer.quantize(input, layout: .packed2Bit, into: $0) }
+        // Every non-zero value of one magnitude a: the trits are sign(w) (|w| = a > α/2), the scale a.
+        let common = ElementConversion.commonMagnitude(tensor.bytes, as: elementType)
+        let facts = TernaryFacts(scale: common ?? summary.scale, absmean: summary.scale, alreadyTernary: common != nil, sparsity: summary.sparsity)
+        return QuantizedData(input: input, packed: packed, facts: facts)
+    }
 
-        var ggufIndex = 0
+    /// The job loop: plan, begin the writer, append each tensor, finish. Knows no format.
+    func perform(_ source: any CheckpointSource, to sink: any ByteSink, outputName: String, options: QuantizationOptions,
+                 known: [String: TernaryFacts], progress: ((JobProgress) -> Void)?) throws -> QuantizationReport {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let writerType = CheckpointWriters.type(for: options.format)
+        try writerType.validate(source, options: options)
+        let plans = plan(source, options: options, known: known)
+        let memory = Self.physicalMemory
+        for p in plans where p.action == .quantized {
+            let need = Self.workingBytes(p.tensor, options: options)
+            guard need <= memory else {
+                throw JobError(file: p.tensor.file, underlying: FormatError.invalidTensor(file: p.tensor.file, tensor: p.tensor.name,
+                    reason: "quantizing it needs \(need) bytes of working memory (\(p.tensor.byteCount) bytes of data), more than this machine's \(memory) bytes of physical memory; exclude it with --exclude '\(p.tensor.name)' or run on a machine with more memory"))
+            }
+        }
+        let info = source.modelInfo
+        let totalBytes = source.totalBytes
+        let writer = try writerType.init(sink: sink, source: source, plans: plans, options: options)
+        var layers: [LayerReport] = []
+        var warnings: [String] = []
+        var bytesDone = 0
+        var discovered = known
+
         for (index, p) in plans.enumerated() {
             let t = p.tensor
-            let i = t.info
-            var row = LayerReport(name: i.name, shape: i.shape, dtype: i.dtype.rawValue, action: p.action, reason: p.reason,
+            var row = LayerReport(name: t.name, shape: t.shape, dtype: t.dtype.label, action: p.action, reason: p.reason,
                                   scale: nil, scaleBits: nil, sparsity: nil, mse: nil, storage: p.storage,
-                                  inputBytes: i.dataOffsets.count, outputBytes: 0)
+                                  inputBytes: t.byteCount, outputBytes: 0)
+            var notes = p.notes
+            // Before reading a tensor's bytes: the place for a per-tensor check that the mapping still
+            // covers them (issue 8.4, a shrinking input file).
             do {
                 switch p.action {
                 case .skipped:
                     row.inputBytes = 0
                 case .quantized:
-                    guard let elementType = i.dtype.quantizable else { break }
-                    let input = try TensorInput(name: i.name, shape: i.shape, elementType: elementType, bytes: t.bytes)
-                    var packed = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: input.elementCount))
-                    let summary = try packed.withUnsafeMutableBytes { try quantizer.quantize(input, layout: .packed2Bit, into: $0) }
-                    row.scale = summary.scale
-                    row.scaleBits = Self.hex(summary.scale.bitPattern)
-                    row.sparsity = summary.sparsity
-                    row.mse = packed.withUnsafeBytes { Self.meanSquaredError(input, packed: $0, scale: summary.scale) }
-                    switch options.format {
-                    case .tern:
-                        let storage = try TernFormat.storage(packed: packed, shape: i.shape, sparsity: summary.sparsity, csrThreshold: options.csrThreshold)
-                        packed = []
-                        row.storage = storage.kind
-                        row.outputBytes = try ternWriter?.append(TernLayer(name: i.name, scale: summary.scale, storage: storage,
-                                                                          sparsity: summary.sparsity, originalDType: i.dtype.rawValue)) ?? 0
-                    case .safetensors:
-                        let rowBytes = try Self.writePackedRows(packed, shape: i.shape, to: safetensorsWriter)
-                        try withUnsafeBytes(of: summary.scale.bitPattern.littleEndian) { try safetensorsWriter?.write($0) }
-                        row.outputBytes = rowBytes + 4
-                    case .gguf:
-                        let type = options.ggufType.ggmlType
-                        let d = HalfFloat.bits(from: summary.scale)
-                        let blocks = input.elementCount / TernaryBlocks.blockSize
-                        var done = 0
-                        try packed.withUnsafeBytes { raw in
-                            while done < blocks {
-                                let n = Swift.min(4096, blocks - done)
-                                try sink.write(bytes: TernaryBlocks.encode(type, packed: raw, firstBlock: done, blockCount: n, d: d))
-                                done += n
-                            }
+                    var data = try facts(of: t)
+                    discovered[t.name] = data.facts
+                    let stored: QuantizedAppend
+                    do {
+                        stored = try writer.appendQuantized(p, &data)
+                    } catch let replan as ReplanNeeded {
+                        // Gather every remaining fact, then let the caller start again with a correct header.
+                        discovered.merge(replan.facts) { a, _ in a }
+                        for later in plans[(index + 1)...] where later.action == .quantized && discovered[later.tensor.name] == nil {
+                            discovered[later.tensor.name] = try facts(of: later.tensor).facts
+                            source.releasePages(later.tensor)
                         }
-                        row.outputBytes = try Self.padGGUF(ggufInfos, &ggufIndex, sink)
+                        throw ReplanNeeded(facts: discovered)
                     }
+                    let f = data.facts
+                    row.scale = f.scale
+                    row.scaleBits = Self.hex(f.scale.bitPattern)
+                    row.sparsity = f.sparsity
+                    row.storage = stored.storage
+                    row.outputBytes = stored.outputBytes
+                    if stored.storedScale.bitPattern != f.scale.bitPattern {
+                        row.storedScale = stored.storedScale
+                        row.storedScaleBits = Self.hex(stored.storedScale.bitPattern)
+                    }
+                    if f.alreadyTernary {
+                        row.absmean = f.absmean
+                        notes.append("already ternary: every non-zero value has magnitude \(f.scale), encoded with that scale")
+                    }
+                    notes += stored.notes
+                    row.mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: stored.storedScale) }
                 case .kept:
-                    switch options.format {
-                    case .safetensors:
-                        try safetensorsWriter?.write(t.bytes)
-                        row.outputBytes = i.dataOffsets.count
-                    case .gguf:
-                        if i.dtype == .bf16 {
-                            try Self.writeWidenedBF16(t.bytes, to: sink)
-                        } else {
-                            try sink.write(t.bytes)
-                        }
-                        row.outputBytes = try Self.padGGUF(ggufInfos, &ggufIndex, sink)
-                    case .tern:
-                        break
+                    if let elementType = t.dtype.elementType, let k = ElementConversion.firstNonFinite(t.bytes, as: elementType) {
+                        let warning = "kept tensor '\(t.name)' holds a NaN or infinite value (element \(k)); it is written unchanged"
+                        notes.append("warning: " + warning)
+                        warnings.append(warning)
                     }
+                    row.outputBytes = try writer.appendKept(p)
                 }
             } catch {
-                if error is FormatError { throw error }
-                throw JobError(file: checkpoint.path == t.file.storage.path ? checkpoint.path : t.file.storage.path, underlying: error)
+                if error is FormatError || error is ReplanNeeded || error is JobError { throw error }
+                throw JobError(file: t.file, underlying: error)
             }
-            t.file.storage.releasePages(t.bytes)
-            bytesDone += i.dataOffsets.count
+            source.releasePages(t)
+            row.notes = notes.isEmpty ? nil : notes
+            bytesDone += t.byteCount
             layers.append(row)
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             progress?(JobProgress(tensorsDone: index + 1, tensorCount: plans.count, bytesDone: bytesDone, totalBytes: totalBytes,
-                                  elapsed: elapsed, currentTensor: i.name))
+                                  elapsed: elapsed, currentTensor: t.name))
         }
-        try ternWriter?.finish(info)
-        try safetensorsWriter?.finish()
+        try writer.finish(info)
 
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let present = layers.filter { $0.action != .skipped }
         let f16Bytes = present.reduce(0) { $0 + 2 * (Checked.product($1.shape) ?? 0) }
         let outputBytes = (sink as? MemorySink)?.bytes.count ?? (sink as? AtomicFile)?.bytesWritten ?? 0
         let totals = ReportTotals(
-            parameters: checkpoint.tensors.reduce(0) { $0 + $1.info.elementCount },
+            parameters: source.tensors.reduce(0) { $0 + $1.elementCount },
             quantizedParameters: layers.filter { $0.action == .quantized }.reduce(0) { $0 + (Checked.product($1.shape) ?? 0) },
             tensorsQuantized: layers.filter { $0.action == .quantized }.count,
             tensorsKept: layers.filter { $0.action == .kept }.count,
@@ -311,11 +294,15 @@ public final class CheckpointQuantizer: Sendable {
             inputBytes: totalBytes, outputBytes: outputBytes, f16Bytes: f16Bytes,
             compressionVsF16: outputBytes > 0 ? Double(f16Bytes) / Double(outputBytes) : 0,
             seconds: seconds, gigabytesPerSecond: seconds > 0 ? Double(totalBytes) / seconds / 1e9 : 0)
-        return QuantizationReport(input: checkpoint.path, output: outputName, format: options.format,
-                                  ggufType: options.format == .gguf ? options.ggufType : nil,
-                                  csrThreshold: options.format == .tern ? options.csrThreshold : nil,
-                                  backend: quantizer.backend.name, device: quantizer.backend.deviceDescription,
-                                  model: info, layers: layers, totals: totals, notes: notes)
+        var report = QuantizationReport(input: source.path, output: outputName, format: options.format,
+                                        ggufType: options.format == .gguf && !options.dequantize ? options.ggufType : nil,
+                                        csrThreshold: options.format == .tern ? options.csrThreshold : nil,
+                                        backend: quantizer.backend.name, device: quantizer.backend.deviceDescription,
+                                        model: info, layers: layers, totals: totals, notes: writer.notes + warnings.map { "warning: " + $0 })
+        report.inputFormat = source.format
+        report.dequantize = options.dequantize ? true : nil
+        report.warnings = warnings
+        return report
     }
 
     static func hex(_ bits: UInt32) -> String {
@@ -327,58 +314,6 @@ public final class CheckpointQuantizer: Sendable {
     public static func packedShape(_ shape: [Int]) -> [Int] {
         guard let last = shape.last else { return [1] }
         return Array(shape.dropLast()) + [(last + 3) / 4]
-    }
-
-    /// Writes flat packed trits re-packed so that each row (last dimension) starts on a byte boundary.
-    static func writePackedRows(_ packed: [UInt8], shape: [Int], to writer: SafetensorsWriter?) throws -> Int {
-        guard let writer else { return 0 }
-        let cols = shape.last ?? 1
-        let count = Checked.product(shape) ?? 0
-        if cols % 4 == 0 || count == cols {
-            try packed.withUnsafeBytes { try writer.write($0) }
-            return packed.count
-        }
-        let rows = count / Swift.max(cols, 1)
-        let rowBytes = (cols + 3) / 4
-        var buffer = [UInt8](repeating: 0, count: rowBytes)
-        var total = 0
-        for r in 0..<rows {
-            for j in 0..<rowBytes { buffer[j] = 0 }
-            for c in 0..<cols {
-                let k = r * cols + c
-                let code = (packed[k >> 2] >> UInt8(2 * (k & 3))) & 3
-                buffer[c >> 2] |= code << UInt8(2 * (c & 3))
-            }
-            try buffer.withUnsafeBytes { try writer.write($0) }
-            total += rowBytes
-        }
-        return total
-    }
-
-    static func writeWidenedBF16(_ bytes: UnsafeRawBufferPointer, to sink: any ByteSink) throws {
-        let count = bytes.count / 2
-        let chunkElements = 1 << 16
-        let chunk = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: chunkElements)
-        defer { chunk.deallocate() }
-        var i = 0
-        while i < count {
-            let n = Swift.min(chunkElements, count - i)
-            for k in 0..<n {
-                let h = bytes.loadUnaligned(fromByteOffset: (i &+ k) &* 2, as: UInt16.self)
-                chunk[k] = (UInt32(UInt16(littleEndian: h)) &<< 16).littleEndian
-            }
-            try sink.write(UnsafeRawBufferPointer(start: chunk.baseAddress, count: 4 * n))
-            i += n
-        }
-    }
-
-    /// Pads the current GGUF tensor to the alignment and returns its data size.
-    static func padGGUF(_ infos: [GGUFTensorInfo], _ index: inout Int, _ sink: any ByteSink) throws -> Int {
-        guard index < infos.count else { return 0 }
-        let size = infos[index].byteCount
-        try sink.write(zeros: GGUFFormat.padded(size, GGUFFormat.alignment) - size)
-        index += 1
-        return size
     }
 
     /// The four trits of each packed byte as float64 lanes (invalid code 11 → 0).

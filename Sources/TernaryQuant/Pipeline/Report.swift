@@ -59,7 +59,7 @@ public struct LayerReport: Sendable, Hashable, Codable {
     public var scaleBits: String?
     /// Fraction of zero trits (quantized tensors).
     public var sparsity: Double?
-    /// Mean of (w − α·t)² in float64 (quantized tensors).
+    /// Mean of (w − s·t)² in float64 against the values actually stored (s = the stored scale).
     public var mse: Double?
     /// How it is stored: "dense", "sparse", "tq2_0", "tq1_0", "u8-2bit", "f32", "f16", "copy", or "-".
     public var storage: String
@@ -67,10 +67,20 @@ public struct LayerReport: Sendable, Hashable, Codable {
     public var inputBytes: Int
     /// Bytes written for it (data only; 0 when skipped).
     public var outputBytes: Int
+    /// The scale the stored values carry when it differs from `scale` (f16(α) in TQ/F16, α rounded to
+    /// the dtype with `--dequantize`).
+    public var storedScale: Float? = nil
+    /// `storedScale`'s float32 bit pattern, 8 hex digits.
+    public var storedScaleBits: String? = nil
+    /// The absmean α of an already-ternary tensor (whose `scale` is its common magnitude).
+    public var absmean: Float? = nil
+    /// Report lines: "already ternary", "ternary as F16", "passed through byte for byte", warnings.
+    public var notes: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
         case name, shape, dtype, action, reason, scale, scaleBits = "scale_bits", sparsity, mse, storage
         case inputBytes = "input_bytes", outputBytes = "output_bytes"
+        case storedScale = "stored_scale", storedScaleBits = "stored_scale_bits", absmean, notes
     }
 }
 
@@ -127,12 +137,18 @@ public struct QuantizationReport: Sendable, Hashable, Codable {
     public var layers: [LayerReport]
     /// Totals.
     public var totals: ReportTotals
-    /// Format notes (e.g. ".tern holds quantized layers only").
+    /// Format notes (e.g. ".tern holds quantized layers only") and warnings.
     public var notes: [String]
+    /// Input format.
+    public var inputFormat: InputFormat? = nil
+    /// `true` for `--dequantize` runs (absent otherwise).
+    public var dequantize: Bool? = nil
+    /// Warnings about the data (NaN/Inf in a kept tensor), each naming the tensor.
+    public var warnings: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
         case schema, input, output, format, ggufType = "gguf_type", csrThreshold = "csr_threshold", backend, device
-        case model, layers, totals, notes
+        case model, layers, totals, notes, inputFormat = "input_format", dequantize, warnings
     }
 }
 
