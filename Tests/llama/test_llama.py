@@ -69,7 +69,8 @@ class Runner:
         return str(Path(self.a.llama_bin) / name)
 
     def run(self, cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout)
+        return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
 
     def ternq(self, *args: str) -> subprocess.CompletedProcess:
         return self.run([self.a.ternq, *args])
@@ -82,10 +83,10 @@ class Runner:
         check(p.returncode == 0, f"ternq quantize {src.name} ({typ}) exited {p.returncode}: {p.stderr.strip()[-2000:]}")
         check(out.is_file(), f"ternq quantize {src.name} wrote no {out.name}")
 
-    def case(self, name: str, fn, *args) -> bool:
+    def case(self, name: str, fn, *args, **kwargs) -> bool:
         t0 = time.monotonic()
         try:
-            note = fn(*args)
+            note = fn(*args, **kwargs)
         except Failure as e:
             self.failed.append(name)
             print(f"FAIL  {name}: {e}", flush=True)
@@ -113,16 +114,23 @@ class Runner:
         return sizes
 
     # ------------------------------------------------------------------ value checks
-    def check_quantized(self, src: Path, out: Path, typ: str, *, categories: set[str] | None = None) -> str:
+    def check_quantized(self, src: Path, out: Path, typ: str, *, categories: set[str] | None = None,
+                        ordered: bool = True) -> str:
         """Tensors: same names/order/shapes; kept tensors byte-identical; selected ones exactly f16(a)*t."""
         ri, ro = self.reader(src), self.reader(out)
-        check([t.name for t in ri.tensors] == [t.name for t in ro.tensors],
-              f"tensor names/order differ: {[t.name for t in ro.tensors]}")
+        if ordered:
+            check([t.name for t in ri.tensors] == [t.name for t in ro.tensors],
+                  f"tensor names/order differ: {[t.name for t in ro.tensors]}")
+        by_name = {t.name: t for t in ro.tensors}
+        check(sorted(by_name) == sorted(t.name for t in ri.tensors), "tensor names differ")
         counts = {"tq": 0, "f16-fallback": 0, "f32-safe-scale": 0, "kept": 0}
-        for ti, to in zip(ri.tensors, ro.tensors):
+        for ti in ri.tensors:
+            to = by_name[ti.name]
             ne = [int(x) for x in ti.shape]
             check([int(x) for x in to.shape] == ne, f"{ti.name}: shape {list(to.shape)} != {ne}")
             if not X.selected(ti.name, ne):
+                if categories is not None and "kept" not in categories:
+                    continue
                 check(to.tensor_type == ti.tensor_type, f"{ti.name}: kept tensor became {to.tensor_type.name}")
                 check(np.asarray(ti.data).tobytes() == np.asarray(to.data).tobytes(),
                       f"{ti.name}: kept tensor's bytes changed")
@@ -191,12 +199,15 @@ class Runner:
         w.close()
 
     def same_values(self, a: Path, b: Path) -> str:
+        """Same tensor names (llama-quantize sorts them), shapes and float32 values."""
         ra, rb = self.reader(a), self.reader(b)
-        check([t.name for t in ra.tensors] == [t.name for t in rb.tensors], "tensor lists differ")
-        for ta, tb in zip(ra.tensors, rb.tensors):
-            va, vb = X.tensor_f32(ta), X.tensor_f32(tb)
-            check(va.shape == vb.shape and np.array_equal(va, vb), f"{ta.name}: values differ")
-        return f"{len(ra.tensors)} tensors equal"
+        ta, tb = {t.name: t for t in ra.tensors}, {t.name: t for t in rb.tensors}
+        check(sorted(ta) == sorted(tb), f"tensor names differ: {sorted(set(ta) ^ set(tb))}")
+        for name, t in ta.items():
+            check([int(x) for x in t.shape] == [int(x) for x in tb[name].shape], f"{name}: shapes differ")
+            va, vb = X.tensor_f32(t), X.tensor_f32(tb[name])
+            check(np.array_equal(va, vb), f"{name}: {int(np.sum(va != vb))} values differ")
+        return f"{len(ta)} tensors equal"
 
     # ------------------------------------------------------------------ llama.cpp
     def perplexity(self, model: Path) -> float:
@@ -220,11 +231,12 @@ class Runner:
 
     def completion(self, model: Path) -> str:
         p = self.run([self.bin("llama-completion"), "-m", model, "-p", "The lighthouse keeper", "-n", "16",
-                      "-t", "2", "--temp", "0", "-no-cnv", "--no-warmup", "-c", "128"])
+                      "-t", "2", "--temp", "0", "-no-cnv", "--no-warmup", "-c", "128", "--ignore-eos",
+                      "--no-display-prompt", "--simple-io"])
         check(p.returncode == 0, f"llama-completion exited {p.returncode}: {(p.stdout + p.stderr).strip()[-1500:]}")
-        m = re.search(r"eval time =.*?/\s*(\d+) runs", p.stderr)
-        check(m is not None and int(m.group(1)) > 0, f"llama-completion generated nothing: {p.stderr.strip()[-800:]}")
-        return f"{m.group(1)} tokens generated"
+        text = p.stdout.strip()
+        check(text != "", f"llama-completion generated no text: {p.stderr.strip()[-800:]}")
+        return f"generated {text[:60]!r}"
 
     def llama_quantize(self, src: Path, out: Path, typ: str, *extra: str) -> None:
         p = self.run([self.bin("llama-quantize"), *extra, src, out, typ.upper(), "2"])
@@ -246,6 +258,17 @@ class Runner:
         check(m is not None and int(m.group(1)) == len(r.tensors), "ternq info tensor count")
         types = sorted({t.tensor_type.name for t in r.tensors})
         return f"{len(r.tensors)} tensors, types {types}"
+
+    def negative_control(self) -> str:
+        """The value checker must reject llama-quantize's TQ2_0 (per-block absmax, not absmean)."""
+        src, out = self.work / "model-f32.gguf", self.work / "llama-tq2_0.gguf"
+        if not out.exists():
+            self.llama_quantize(src, out, "tq2_0")
+        try:
+            self.check_quantized(src, out, "tq2_0", categories={"tq"}, ordered=False)
+        except Failure as e:
+            return f"rejected as expected: {str(e)[:100]}"
+        raise Failure("check_quantized accepted llama-quantize's absmax TQ2_0 output")
 
     def already_ternary(self, name: str, typ: str) -> str:
         src, out = self.work / f"{name}.gguf", self.work / f"{name}-{typ}.gguf"
@@ -385,6 +408,7 @@ class Runner:
         self.case("split GGUF input (llama-gguf-split) reads as one checkpoint", self.split_input)
         for typ in ("tq2_0", "tq1_0"):
             self.case(f"llama-quantize {typ.upper()} output reads back through ternq info", self.llama_output_reads_back, typ)
+        self.case("negative control: the value check rejects llama-quantize's absmax TQ2_0", self.negative_control)
         self.bad_inputs()
         return self.summary()
 
