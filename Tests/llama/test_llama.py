@@ -259,6 +259,29 @@ class Runner:
         types = sorted({t.tensor_type.name for t in r.tensors})
         return f"{len(r.tensors)} tensors, types {types}"
 
+    def rewrite_llama_output(self, typ: str) -> str:
+        """A GGUF that llama.cpp wrote (llama-quantize's output), re-written by ternq: KVs identical apart
+        from the documented changes, every non-float tensor (TQ2_0, Q4_0, Q6_K, ...) byte for byte."""
+        src = self.work / f"llama-{typ}.gguf"
+        if not src.exists():
+            self.llama_quantize(self.work / "model-f32.gguf", src, typ)
+        out = self.work / f"llama-{typ}-rewritten.gguf"
+        self.quantize(src, out, typ)
+        ri, ro = self.reader(src), self.reader(out)
+        check([t.name for t in ri.tensors] == [t.name for t in ro.tensors], "tensor names/order differ")
+        floats = (T.F32, T.F16, T.BF16)
+        passed = 0
+        for ti, to in zip(ri.tensors, ro.tensors):
+            ne = [int(x) for x in ti.shape]
+            if ti.tensor_type in floats and X.selected(ti.name, ne):
+                continue  # none in llama-quantize's output; covered by the F32 model's checks otherwise
+            check(to.tensor_type == ti.tensor_type and [int(x) for x in to.shape] == ne,
+                  f"{ti.name}: {ti.tensor_type.name} {ne} became {to.tensor_type.name} {list(to.shape)}")
+            check(np.asarray(ti.data).tobytes() == np.asarray(to.data).tobytes(), f"{ti.name}: bytes changed")
+            passed += ti.tensor_type not in floats
+        self.check_kvs(src, out, typ)
+        return f"{passed} quantized tensors passed through byte for byte, KVs identical"
+
     def negative_control(self) -> str:
         """The value checker must reject llama-quantize's TQ2_0 (per-block absmax, not absmean)."""
         src, out = self.work / "model-f32.gguf", self.work / "llama-tq2_0.gguf"
@@ -408,6 +431,9 @@ class Runner:
         self.case("split GGUF input (llama-gguf-split) reads as one checkpoint", self.split_input)
         for typ in ("tq2_0", "tq1_0"):
             self.case(f"llama-quantize {typ.upper()} output reads back through ternq info", self.llama_output_reads_back, typ)
+        for typ in ("tq2_0", "tq1_0"):
+            self.case(f"llama-quantize {typ.upper()} output re-written by ternq (KVs identical, tensors byte for byte)",
+                      self.rewrite_llama_output, typ)
         self.case("negative control: the value check rejects llama-quantize's absmax TQ2_0", self.negative_control)
         self.bad_inputs()
         return self.summary()
