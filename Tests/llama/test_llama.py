@@ -211,12 +211,17 @@ class Runner:
 
     # ------------------------------------------------------------------ llama.cpp
     def perplexity(self, model: Path) -> float:
-        p = self.run([self.bin("llama-perplexity"), "-m", model, "-f", self.a.text, "-c", "128",
-                      "--chunks", "4", "-t", "2", "-b", "128", "--no-warmup"])
-        out = p.stdout + p.stderr
-        check(p.returncode == 0, f"llama-perplexity {model.name} exited {p.returncode}: {out.strip()[-1500:]}")
-        m = re.search(r"Final estimate: PPL = ([0-9.eE+naif-]+)", out)
-        check(m is not None, f"llama-perplexity {model.name}: no final estimate in: {out.strip()[-800:]}")
+        # llama.cpp logs through a worker thread that can lose the last lines when the process exits, so
+        # a run that succeeded without printing its result is repeated (at most 3 runs).
+        for attempt in range(3):
+            p = self.run([self.bin("llama-perplexity"), "-m", model, "-f", self.a.text, "-c", "128",
+                          "--chunks", "4", "-t", "2", "-b", "128", "--no-warmup"])
+            out = p.stdout + p.stderr
+            check(p.returncode == 0, f"llama-perplexity {model.name} exited {p.returncode}: {out.strip()[-1500:]}")
+            m = re.search(r"Final estimate: PPL = ([0-9.eE+naif-]+)", out) or re.search(r"\[4\]([0-9.eE+naif-]+),", out)
+            if m is not None:
+                break
+        check(m is not None, f"llama-perplexity {model.name}: no result in 3 runs: {out.strip()[-800:]}")
         v = float(m.group(1))
         check(math.isfinite(v) and v > 1, f"llama-perplexity {model.name}: PPL {v}")
         self.ppl[model.name] = v
@@ -230,12 +235,15 @@ class Runner:
         return f"PPL {a:.4f} vs {b:.4f} ({rel:.3%})"
 
     def completion(self, model: Path) -> str:
-        p = self.run([self.bin("llama-completion"), "-m", model, "-p", "The lighthouse keeper", "-n", "16",
-                      "-t", "2", "--temp", "0", "-no-cnv", "--no-warmup", "-c", "128", "--ignore-eos",
-                      "--no-display-prompt", "--simple-io"])
-        check(p.returncode == 0, f"llama-completion exited {p.returncode}: {(p.stdout + p.stderr).strip()[-1500:]}")
-        text = p.stdout.strip()
-        check(text != "", f"llama-completion generated no text: {p.stderr.strip()[-800:]}")
+        for attempt in range(3):  # see perplexity(): the log thread can lose output at exit
+            p = self.run([self.bin("llama-completion"), "-m", model, "-p", "The lighthouse keeper", "-n", "16",
+                          "-t", "2", "--temp", "0", "-no-cnv", "--no-warmup", "-c", "128", "--ignore-eos",
+                          "--no-display-prompt", "--simple-io"])
+            check(p.returncode == 0, f"llama-completion exited {p.returncode}: {(p.stdout + p.stderr).strip()[-1500:]}")
+            text = p.stdout.strip()
+            if text:
+                break
+        check(text != "", f"llama-completion generated no text in 3 runs: {p.stderr.strip()[-800:]}")
         return f"generated {text[:60]!r}"
 
     def llama_quantize(self, src: Path, out: Path, typ: str, *extra: str) -> None:
