@@ -273,7 +273,22 @@ class Runner:
         src = self.work / f"llama-{typ}.gguf"
         if not src.exists():
             self.llama_quantize(self.work / "model-f32.gguf", src, typ)
-        out = self.work / f"llama-{typ}-rewritten.gguf"
+        return self.rewrite(src, typ)
+
+    def requantize_own_output(self, typ: str) -> str:
+        """ternq's own output quantized again: the same file content, ternq.* keys replaced, not duplicated."""
+        src = self.work / f"model-f32-{typ}.gguf"
+        note = self.rewrite(src, typ)
+        n_src = len([k for k in self.reader(src).fields if k.startswith("ternq.")])
+        out = self.reader(self.work / f"{src.stem}-rewritten.gguf")
+        keys = [k for k in out.fields if k.startswith("ternq.")]
+        check(len(keys) == n_src, f"ternq.* keys {keys}, expected {n_src} (gguf-py renames duplicates)")
+        kv_count = int(out.fields["GGUF.kv_count"].contents())
+        check(kv_count == len(X.user_fields(out)), f"header kv_count {kv_count} != {len(X.user_fields(out))} distinct keys")
+        return note
+
+    def rewrite(self, src: Path, typ: str) -> str:
+        out = self.work / f"{src.stem}-rewritten.gguf"
         self.quantize(src, out, typ)
         ri, ro = self.reader(src), self.reader(out)
         check([t.name for t in ri.tensors] == [t.name for t in ro.tensors], "tensor names/order differ")
@@ -282,7 +297,9 @@ class Runner:
         for ti, to in zip(ri.tensors, ro.tensors):
             ne = [int(x) for x in ti.shape]
             if ti.tensor_type in floats and X.selected(ti.name, ne):
-                continue  # none in llama-quantize's output; covered by the F32 model's checks otherwise
+                # ternq's F16/F32 ternary fallbacks: already ternary, so re-encoded without a change
+                check(np.array_equal(X.tensor_f32(ti), X.tensor_f32(to)), f"{ti.name}: values changed")
+                continue
             check(to.tensor_type == ti.tensor_type and [int(x) for x in to.shape] == ne,
                   f"{ti.name}: {ti.tensor_type.name} {ne} became {to.tensor_type.name} {list(to.shape)}")
             check(np.asarray(ti.data).tobytes() == np.asarray(to.data).tobytes(), f"{ti.name}: bytes changed")
@@ -442,6 +459,8 @@ class Runner:
         for typ in ("tq2_0", "tq1_0"):
             self.case(f"llama-quantize {typ.upper()} output re-written by ternq (KVs identical, tensors byte for byte)",
                       self.rewrite_llama_output, typ)
+            self.case(f"ternq's own {typ} output quantized again (same tensors, ternq.* keys not duplicated)",
+                      self.requantize_own_output, typ)
         self.case("negative control: the value check rejects llama-quantize's absmax TQ2_0", self.negative_control)
         self.bad_inputs()
         return self.summary()
