@@ -2,32 +2,85 @@
 
 #include <string.h>
 
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define TQ_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+#endif
+
 /* Plain float64 additions only; never contract or reassociate. */
 #pragma STDC FP_CONTRACT OFF
 
-static inline uint32_t load_bits(const unsigned char *p, size_t i) {
+#define TQ_INLINE static inline __attribute__((always_inline))
+
+enum { TQ_LAYOUT_PACKED = 0, TQ_LAYOUT_INT8 = 1 };
+
+/* ---- FPU mode guard ----
+ * Float32 → float64 conversion of a subnormal gives 0 when denormals-are-zero is set (a library loaded next
+ * to fast-math code can set it for the whole thread). The abs_sum entry points clear DAZ/FTZ for their own
+ * duration and restore the caller's mode; the compiler barriers keep every load and float operation of the
+ * guarded call between the two mode switches. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+typedef unsigned int tq_fp_mode;
+TQ_INLINE tq_fp_mode fp_mode_enter(void) {
+    tq_fp_mode saved = _mm_getcsr();
+    if (saved & 0x8040u) _mm_setcsr(saved & ~0x8040u); /* bit 15 FTZ, bit 6 DAZ */
+    __asm__ volatile("" ::: "memory");
+    return saved;
+}
+TQ_INLINE void fp_mode_leave(tq_fp_mode saved) {
+    __asm__ volatile("" ::: "memory");
+    if (saved & 0x8040u) _mm_setcsr(saved);
+}
+#elif defined(__aarch64__)
+typedef uint64_t tq_fp_mode;
+TQ_INLINE tq_fp_mode fp_mode_enter(void) {
+    uint64_t saved;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(saved)::"memory");
+    const uint64_t flush = (1ull << 24) | (1ull << 19); /* FZ, FZ16 */
+    if (saved & flush) {
+        uint64_t cleared = saved & ~flush;
+        __asm__ volatile("msr fpcr, %0" ::"r"(cleared) : "memory");
+    }
+    return saved;
+}
+TQ_INLINE void fp_mode_leave(tq_fp_mode saved) {
+    __asm__ volatile("msr fpcr, %0" ::"r"(saved) : "memory");
+}
+#else
+typedef int tq_fp_mode;
+TQ_INLINE tq_fp_mode fp_mode_enter(void) { return 0; }
+TQ_INLINE void fp_mode_leave(tq_fp_mode saved) { (void)saved; }
+#endif
+
+/* Pins a result: it must be computed before the next statement (the mode restore). */
+#define TQ_PIN(x) __asm__ volatile("" : "+m"(x)::"memory")
+
+/* ---- element access ---- */
+
+TQ_INLINE uint32_t load_u32(const unsigned char *p, size_t i) {
     uint32_t v;
     memcpy(&v, p + 4 * i, 4);
     return v;
 }
 
-static inline double magnitude(uint32_t bits) {
+TQ_INLINE uint32_t load_u16(const unsigned char *p, size_t i) {
+    uint16_t v;
+    memcpy(&v, p + 2 * i, 2);
+    return v;
+}
+
+TQ_INLINE double magnitude_f32(uint32_t bits) {
     uint32_t m = bits & 0x7FFFFFFFu;
     float f;
     memcpy(&f, &m, 4);
     return (double)f;
 }
 
-static inline uint16_t load_half(const unsigned char *p, size_t i) {
-    uint16_t v;
-    memcpy(&v, p + 2 * i, 2);
-    return v;
-}
-
-/* binary16 → float32 bits. A subnormal half m·2^-24 (m < 2^10) is a normal float32; (float)m is exact and
- * the multiplication by 2^-24 only changes the exponent, so the result is exact on any IEEE host. */
-static inline uint32_t half_to_float_bits(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+/* |binary16| → float32 bits. A subnormal half m·2^-24 (m < 2^10) is a normal float32; (float)m is exact and
+ * the multiplication by 2^-24 only changes the exponent, so the result is exact (no subnormal float32 is
+ * involved, so no FPU mode affects it). */
+TQ_INLINE uint32_t half_magnitude_to_float_bits(uint32_t h) {
     uint32_t e = (h >> 10) & 0x1Fu;
     uint32_t m = h & 0x3FFu;
     float scaled = (float)(int32_t)m * 0x1p-24f;
@@ -35,180 +88,270 @@ static inline uint32_t half_to_float_bits(uint16_t h) {
     memcpy(&sub, &scaled, 4);
     uint32_t normal = ((e + 112u) << 23) | (m << 13);
     uint32_t special = 0x7F800000u | (m << 13);
-    uint32_t r = e == 0 ? sub : (e == 31 ? special : normal);
-    return sign | r;
+    return e == 0 ? sub : (e == 31 ? special : normal);
 }
 
-/* Shared bodies, instantiated once portable and once with the AVX2 target. */
-#define TQ_DEFINE_KERNELS(SUFFIX, ATTR)                                                                     \
-    ATTR static double abs_sum_##SUFFIX(const void *source, size_t count) {                               \
-        const unsigned char *p = (const unsigned char *)source;                                           \
-        double lane[TQ_ABS_SUM_LANES] = {0};                                                              \
-        size_t i = 0;                                                                                     \
-        for (; i + TQ_ABS_SUM_LANES <= count; i += TQ_ABS_SUM_LANES) {                                     \
-            __builtin_prefetch(p + 4 * i + 1024);                                                         \
-            for (int k = 0; k < TQ_ABS_SUM_LANES; k++) lane[k] += magnitude(load_bits(p, i + k));          \
-        }                                                                                                 \
-        for (int width = TQ_ABS_SUM_LANES / 2; width >= 1; width /= 2) {                                  \
-            for (int k = 0; k < width; k++) lane[k] = lane[k] + lane[k + width];                          \
-        }                                                                                                 \
-        double tail = 0;                                                                                  \
-        for (; i < count; i++) tail += magnitude(load_bits(p, i));                                        \
-        return lane[0] + tail;                                                                            \
-    }                                                                                                     \
-    ATTR static size_t pack_##SUFFIX(const void *source, size_t count, uint32_t threshold,            \
-                                     uint8_t *out) {                                                      \
-        const unsigned char *p = (const unsigned char *)source;                                           \
-        const uint32_t limit = threshold - 1u;                                                            \
-        size_t full = count / 4, nonzero = 0;                                                             \
-        for (size_t j = 0; j < full; j++) {                                                               \
-            uint32_t byte = 0;                                                                            \
-            for (int k = 0; k < 4; k++) {                                                                 \
-                uint32_t bits = load_bits(p, 4 * j + k);                                                  \
-                uint32_t set = (limit - (bits & 0x7FFFFFFFu)) >> 31;                                      \
-                nonzero += set;                                                                           \
-                byte |= (set + (set & (bits >> 31))) << (2 * k);                                          \
-            }                                                                                             \
-            out[j] = (uint8_t)byte;                                                                       \
-        }                                                                                                 \
-        if (count % 4) {                                                                                  \
-            uint32_t byte = 0;                                                                            \
-            for (size_t k = 0; k < count % 4; k++) {                                                      \
-                uint32_t bits = load_bits(p, 4 * full + k);                                               \
-                uint32_t set = (limit - (bits & 0x7FFFFFFFu)) >> 31;                                      \
-                nonzero += set;                                                                           \
-                byte |= (set + (set & (bits >> 31))) << (2 * k);                                          \
-            }                                                                                             \
-            out[full] = (uint8_t)byte;                                                                    \
-        }                                                                                                 \
-        return nonzero;                                                                                   \
-    }                                                                                                     \
-    ATTR static size_t int8_##SUFFIX(const void *source, size_t count, uint32_t threshold,            \
-                                     int8_t *out) {                                                       \
-        const unsigned char *p = (const unsigned char *)source;                                           \
-        const uint32_t limit = threshold - 1u;                                                            \
-        size_t nonzero = 0;                                                                               \
-        for (size_t i = 0; i < count; i++) {                                                              \
-            uint32_t bits = load_bits(p, i);                                                              \
-            uint32_t set = (limit - (bits & 0x7FFFFFFFu)) >> 31;                                          \
-            nonzero += set;                                                                               \
-            out[i] = (int8_t)(set | (0u - (set & (bits >> 31))));                                         \
-        }                                                                                                 \
-        return nonzero;                                                                                   \
-    }                                                                                                     \
-    ATTR static uint64_t read_##SUFFIX(const void *source, size_t count) {                           \
-        const unsigned char *p = (const unsigned char *)source;                                           \
-        uint64_t lane[8] = {0};                                                                           \
-        size_t i = 0;                                                                                     \
-        for (; i + 64 <= count; i += 64) {                                                                \
-            __builtin_prefetch(p + i + 1024);                                                             \
-            for (int k = 0; k < 8; k++) {                                                                 \
-                uint64_t v;                                                                               \
-                memcpy(&v, p + i + 8 * k, 8);                                                             \
-                lane[k] += v;                                                                             \
-            }                                                                                             \
-        }                                                                                                 \
-        uint64_t total = 0;                                                                               \
-        for (int k = 0; k < 8; k++) total += lane[k];                                                     \
-        for (; i < count; i++) total += p[i];                                                             \
-        return total;                                                                                     \
-    }                                                                                                     \
-    ATTR static void widen_bf16_##SUFFIX(const void *source, size_t count, uint32_t *out) {           \
-        const unsigned char *p = (const unsigned char *)source;                                           \
-        for (size_t i = 0; i < count; i++) out[i] = (uint32_t)load_half(p, i) << 16;                      \
-    }
-
-TQ_DEFINE_KERNELS(portable, )
-
-/* Portable F16 widening (the AVX2 table uses the F16C instruction instead). */
-static void widen_f16_portable(const void *source, size_t count, uint32_t *out) {
-    const unsigned char *p = (const unsigned char *)source;
-    for (size_t i = 0; i < count; i++) out[i] = half_to_float_bits(load_half(p, i));
+/* |x| as float64 for element i of a source of the given kind (0 = f32, 1 = f16, 2 = bf16). */
+TQ_INLINE double element_magnitude(const unsigned char *p, size_t i, int kind) {
+    if (kind == 0) return magnitude_f32(load_u32(p, i));
+    if (kind == 1) return magnitude_f32(half_magnitude_to_float_bits(load_u16(p, i) & 0x7FFFu));
+    return magnitude_f32((load_u16(p, i) & 0x7FFFu) << 16);
 }
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#define TQ_HAVE_AVX2_PATH 1
-TQ_DEFINE_KERNELS(avx2, __attribute__((target("avx2"))))
+/* ---- shared bodies, instantiated portable and with the AVX2 target ---- */
 
-#include <immintrin.h>
-
-/* Explicit AVX2 trit loops (the auto-vectorized versions above handle the tails): 32 elements per
- * iteration, the same integer rule. Codes are shifted into place per lane and 4 lanes summed into a byte. */
-__attribute__((target("avx2"))) static size_t pack_avx2_wide(const void *source, size_t count,
-                                                             uint32_t threshold, uint8_t *out) {
-    const unsigned char *p = (const unsigned char *)source;
-    const __m256i magnitude_mask = _mm256_set1_epi32(0x7FFFFFFF);
-    const __m256i limit = _mm256_set1_epi32((int)(threshold - 1u));
-    const __m256i shifts = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-    __m256i nonzero = _mm256_setzero_si256();
+/* The 16-lane sum tree of the header, for any element kind. */
+TQ_INLINE double abs_sum_generic(const unsigned char *p, size_t count, int kind, double *lane) {
+    const size_t width = kind == 0 ? 4 : 2;
     size_t i = 0;
-    for (; i + 32 <= count; i += 32) {
-        /* Software prefetch 1 KiB ahead: one core alone cannot keep enough lines in flight otherwise. */
-        _mm_prefetch((const char *)(p + 4 * i + 1024), _MM_HINT_T0);
-        _mm_prefetch((const char *)(p + 4 * i + 1088), _MM_HINT_T0);
-        __m256i shifted[4];
-        for (int q = 0; q < 4; q++) {
-            __m256i bits = _mm256_loadu_si256((const __m256i *)(p + 4 * (i + 8 * (size_t)q)));
-            __m256i set = _mm256_srli_epi32(_mm256_sub_epi32(limit, _mm256_and_si256(bits, magnitude_mask)), 31);
-            __m256i code = _mm256_add_epi32(set, _mm256_and_si256(set, _mm256_srli_epi32(bits, 31)));
-            nonzero = _mm256_add_epi32(nonzero, set);
-            shifted[q] = _mm256_sllv_epi32(code, shifts);
-        }
-        /* After two horizontal adds: low half = bytes of elements 0-3 of each vector q, high half = 4-7. */
-        __m256i sums = _mm256_hadd_epi32(_mm256_hadd_epi32(shifted[0], shifted[1]),
-                                         _mm256_hadd_epi32(shifted[2], shifted[3]));
-        __m128i low = _mm256_castsi256_si128(sums), high = _mm256_extracti128_si256(sums, 1);
-        __m128i ordered_a = _mm_unpacklo_epi32(low, high), ordered_b = _mm_unpackhi_epi32(low, high);
-        __m128i words = _mm_packus_epi32(ordered_a, ordered_b);
-        __m128i bytes = _mm_packus_epi16(words, words);
-        _mm_storel_epi64((__m128i *)(out + i / 4), bytes);
+    for (; i + TQ_ABS_SUM_LANES <= count; i += TQ_ABS_SUM_LANES) {
+        __builtin_prefetch(p + width * i + 1024);
+        for (int k = 0; k < TQ_ABS_SUM_LANES; k++) lane[k] += element_magnitude(p, i + k, kind);
     }
-    __m128i folded = _mm_add_epi32(_mm256_castsi256_si128(nonzero), _mm256_extracti128_si256(nonzero, 1));
-    folded = _mm_add_epi32(folded, _mm_shuffle_epi32(folded, 0x4E));
-    folded = _mm_add_epi32(folded, _mm_shuffle_epi32(folded, 0xB1));
-    size_t total = (size_t)(uint32_t)_mm_cvtsi128_si32(folded);
-    return total + pack_avx2(p + 4 * i, count - i, threshold, out + i / 4);
+    for (int w = TQ_ABS_SUM_LANES / 2; w >= 1; w /= 2) {
+        for (int k = 0; k < w; k++) lane[k] = lane[k] + lane[k + w];
+    }
+    double tail = 0;
+    for (; i < count; i++) tail += element_magnitude(p, i, kind);
+    return lane[0] + tail;
 }
 
-__attribute__((target("avx2"))) static size_t int8_avx2_wide(const void *source, size_t count,
-                                                             uint32_t threshold, int8_t *out) {
+/* Trits of count elements of element_width bytes, in either layout: the one scalar trit loop. `limit` is
+ * threshold - 1; set = (limit - magnitude) >> 31 is 1 iff magnitude >= threshold. */
+TQ_INLINE size_t ternarize_generic(const unsigned char *p, size_t count, uint32_t threshold, int element_width,
+                                   int layout, unsigned char *out) {
+    const uint32_t limit = threshold - 1u;
+    const uint32_t sign_shift = element_width == 4 ? 31u : 15u;
+    const uint32_t magnitude_mask = element_width == 4 ? 0x7FFFFFFFu : 0x7FFFu;
+    size_t nonzero = 0;
+    size_t i = 0;
+    for (; i < count; i += 4) {
+        size_t n = count - i < 4 ? count - i : 4;
+        uint32_t byte = 0;
+        for (size_t k = 0; k < n; k++) {
+            uint32_t bits = element_width == 4 ? load_u32(p, i + k) : load_u16(p, i + k);
+            uint32_t set = (limit - (bits & magnitude_mask)) >> 31;
+            uint32_t negative = set & (bits >> sign_shift);
+            nonzero += set;
+            if (layout == TQ_LAYOUT_PACKED) {
+                byte |= (set + negative) << (2 * k);
+            } else {
+                out[i + k] = (unsigned char)(set | (0u - negative));
+            }
+        }
+        if (layout == TQ_LAYOUT_PACKED) out[i / 4] = (unsigned char)byte;
+    }
+    return nonzero;
+}
+
+/* The float32 sum, instantiated portable and for AVX2 (where the compiler vectorizes the 16 lanes). */
+#define TQ_DEFINE_ABS_SUM_F32(SUFFIX, ATTR)                                                                 \
+    ATTR static double abs_sum_f32_##SUFFIX(const void *source, size_t count) {                            \
+        double lane[TQ_ABS_SUM_LANES] = {0};                                                                \
+        tq_fp_mode mode = fp_mode_enter();                                                                  \
+        double r = abs_sum_generic((const unsigned char *)source, count, 0, lane);                          \
+        TQ_PIN(r);                                                                                          \
+        fp_mode_leave(mode);                                                                                \
+        return r;                                                                                           \
+    }
+
+TQ_DEFINE_ABS_SUM_F32(portable, )
+
+static size_t pack_f32_portable(const void *s, size_t n, uint32_t t, uint8_t *o) {
+    return ternarize_generic((const unsigned char *)s, n, t, 4, TQ_LAYOUT_PACKED, o);
+}
+static size_t int8_f32_portable(const void *s, size_t n, uint32_t t, int8_t *o) {
+    return ternarize_generic((const unsigned char *)s, n, t, 4, TQ_LAYOUT_INT8, (unsigned char *)o);
+}
+static size_t pack_h16_portable(const void *s, size_t n, uint32_t t, uint8_t *o) {
+    return ternarize_generic((const unsigned char *)s, n, t, 2, TQ_LAYOUT_PACKED, o);
+}
+static size_t int8_h16_portable(const void *s, size_t n, uint32_t t, int8_t *o) {
+    return ternarize_generic((const unsigned char *)s, n, t, 2, TQ_LAYOUT_INT8, (unsigned char *)o);
+}
+
+
+static double abs_sum_f16_portable(const void *source, size_t count) {
+    double lane[TQ_ABS_SUM_LANES] = {0};
+    tq_fp_mode mode = fp_mode_enter();
+    double r = abs_sum_generic((const unsigned char *)source, count, 1, lane);
+    TQ_PIN(r);
+    fp_mode_leave(mode);
+    return r;
+}
+
+static double abs_sum_bf16_portable(const void *source, size_t count) {
+    double lane[TQ_ABS_SUM_LANES] = {0};
+    tq_fp_mode mode = fp_mode_enter();
+    double r = abs_sum_generic((const unsigned char *)source, count, 2, lane);
+    TQ_PIN(r);
+    fp_mode_leave(mode);
+    return r;
+}
+
+#ifdef TQ_HAVE_AVX2_PATH
+#define TQ_AVX2 __attribute__((target("avx2,f16c,popcnt")))
+TQ_DEFINE_ABS_SUM_F32(avx2, TQ_AVX2)
+
+/* ---- AVX2 sums of 16-bit sources: 16 elements per iteration into four float64x4 accumulators, so
+ * each of the 16 lanes adds one element per iteration, as the header's tree describes. ---- */
+
+TQ_INLINE TQ_AVX2 double finish_lanes(__m256d acc[4], const unsigned char *p, size_t i, size_t count, int kind) {
+    double lane[TQ_ABS_SUM_LANES];
+    for (int q = 0; q < 4; q++) _mm256_storeu_pd(lane + 4 * q, acc[q]);
+    for (int w = TQ_ABS_SUM_LANES / 2; w >= 1; w /= 2) {
+        for (int k = 0; k < w; k++) lane[k] = lane[k] + lane[k + w];
+    }
+    double tail = 0;
+    for (; i < count; i++) tail += element_magnitude(p, i, kind);
+    return lane[0] + tail;
+}
+
+/* 16 binary16 values → four float64x4 magnitudes added into acc, four halves at a time (vcvtph2ps xmm from
+ * memory, then vcvtps2pd: no 256-bit lane crossing). vcvtph2ps converts every binary16 value exactly; DAZ
+ * is cleared by the caller in any case. */
+TQ_INLINE TQ_AVX2 void add_f16x16(__m256d acc[4], const unsigned char *at) {
+    const __m128 magnitude_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7FFFFFFF));
+    for (int q = 0; q < 4; q++) {
+        __m128 f = _mm_and_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(at + 8 * q))), magnitude_mask);
+        acc[q] = _mm256_add_pd(acc[q], _mm256_cvtps_pd(f));
+    }
+}
+
+TQ_AVX2 static double abs_sum_f16_avx2(const void *source, size_t count) {
     const unsigned char *p = (const unsigned char *)source;
-    const __m256i magnitude_mask = _mm256_set1_epi32(0x7FFFFFFF);
-    const __m256i limit = _mm256_set1_epi32((int)(threshold - 1u));
+    tq_fp_mode mode = fp_mode_enter();
+    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    size_t i = 0;
+    /* 32 elements (one cache line) per iteration, one prefetch; two rounds of 16 into the same lanes. */
+    for (; i + 32 <= count; i += 32) {
+        _mm_prefetch((const char *)(p + 2 * i + 1024), _MM_HINT_T0);
+        add_f16x16(acc, p + 2 * i);
+        add_f16x16(acc, p + 2 * i + 32);
+    }
+    for (; i + 16 <= count; i += 16) add_f16x16(acc, p + 2 * i);
+    double r = finish_lanes(acc, p, i, count, 1);
+    TQ_PIN(r);
+    fp_mode_leave(mode);
+    return r;
+}
+
+/* 16 bfloat16 values → four float64x4 magnitudes added into acc. bfloat16 → float32 is a 16-bit shift:
+ * interleave zero low halves (lane k of each vector always receives the same element position, so each
+ * float64 lane still adds one element per call). */
+TQ_INLINE TQ_AVX2 void add_bf16x16(__m256d acc[4], const unsigned char *at) {
+    const __m256i magnitude_mask = _mm256_set1_epi16(0x7FFF);
+    __m256i h = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)at), magnitude_mask);
+    __m256 lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), h));
+    __m256 hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), h));
+    acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(lo)));
+    acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
+    acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(hi)));
+    acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1)));
+}
+
+TQ_AVX2 static double abs_sum_bf16_avx2(const void *source, size_t count) {
+    const unsigned char *p = (const unsigned char *)source;
+    tq_fp_mode mode = fp_mode_enter();
+    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    size_t i = 0;
+    /* 32 elements (one cache line) per iteration, one prefetch; two rounds of 16 into the same lanes. */
+    for (; i + 32 <= count; i += 32) {
+        _mm_prefetch((const char *)(p + 2 * i + 1024), _MM_HINT_T0);
+        add_bf16x16(acc, p + 2 * i);
+        add_bf16x16(acc, p + 2 * i + 32);
+    }
+    for (; i + 16 <= count; i += 16) add_bf16x16(acc, p + 2 * i);
+    double r = finish_lanes(acc, p, i, count, 2);
+    TQ_PIN(r);
+    fp_mode_leave(mode);
+    return r;
+}
+
+/* ---- the AVX2 trit loop, written once for both element widths and both layouts ----
+ * 32 elements per iteration, software prefetch 1 KiB ahead (one core alone cannot keep enough lines in
+ * flight otherwise). Per element: set = magnitude > threshold - 1 (signed compare of non-negative values),
+ * negative = sign bit; both as 0x00/0xFF bytes in element order. The non-zero count is a popcount of the
+ * set bytes added into a size_t, so it cannot wrap whatever the count. The tail goes to the scalar loop. */
+TQ_INLINE TQ_AVX2 size_t ternarize_avx2(const unsigned char *p, size_t count, uint32_t threshold, int element_width,
+                                        int layout, unsigned char *out) {
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    __m256i nonzero = _mm256_setzero_si256();
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i pair_weights = _mm256_set1_epi16(0x0401);      /* bytes (1, 4): c0 + 4·c1 */
+    const __m256i quad_weights = _mm256_set1_epi32(0x00100001);  /* words (1, 16) */
+    const __m256i dword_order = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+    size_t nonzero = 0;
     size_t i = 0;
     for (; i + 32 <= count; i += 32) {
-        _mm_prefetch((const char *)(p + 4 * i + 1024), _MM_HINT_T0);
-        _mm_prefetch((const char *)(p + 4 * i + 1088), _MM_HINT_T0);
-        __m256i trits[4];
-        for (int q = 0; q < 4; q++) {
-            __m256i bits = _mm256_loadu_si256((const __m256i *)(p + 4 * (i + 8 * (size_t)q)));
-            __m256i set = _mm256_srli_epi32(_mm256_sub_epi32(limit, _mm256_and_si256(bits, magnitude_mask)), 31);
-            __m256i negative = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_and_si256(set, _mm256_srli_epi32(bits, 31)));
-            nonzero = _mm256_add_epi32(nonzero, set);
-            trits[q] = _mm256_or_si256(set, negative);  /* -1, 0 or +1 as int32 */
+        const unsigned char *at = p + (size_t)element_width * i;
+        _mm_prefetch((const char *)(at + 1024), _MM_HINT_T0);
+        if (element_width == 4) _mm_prefetch((const char *)(at + 1088), _MM_HINT_T0);
+        __m256i set, negative;
+        if (element_width == 4) {
+            const __m256i magnitude_mask = _mm256_set1_epi32(0x7FFFFFFF);
+            const __m256i limit = _mm256_set1_epi32((int)(threshold - 1u));
+            __m256i s[4], g[4];
+            for (int q = 0; q < 4; q++) {
+                __m256i bits = _mm256_loadu_si256((const __m256i *)(const void *)(at + 32 * q));
+                s[q] = _mm256_cmpgt_epi32(_mm256_and_si256(bits, magnitude_mask), limit);
+                g[q] = _mm256_srai_epi32(bits, 31);
+            }
+            set = _mm256_permutevar8x32_epi32(
+                _mm256_packs_epi16(_mm256_packs_epi32(s[0], s[1]), _mm256_packs_epi32(s[2], s[3])), order);
+            negative = _mm256_permutevar8x32_epi32(
+                _mm256_packs_epi16(_mm256_packs_epi32(g[0], g[1]), _mm256_packs_epi32(g[2], g[3])), order);
+        } else {
+            const __m256i magnitude_mask = _mm256_set1_epi16(0x7FFF);
+            const __m256i limit = _mm256_set1_epi16((short)(threshold - 1u));
+            __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)at);
+            __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(at + 32));
+            __m256i sa = _mm256_cmpgt_epi16(_mm256_and_si256(a, magnitude_mask), limit);
+            __m256i sb = _mm256_cmpgt_epi16(_mm256_and_si256(b, magnitude_mask), limit);
+            set = _mm256_permute4x64_epi64(_mm256_packs_epi16(sa, sb), 0xD8);
+            negative = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_srai_epi16(a, 15), _mm256_srai_epi16(b, 15)), 0xD8);
         }
-        __m256i halves = _mm256_packs_epi16(_mm256_packs_epi32(trits[0], trits[1]), _mm256_packs_epi32(trits[2], trits[3]));
-        _mm256_storeu_si256((__m256i *)(out + i), _mm256_permutevar8x32_epi32(halves, order));
+        nonzero += (size_t)__builtin_popcount((unsigned)_mm256_movemask_epi8(set));
+        if (layout == TQ_LAYOUT_INT8) {
+            /* -1 (0xFF) where negative, +1 where positive, 0 where not set. */
+            _mm256_storeu_si256((__m256i *)(void *)(out + i), _mm256_and_si256(set, _mm256_or_si256(negative, one)));
+        } else {
+            /* code 1 (+1) or 2 (−1) per byte, then 4 codes into one byte: c0 + 4c1 + 16c2 + 64c3. */
+            __m256i code = _mm256_and_si256(set, _mm256_sub_epi8(one, negative));
+            __m256i quads = _mm256_madd_epi16(_mm256_maddubs_epi16(code, pair_weights), quad_weights);
+            __m256i words = _mm256_packus_epi32(quads, quads);
+            __m256i bytes = _mm256_packus_epi16(words, words);
+            __m256i gathered = _mm256_permutevar8x32_epi32(bytes, dword_order);
+            _mm_storel_epi64((__m128i *)(void *)(out + i / 4), _mm256_castsi256_si128(gathered));
+        }
     }
-    __m128i folded = _mm_add_epi32(_mm256_castsi256_si128(nonzero), _mm256_extracti128_si256(nonzero, 1));
-    folded = _mm_add_epi32(folded, _mm_shuffle_epi32(folded, 0x4E));
-    folded = _mm_add_epi32(folded, _mm_shuffle_epi32(folded, 0xB1));
-    size_t total = (size_t)(uint32_t)_mm_cvtsi128_si32(folded);
-    return total + int8_avx2(p + 4 * i, count - i, threshold, out + i);
+    unsigned char *rest = layout == TQ_LAYOUT_INT8 ? out + i : out + i / 4;
+    return nonzero + ternarize_generic(p + (size_t)element_width * i, count - i, threshold, element_width, layout, rest);
 }
 
-/* The AVX2 table also uses F16C (half → float conversion), present on every AVX2 processor in practice. */
+TQ_AVX2 static size_t pack_f32_avx2(const void *s, size_t n, uint32_t t, uint8_t *o) {
+    return ternarize_avx2((const unsigned char *)s, n, t, 4, TQ_LAYOUT_PACKED, o);
+}
+TQ_AVX2 static size_t int8_f32_avx2(const void *s, size_t n, uint32_t t, int8_t *o) {
+    return ternarize_avx2((const unsigned char *)s, n, t, 4, TQ_LAYOUT_INT8, (unsigned char *)o);
+}
+TQ_AVX2 static size_t pack_h16_avx2(const void *s, size_t n, uint32_t t, uint8_t *o) {
+    return ternarize_avx2((const unsigned char *)s, n, t, 2, TQ_LAYOUT_PACKED, o);
+}
+TQ_AVX2 static size_t int8_h16_avx2(const void *s, size_t n, uint32_t t, int8_t *o) {
+    return ternarize_avx2((const unsigned char *)s, n, t, 2, TQ_LAYOUT_INT8, (unsigned char *)o);
+}
+
+/* The AVX2 table also uses F16C (half → float conversion) and POPCNT, present on every AVX2 processor in
+ * practice; all three are checked. */
 static int detect_avx2(void) {
     __builtin_cpu_init();
-    return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) ? 1 : 0;
+    return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt")) ? 1 : 0;
 }
 #endif
 
 int tq_uses_avx2(void) {
 #ifdef TQ_HAVE_AVX2_PATH
-    static int cached = -1;  /* benign race: every thread computes the same value */
+    static int cached = -1; /* benign race: every thread computes the same value */
     int value = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (value < 0) {
         value = detect_avx2();
@@ -220,26 +363,15 @@ int tq_uses_avx2(void) {
 #endif
 }
 
-#ifdef TQ_HAVE_AVX2_PATH
-/* F16C's vcvtph2ps converts every binary16 value exactly (subnormals included) in hardware. */
-__attribute__((target("avx2,f16c"))) static void widen_f16_f16c(const void *source, size_t count, uint32_t *out) {
-    const unsigned char *p = (const unsigned char *)source;
-    size_t i = 0;
-    for (; i + 8 <= count; i += 8) {
-        __m256 widened = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
-        _mm256_storeu_si256((__m256i *)(void *)(out + i), _mm256_castps_si256(widened));
-    }
-    for (; i < count; i++) out[i] = half_to_float_bits(load_half(p, i));
-}
-#endif
-
 static const tq_kernel_table portable_table = {
-    abs_sum_portable, pack_portable, int8_portable, widen_f16_portable, widen_bf16_portable, read_portable, 0,
+    abs_sum_f32_portable, abs_sum_f16_portable, abs_sum_bf16_portable, pack_f32_portable,
+    int8_f32_portable,    pack_h16_portable,    int8_h16_portable,     0,
 };
 
 #ifdef TQ_HAVE_AVX2_PATH
 static const tq_kernel_table avx2_table = {
-    abs_sum_avx2, pack_avx2_wide, int8_avx2_wide, widen_f16_f16c, widen_bf16_avx2, read_avx2, 1,
+    abs_sum_f32_avx2, abs_sum_f16_avx2, abs_sum_bf16_avx2, pack_f32_avx2,
+    int8_f32_avx2,         pack_h16_avx2,    int8_h16_avx2,     1,
 };
 #endif
 

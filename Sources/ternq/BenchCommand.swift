@@ -22,7 +22,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Input element type: F32, F16 or BF16.")
     var dtype: String = "F32"
 
-    @Option(help: "Output layout: packed2Bit or int8.")
+    @Option(help: "Output layout: packed2Bit, int8, or tq2_0 / tq1_0 (alpha plus the final GGUF blocks; elements a multiple of 256).")
     var layout: String = "packed2Bit"
 
     @Option(help: "Timed runs per measurement (median reported, at least 5).")
@@ -38,12 +38,18 @@ struct BenchCommand: ParsableCommand {
         guard elements > 0 else { throw ValidationError("--elements must be positive") }
         guard runs >= 5 else { throw ValidationError("--runs must be at least 5") }
         guard ElementType(rawValue: dtype.uppercased()) != nil else { throw ValidationError("--dtype must be F32, F16 or BF16") }
-        guard TritLayout(rawValue: layout) != nil else { throw ValidationError("--layout must be packed2Bit or int8") }
+        guard let benchLayout = BenchLayout(rawValue: layout) else {
+            throw ValidationError("--layout must be packed2Bit, int8, tq2_0 or tq1_0")
+        }
+        guard benchLayout.outputBytes(elements: elements) != nil else {
+            throw ValidationError("--layout \(layout) needs --elements to be a multiple of \(TernaryBlocks.blockSize)")
+        }
     }
 
     func run() throws {
         let elementType = ElementType(rawValue: dtype.uppercased()) ?? .float32
-        let tritLayout = TritLayout(rawValue: layout) ?? .packed2Bit
+        let benchLayout = BenchLayout(rawValue: layout) ?? .packed2Bit
+        let tritLayout = benchLayout.tritLayout ?? .packed2Bit
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
         let backends = try BenchBackends.make(backend, threads: threadCount)
         let bytes = ThroughputBenchmark.makeTensorBytes(elements: elements, dtype: elementType)
@@ -53,13 +59,13 @@ struct BenchCommand: ParsableCommand {
             let input = try TensorInput(name: "bench", shape: [elements], elementType: elementType, bytes: raw)
             for candidate in backends {
                 if !json { FileHandle.standardError.write(Data("measuring \(candidate.name)…\n".utf8)) }
-                var result = try ThroughputBenchmark.measure(backend: candidate, input: input, layout: tritLayout,
+                var result = try ThroughputBenchmark.measure(backend: candidate, input: input, layout: benchLayout,
                                                              runs: runs, threads: threadCount)
                 result.device_metrics = try BenchBackends.deviceMetrics(for: candidate, input: input, layout: tritLayout,
                                                                          runs: runs)
                 results.append(result)
             }
-            mismatches = try Self.compareOutputs(backends, input: input, layout: tritLayout)
+            mismatches = try Self.compareOutputs(backends, input: input, layout: benchLayout)
         }
         if json {
             let encoder = JSONEncoder()
@@ -81,11 +87,11 @@ struct BenchCommand: ParsableCommand {
 
     /// Quantizes once with every backend and describes each difference from the first backend's output.
     static func compareOutputs(_ backends: [any QuantizationBackend], input: TensorInput,
-                               layout: TritLayout) throws -> [String] {
+                               layout: BenchLayout) throws -> [String] {
         guard let first = backends.first, backends.count > 1 else { return [] }
         let quantize = { (backend: any QuantizationBackend) throws -> (QuantizationSummary, [UInt8]) in
-            var out = [UInt8](repeating: 0, count: layout.byteCount(forTrits: input.elementCount))
-            let summary = try out.withUnsafeMutableBytes { try backend.quantize(input, layout: layout, into: $0) }
+            var out = [UInt8](repeating: 0, count: layout.outputBytes(elements: input.elementCount) ?? 0)
+            let summary = try out.withUnsafeMutableBytes { try layout.quantize(input, backend: backend, into: $0) }
             return (summary, out)
         }
         let (expectedSummary, expectedBytes) = try quantize(first)

@@ -203,4 +203,58 @@ struct CLITests {
         let info = try ternq(["info", Self.tiny], in: dir)
         #expect(info.status == 0 && info.stdout.contains("model.layers.0.mlp.down_proj.weight"))
     }
+
+    @Test func ggufInputToGGUFAndDequantize() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let m = PipelineGGUFJobTests.model()
+        try Data(GGUFTestFile.make(PipelineGGUFJobTests.metadata, m.tensors)).write(to: URL(fileURLWithPath: dir + "/model.gguf"))
+        let run = try ternq(["quantize", "model.gguf", "--json", "r.json"], in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("already ternary") && run.stdout.contains("ternary as F16") && run.stdout.contains("Q8_0 passed through"), "\(run.stdout)")
+        #expect(try files(dir) == ["model-tq2_0.gguf", "model.gguf", "r.json"])
+        let json = try #require(FileManager.default.contents(atPath: dir + "/r.json"))
+        let report = try JSONDecoder().decode(QuantizationReport.self, from: json)
+        #expect(report.inputFormat == .gguf && report.format == .gguf && report.ggufType == .tq2_0)
+        let info = try ternq(["info", "model-tq2_0.gguf"], in: dir)
+        #expect(info.status == 0 && info.stdout.contains("TQ2_0"), "\(info.stdout)")
+        let tq1 = try ternq(["quantize", "model.gguf", "--gguf-type", "tq1_0", "--quiet"], in: dir)
+        #expect(tq1.status == 0 && tq1.stdout.isEmpty, "\(tq1.stderr)")
+        let deq = try ternq(["quantize", "model.gguf", "--dequantize", "--quiet"], in: dir)
+        #expect(deq.status == 0, "\(deq.stderr)")
+        let deqST = try ternq(["quantize", Self.tiny, "--dequantize", "--quiet"], in: dir)
+        #expect(deqST.status == 0, "\(deqST.stderr)")
+        #expect(try files(dir) == ["model-tq1_0.gguf", "model-tq2_0.gguf", "model.dequantized.gguf", "model.gguf", "r.json",
+                                   "tiny.dequantized.safetensors"])
+        // The input is never the output, with --force too.
+        let same = try ternq(["quantize", "model.gguf", "-o", "model.gguf", "--force"], in: dir)
+        #expect(same.status == 1 && same.stderr.contains("input file"), "\(same.stderr)")
+        #expect(try ternq(["quantize", "model.gguf", "--fallback", "f8"], in: dir).status == 64)
+    }
+
+    @Test func openCLGGUFInputIsByteIdenticalToCPU() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let m = PipelineGGUFJobTests.model()
+        try Data(GGUFTestFile.make(PipelineGGUFJobTests.metadata, m.tensors)).write(to: URL(fileURLWithPath: dir + "/m.gguf"))
+        let cpu = try ternq(["quantize", "m.gguf", "-o", "cpu.gguf", "--backend", "cpu", "--quiet"], in: dir)
+        #expect(cpu.status == 0, "\(cpu.stderr)")
+        let gpu = try ternq(["quantize", "m.gguf", "-o", "opencl.gguf", "--backend", "opencl", "--quiet"], in: dir)
+        guard gpu.status == 0 else {
+            #expect(gpu.status == 1 && gpu.stderr.split(separator: "\n").count == 1, "\(gpu.stderr)")
+            return
+        }
+        let a = FileManager.default.contents(atPath: dir + "/cpu.gguf")
+        #expect(a != nil && a == FileManager.default.contents(atPath: dir + "/opencl.gguf"))
+    }
+
+    @Test func badGGUFInputLeavesNoOutput() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let good = GGUFTestFile.make(PipelineGGUFJobTests.metadata, PipelineGGUFJobTests.model().tensors)
+        try Data(good.prefix(good.count - 100)).write(to: URL(fileURLWithPath: dir + "/bad.gguf"))
+        let run = try ternq(["quantize", "bad.gguf", "-o", "out.gguf"], in: dir)
+        #expect(run.status == 1 && run.stderr.split(separator: "\n").count == 1 && run.stderr.contains("bad.gguf"), "\(run.stderr)")
+        #expect(try files(dir) == ["bad.gguf"])
+    }
 }

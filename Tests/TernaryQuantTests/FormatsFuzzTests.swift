@@ -74,17 +74,57 @@ struct FormatsFuzzTests {
         #expect(result.rejected > 0)
     }
 
+    /// Checks everything a valid parse promises: tensors sized by their type, in order, inside the file and
+    /// not overlapping; every KV re-encoding to the bytes it came from.
+    static func checkGGUF(_ bytes: [UInt8]) throws {
+        let f = try GGUFFile(storage: ByteStorage(copying: bytes, name: "fuzz.gguf"))
+        var end = 0
+        for t in f.tensors {
+            #expect(t.byteCount == t.type.byteCount(dimensions: t.dimensions))
+            #expect(t.offset >= end && t.offset % f.alignment == 0)
+            #expect(f.data(for: t).count == t.byteCount)
+            #expect(f.dataStart + t.offset + t.byteCount <= bytes.count)
+            end = t.offset + t.byteCount
+        }
+        #expect(GGUFTestSupport.kvsReencodeIdentically(f))
+    }
+
     @Test func ggufReaderSurvivesMutations() throws {
         let sink = MemorySink()
         _ = try CheckpointQuantizer(backend: CPUBackend()).write(try TinyModel.checkpoint(), to: sink, outputName: "fuzz.gguf",
                                                                   options: QuantizationOptions(format: .gguf))
         let seed = sink.bytes
-        let headerEnd = try seed.withUnsafeBytes { try GGUFFormat.decode($0, file: "seed").dataStart }
-        let result = Self.run(seed: seed, headerEnd: headerEnd, salt: 3) { bytes in
-            let c = try bytes.withUnsafeBytes { try GGUFFormat.decode($0, file: "fuzz.gguf") }
-            for t in c.tensors { #expect(c.dataStart + t.offset + t.byteCount <= bytes.count) }
+        let headerEnd = try GGUFFile(storage: ByteStorage(copying: seed, name: "seed")).dataStart
+        let result = Self.run(seed: seed, headerEnd: headerEnd, salt: 3) { try Self.checkGGUF($0) }
+        #expect(result.rejected > 0 && result.ok > 0)
+    }
+
+    /// A seed with every KV type, string and nested arrays, a non-default alignment and tensors of several
+    /// block sizes, so mutations reach every branch of the reader.
+    @Test func ggufReaderSurvivesMutationsOfEveryKVType() throws {
+        let metadata: [(String, GGUFValue)] = [
+            ("general.alignment", .uint32(64)), ("a.u8", .uint8(7)), ("a.i8", .int8(-7)), ("a.u16", .uint16(300)),
+            ("a.i16", .int16(-300)), ("a.u32", .uint32(70000)), ("a.i32", .int32(-70000)), ("a.f32", .float32(0.5)),
+            ("a.bool", .bool(true)), ("a.str", .string("héllo")), ("a.u64", .uint64(1 << 40)), ("a.i64", .int64(-1)),
+            ("a.f64", .float64(2.5)), ("a.strs", .array(8, [.string("x"), .string(""), .string("yz")])),
+            ("a.ints", .array(5, [.int32(1), .int32(-2)])), ("a.nested", .array(9, [.array(0, [.uint8(1)]), .array(8, [.string("q")])])),
+        ]
+        let tensors: [(String, [Int], GGMLType, Int)] = [("f", [3, 2], .f32, 24), ("q", [32], .q8_0, 34), ("t", [256], .tq2_0, 66), ("h", [5], .f16, 10)]
+        // Built by hand (the writer always aligns to 32), with offsets and padding for an alignment of 64.
+        var r = RawGGUF.start(tensors: UInt64(tensors.count), kvs: UInt64(metadata.count))
+        for (k, v) in metadata { r.raw(GGUFFormat.encode(GGUFMetadataEntry(key: k, value: v))) }
+        var offset = 0
+        for t in tensors {
+            r.tensor(t.0, t.1.map(UInt64.init), type: t.2.rawValue, offset: UInt64(offset))
+            offset += (t.3 + 63) / 64 * 64
         }
-        #expect(result.rejected > 0)
+        r.pad(64)
+        for (i, t) in tensors.enumerated() { r.pad(64); r.raw((0..<t.3).map { UInt8(truncatingIfNeeded: $0 &+ i) }) }
+        let seed = r.bytes
+        try Self.checkGGUF(seed)
+        let headerEnd = try GGUFFile(storage: ByteStorage(copying: seed, name: "seed")).dataStart
+        let result = Self.run(seed: seed, headerEnd: headerEnd, salt: 5) { try Self.checkGGUF($0) }
+        #expect(result.rejected > 0 && result.ok > 0)
     }
 
     @Test func jsonParserSurvivesMutations() {

@@ -71,3 +71,53 @@ enum ReferenceQuantizer {
         return out
     }
 }
+
+/// Slow GGUF ternary block encoders written from the format text (FORMATS-AND-PLATFORM.md / ggml's
+/// block_tq2_0 and block_tq1_0), element by element, independently of `TernaryBlocks` and the C encoder.
+enum ReferenceBlocks {
+    /// TQ2_0: element k at byte 32·(k/128) + k%32, bits 2·((k%128)/32), code t + 1; then d little-endian.
+    static func tq2_0(_ trits: [Int8], d: UInt16) -> [UInt8] {
+        var out = [UInt8]()
+        for block in stride(from: 0, to: trits.count, by: 256) {
+            var qs = [UInt8](repeating: 0, count: 64)
+            for k in 0..<256 {
+                let code = UInt8(Int(trits[block + k]) + 1)
+                qs[32 * (k / 128) + k % 32] |= code << UInt8(2 * ((k % 128) / 32))
+            }
+            out += qs + [UInt8(d & 0xFF), UInt8(d >> 8)]
+        }
+        return out
+    }
+
+    /// TQ1_0: base-3 digits t + 1, most significant first, stored as ceil(q·256/243); qs[m] holds elements
+    /// m + 32n (m < 32, n < 5), qs[32 + m] holds 160 + m + 16n (m < 16), qh[j] holds 240 + j + 4n (n < 4) with
+    /// a fifth digit 0 appended; then d little-endian.
+    static func tq1_0(_ trits: [Int8], d: UInt16) -> [UInt8] {
+        func store(_ digits: [Int]) -> UInt8 {
+            var q = 0
+            for c in digits { q = q * 3 + c }
+            // ceil(q · 256 / 243) by exact rational comparison.
+            var byte = 0
+            while byte * 243 < q * 256 { byte += 1 }
+            return UInt8(byte)
+        }
+        var out = [UInt8]()
+        for block in stride(from: 0, to: trits.count, by: 256) {
+            let c = (0..<256).map { Int(trits[block + $0]) + 1 }
+            var bytes = [UInt8]()
+            for m in 0..<32 { bytes.append(store((0..<5).map { c[m + 32 * $0] })) }
+            for m in 0..<16 { bytes.append(store((0..<5).map { c[160 + m + 16 * $0] })) }
+            for j in 0..<4 { bytes.append(store((0..<4).map { c[240 + j + 4 * $0] } + [0])) }
+            out += bytes + [UInt8(d & 0xFF), UInt8(d >> 8)]
+        }
+        return out
+    }
+
+    /// The int8 trits of packed 2-bit data (00 = 0, 01 = +1, 10 = −1, 11 treated as 0).
+    static func unpack(_ packed: [UInt8], count: Int) -> [Int8] {
+        (0..<count).map { i in
+            let code = (packed[i / 4] >> UInt8(2 * (i % 4))) & 3
+            return code == 1 ? 1 : (code == 2 ? -1 : 0)
+        }
+    }
+}

@@ -4,41 +4,72 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Inner loops of the CPU backend over float32 bit patterns (little-endian, any alignment).
- * Every function has a portable version and, on x86-64, an AVX2 version chosen at run time.
- * Results are exact integer logic except tq_abs_sum_f32, whose summation tree is described below. */
+/* Inner loops of the CPU backend over float32 / binary16 / bfloat16 bit patterns (little-endian, any
+ * alignment). Every function has a portable version and, on x86-64, an AVX2 version chosen at run time.
+ * Results are exact integer logic except the abs_sum functions, whose summation tree is described below.
+ * The abs_sum functions clear the flush-to-zero and denormals-are-zero modes (MXCSR on x86-64, FPCR on
+ * arm64) for their own duration and restore the caller's mode, so the thread's FPU mode never changes
+ * a result. */
 
-/* Number of float64 accumulator lanes in tq_abs_sum_f32. Each lane adds count / TQ_ABS_SUM_LANES
+/* Number of float64 accumulator lanes in the abs_sum functions. Each lane adds count / TQ_ABS_SUM_LANES
  * elements sequentially; lanes are then added pairwise (4 levels) and the scalar tail (< 16 elements,
  * summed sequentially) is added last, so no element passes through more than
  * count / TQ_ABS_SUM_LANES + TQ_ABS_SUM_DEPTH_SLACK float64 additions. */
 #define TQ_ABS_SUM_LANES 16
 #define TQ_ABS_SUM_DEPTH_SLACK 24
 
-/* The inner loops; one table per implementation. All sources are little-endian, any alignment. */
+/* The inner loops; one table per implementation. All sources are little-endian, any alignment.
+ *
+ * Trit rule for float32 bits: a trit is non-zero iff (bits & 0x7FFFFFFF) >= threshold (1 <= threshold
+ * <= 0x7F800000); its sign is bit 31. For 16-bit patterns (binary16 or bfloat16): non-zero iff
+ * (bits & 0x7FFF) >= threshold (1 <= threshold <= 0x7FFF), sign bit 15; the caller derives the 16-bit
+ * threshold from the float32 one (both widenings are monotone on magnitudes). */
 typedef struct tq_kernel_table {
-    /* Float64 sum of |x| over count float32 values. NaN or Inf inputs make the result non-finite. */
+    /* Float64 sum of |x| over count float32 / binary16 / bfloat16 values (each widened exactly). NaN or
+     * Inf inputs make the result non-finite. */
     double (*abs_sum_f32)(const void *source, size_t count);
+    double (*abs_sum_f16)(const void *source, size_t count);
+    double (*abs_sum_bf16)(const void *source, size_t count);
     /* Packs count trits (4 per byte, trit i at bits 2*(i%4), 00 = 0, 01 = +1, 10 = -1; last byte padded
-     * with 00). A trit is non-zero iff (bits & 0x7FFFFFFF) >= threshold (1 <= threshold < 2^31); its sign
-     * is the sign bit. Returns the number of non-zero trits. */
+     * with 00). Returns the number of non-zero trits. */
     size_t (*pack_f32)(const void *source, size_t count, uint32_t threshold, uint8_t *output);
     /* Writes count int8 trits (-1, 0, +1) with the same rule; returns the number of non-zero trits. */
     size_t (*int8_f32)(const void *source, size_t count, uint32_t threshold, int8_t *output);
-    /* Exact widening of binary16 / bfloat16 values to float32 bit patterns. */
-    void (*widen_f16)(const void *source, size_t count, uint32_t *output);
-    void (*widen_bf16)(const void *source, size_t count, uint32_t *output);
-    /* Reads count bytes with the same prefetching and vector width as the loops above and returns a
-     * checksum: the memory-bandwidth probe of the benchmark roofline. */
-    uint64_t (*read_checksum)(const void *source, size_t count);
+    /* The same two for 16-bit patterns (binary16 or bfloat16). */
+    size_t (*pack_h16)(const void *source, size_t count, uint32_t threshold, uint8_t *output);
+    size_t (*int8_h16)(const void *source, size_t count, uint32_t threshold, int8_t *output);
     /* 1 for the AVX2 table, 0 for the portable one. */
     int is_avx2;
 } tq_kernel_table;
 
-/* The AVX2 table when allow_avx2 is non-zero and the processor has AVX2, else the portable table. */
+/* The AVX2 table when allow_avx2 is non-zero and the processor has AVX2 (and F16C), else the portable
+ * table. */
 const tq_kernel_table *tq_kernels(int allow_avx2);
 
 /* 1 when the processor supports the AVX2 table, else 0. */
 int tq_uses_avx2(void);
+
+/* ---- GGUF ternary blocks (ggml TQ1_0 / TQ2_0, 256 elements per block) ---- */
+
+#define TQ_BLOCK_ELEMENTS 256
+/* ggml type ids. */
+#define TQ_GGML_TYPE_TQ1_0 34
+#define TQ_GGML_TYPE_TQ2_0 35
+
+/* Bytes per block of a ggml type: 54 for TQ1_0, 66 for TQ2_0, 0 for any other value. */
+size_t tq_block_bytes(int ggml_type);
+
+/* Encodes block_count blocks of ggml_type from packed 2-bit trits (64 bytes per block, the layout of
+ * pack_f32; the invalid code 11 encodes as 0) with the binary16 scale bits d. Does nothing for an unknown
+ * type. */
+void tq_encode_blocks_packed(int ggml_type, const uint8_t *packed, size_t block_count, uint16_t d,
+                             uint8_t *output);
+
+/* Ternarizes block_count * 256 elements with the table's int8 loop (element_width 4: float32 bits and a
+ * float32 threshold; 2: 16-bit patterns and a 16-bit threshold) and writes the ggml_type blocks with the
+ * binary16 scale bits d. Returns the number of non-zero trits (0 and no output for an unknown type or
+ * width). */
+size_t tq_quantize_blocks(const tq_kernel_table *kernels, const void *source, size_t block_count,
+                          int element_width, uint32_t threshold, int ggml_type, uint16_t d, uint8_t *output);
 
 #endif

@@ -38,13 +38,12 @@ public enum MemoryBandwidth {
         let base = SendableConstRawPointer(buffer.baseAddress)
         let count = buffer.count
         let sink = SendableArrayBox([UInt64](repeating: 0, count: threads))
-        let kernels = SendableKernels(CPUInstructionSet.automatic.kernels)
         var best = Double.infinity
         for split in Split.allCases {
             best = Swift.min(best, bestSeconds(runs: runs) {
                 parallelSlices(count: count, threads: threads, split: split) { worker, range in
                     guard let start = base.pointer else { return }
-                    sink.add(worker, kernels.table.pointee.read_checksum(start + range.lowerBound, range.count))
+                    sink.add(worker, tq_bench_read_checksum(start + range.lowerBound, range.count, 1))
                 }
             })
         }

@@ -62,6 +62,70 @@ public struct Roofline: Sendable, Hashable {
     }
 }
 
+/// What `ternq bench` produces: trits in a backend layout, or final GGUF ternary blocks (α, then the trits
+/// encoded into TQ2_0 / TQ1_0 blocks with α as the f16 block scale).
+public enum BenchLayout: String, Sendable, Hashable, CaseIterable {
+    /// `TritLayout.packed2Bit`.
+    case packed2Bit
+    /// `TritLayout.int8`.
+    case int8
+    /// GGUF TQ2_0 blocks (66 bytes per 256 elements).
+    case tq2_0
+    /// GGUF TQ1_0 blocks (54 bytes per 256 elements).
+    case tq1_0
+
+    /// The trit layout, for the two backend layouts.
+    public var tritLayout: TritLayout? {
+        switch self {
+        case .packed2Bit: return .packed2Bit
+        case .int8: return .int8
+        case .tq2_0, .tq1_0: return nil
+        }
+    }
+
+    /// The GGUF block type, for the two block layouts.
+    public var blockType: GGMLType? {
+        switch self {
+        case .tq2_0: return .tq2_0
+        case .tq1_0: return .tq1_0
+        case .packed2Bit, .int8: return nil
+        }
+    }
+
+    /// Output bytes for `elements` elements (block layouts: whole blocks only; `nil` otherwise).
+    public func outputBytes(elements: Int) -> Int? {
+        if let layout = tritLayout { return layout.byteCount(forTrits: elements) }
+        guard let type = blockType, elements % TernaryBlocks.blockSize == 0 else { return nil }
+        let (bytes, overflow) = (elements / TernaryBlocks.blockSize).multipliedReportingOverflow(by: type.blockLayout.bytes)
+        return overflow ? nil : bytes
+    }
+
+    /// Produces `input` in this layout into `output` (at least `outputBytes(elements:)` bytes). Block
+    /// layouts on the CPU backend run its fused `quantizeBlocks`; on other backends, packed trits and then
+    /// `TernaryBlocks.encode`.
+    public func quantize(_ input: TensorInput, backend: any QuantizationBackend,
+                         into output: UnsafeMutableRawBufferPointer) throws -> QuantizationSummary {
+        if let layout = tritLayout { return try backend.quantize(input, layout: layout, into: output) }
+        guard let type = blockType else { throw QuantizationError.unsupportedBlockType(rawType: 0) }
+        if let cpu = backend as? CPUBackend { return try cpu.quantizeBlocks(input, type: type, into: output) }
+        guard input.elementCount % TernaryBlocks.blockSize == 0 else {
+            throw QuantizationError.notWholeBlocks(name: input.name, elementCount: input.elementCount,
+                                                   blockSize: TernaryBlocks.blockSize)
+        }
+        var packed = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: input.elementCount))
+        let summary = try packed.withUnsafeMutableBytes { try backend.quantize(input, layout: .packed2Bit, into: $0) }
+        let blocks = packed.withUnsafeBytes {
+            TernaryBlocks.encode(type, packed: $0, firstBlock: 0, blockCount: input.elementCount / TernaryBlocks.blockSize,
+                                 d: HalfConversion.float16Bits(summary.scale))
+        }
+        guard output.count >= blocks.count else {
+            throw QuantizationError.byteCountMismatch(name: input.name, expected: blocks.count, actual: output.count)
+        }
+        blocks.withUnsafeBytes { output.copyMemory(from: $0) }
+        return summary
+    }
+}
+
 /// Generates benchmark tensors and runs the measurement.
 public enum ThroughputBenchmark {
     /// A deterministic tensor of `elements` normally distributed weights (σ = 0.02) stored as `dtype`.
@@ -88,10 +152,22 @@ public enum ThroughputBenchmark {
     /// the same size, and returns the comparison. Throws what the backend throws.
     public static func measure(backend: any QuantizationBackend, input: TensorInput, layout: TritLayout,
                                runs: Int, threads: Int) throws -> ThroughputResult {
-        let outputBytes = layout.byteCount(forTrits: input.elementCount)
+        try measure(backend: backend, input: input, layout: layout == .int8 ? BenchLayout.int8 : .packed2Bit,
+                    runs: runs, threads: threads)
+    }
+
+    /// Measures `backend` producing `layout` (GGUF blocks included: α plus the encoding into the final
+    /// blocks), as `measure(backend:input:layout:runs:threads:)` does for trit layouts. Throws
+    /// `QuantizationError.notWholeBlocks` for a block layout when the element count is not a multiple of 256.
+    public static func measure(backend: any QuantizationBackend, input: TensorInput, layout: BenchLayout,
+                               runs: Int, threads: Int) throws -> ThroughputResult {
+        guard let outputBytes = layout.outputBytes(elements: input.elementCount) else {
+            throw QuantizationError.notWholeBlocks(name: input.name, elementCount: input.elementCount,
+                                                   blockSize: TernaryBlocks.blockSize)
+        }
         var output = [UInt8](repeating: 0, count: outputBytes)
         let seconds = try output.withUnsafeMutableBytes { out in
-            try MemoryBandwidth.medianSeconds(runs: runs) { _ = try backend.quantize(input, layout: layout, into: out) }
+            try MemoryBandwidth.medianSeconds(runs: runs) { _ = try layout.quantize(input, backend: backend, into: out) }
         }
         let roofline = hostRoofline(input: input, threads: threads, runs: runs)
         let inputBytes = input.bytes.count

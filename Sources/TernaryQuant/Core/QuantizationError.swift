@@ -21,6 +21,10 @@ public enum QuantizationError: Error, Sendable, Hashable, CustomStringConvertibl
     case invalidScale(bits: UInt32)
     /// Packed data is too short for `count` trits.
     case packedDataTooShort(expectedBytes: Int, actualBytes: Int)
+    /// GGUF ternary blocks were asked for a tensor whose element count is not a multiple of the block size.
+    case notWholeBlocks(name: String, elementCount: Int, blockSize: Int)
+    /// GGUF ternary blocks were asked for a ggml type that is not TQ1_0 or TQ2_0 (`rawType` is its id).
+    case unsupportedBlockType(rawType: UInt32)
 
     public var description: String {
         switch self {
@@ -45,6 +49,10 @@ public enum QuantizationError: Error, Sendable, Hashable, CustomStringConvertibl
             return "scale \(Float(bitPattern: bits)) (bits 0x\(String(bits, radix: 16))) is not a finite value ≥ 0"
         case .packedDataTooShort(let expected, let actual):
             return "packed trit data needs \(expected) bytes but has \(actual)"
+        case .notWholeBlocks(let name, let count, let blockSize):
+            return "tensor '\(name)': \(count) elements are not a whole number of \(blockSize)-element blocks; keep it unquantized or use another output layout"
+        case .unsupportedBlockType(let rawType):
+            return "ggml type \(rawType) is not a ternary block type; use TQ1_0 (34) or TQ2_0 (35)"
         }
     }
 

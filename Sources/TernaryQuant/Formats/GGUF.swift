@@ -16,74 +16,11 @@ public enum TernaryBlocks {
     public static let blockSize = 256
 
     /// Encodes `blockCount` blocks starting at block `firstBlock` of `packed` (2-bit trits) in `type`
-    /// (`.tq2_0` or `.tq1_0`) with the f16 scale bits `d`. `packed` must hold every trit of those blocks.
+    /// (`.tq2_0` or `.tq1_0`) with the f16 scale bits `d`. `packed` should hold every trit of those blocks;
+    /// missing trits encode as 0, and a negative request or another type gives `[]` (never a trap).
+    /// Runs the C encoder of the CPU backend, on every core for large requests.
     public static func encode(_ type: GGMLType, packed: UnsafeRawBufferPointer, firstBlock: Int, blockCount: Int, d: UInt16) -> [UInt8] {
-        let blockBytes = type.blockLayout.bytes
-        var out = [UInt8](repeating: 0, count: blockCount * blockBytes)
-        // remapped[k/4] holds codes t + 1 (00 → 01, 01 → 10, 10 → 00) in the packed bit positions.
-        var remapped = [UInt8](repeating: 0, count: blockSize / 4)
-        var codes = [UInt8](repeating: 0, count: blockSize)
-        let lut = codeRemap
-        out.withUnsafeMutableBufferPointer { out in
-            codes.withUnsafeMutableBufferPointer { codes in
-                remapped.withUnsafeMutableBufferPointer { remapped in
-                    for b in 0..<blockCount {
-                        let source = (firstBlock + b) * (blockSize / 4)
-                        for j in 0..<(blockSize / 4) { remapped[j] = lut[Int(packed[source + j])] }
-                        let o = b * blockBytes
-                        if type == .tq2_0 {
-                            // Output byte 32h + j holds elements k, k+32, k+64, k+96 (k = 128h + j), which share
-                            // the bit position 2·(j mod 4) in packed bytes k/4, k/4 + 8, + 16, + 24.
-                            for half in 0..<2 {
-                                for j in 0..<32 {
-                                    let a = (128 * half + j) >> 2
-                                    let shift = UInt8(2 * (j & 3))
-                                    let c0 = (remapped[a] >> shift) & 3, c1 = (remapped[a + 8] >> shift) & 3
-                                    let c2 = (remapped[a + 16] >> shift) & 3, c3 = (remapped[a + 24] >> shift) & 3
-                                    out[o + 32 * half + j] = c0 | c1 << 2 | c2 << 4 | c3 << 6
-                                }
-                            }
-                            out[o + 64] = UInt8(d & 0xFF)
-                            out[o + 65] = UInt8(d >> 8)
-                        } else {
-                            for k in 0..<blockSize { codes[k] = (remapped[k >> 2] >> UInt8(2 * (k & 3))) & 3 }
-                            // Base-3 digits most significant first, stored as ceil(q·256/243).
-                            for m in 0..<32 {
-                                var q = 0
-                                for n in 0..<5 { q = q * 3 + Int(codes[m + 32 * n]) }
-                                out[o + m] = UInt8((q * 256 + 242) / 243)
-                            }
-                            for m in 0..<16 {
-                                var q = 0
-                                for n in 0..<5 { q = q * 3 + Int(codes[160 + m + 16 * n]) }
-                                out[o + 32 + m] = UInt8((q * 256 + 242) / 243)
-                            }
-                            // qh: four trits each, with a fifth code 0 appended (q × 3).
-                            for j in 0..<4 {
-                                var q = 0
-                                for m in 0..<4 { q = q * 3 + Int(codes[240 + j + 4 * m]) }
-                                out[o + 48 + j] = UInt8((q * 3 * 256 + 242) / 243)
-                            }
-                            out[o + 52] = UInt8(d & 0xFF)
-                            out[o + 53] = UInt8(d >> 8)
-                        }
-                    }
-                }
-            }
-        }
-        return out
-    }
-
-    /// For each packed byte (four 2-bit trit codes 00 = 0, 01 = +1, 10 = −1), the same byte with every
-    /// field replaced by t + 1 (00 → 01, 01 → 10, 10 → 00; the invalid 11 → 01, i.e. 0).
-    static let codeRemap: [UInt8] = (0..<256).map { byte in
-        var r: UInt8 = 0
-        for s in 0..<4 {
-            let c = (UInt8(byte) >> UInt8(2 * s)) & 3
-            let code: UInt8 = c == 1 ? 2 : (c == 2 ? 0 : 1)
-            r |= code << UInt8(2 * s)
-        }
-        return r
+        BlockEncoder.encode(type, packed: packed, firstBlock: firstBlock, blockCount: blockCount, d: d)
     }
 
     /// Decodes one block's trits (for tests and `info`); `bytes` must be one block of `type`.

@@ -100,7 +100,8 @@ public struct GGUFCheckpoint: Sendable {
             }
             for t in f.tensors {
                 if let other = owner[t.name] {
-                    throw FormatError.invalidTensor(file: f.path, tensor: t.name, reason: "also present in \(other); each tensor name must appear once in a split model")
+                    throw FormatError.malformed(file: f.path, offset: nil,
+                        reason: "tensor \(JSONText.quote(t.name)) is also in \(other); each tensor name must appear once in a split model")
                 }
                 owner[t.name] = f.path
                 tensors.append(GGUFCheckpointTensor(info: t, file: f))

@@ -8,7 +8,8 @@ public enum GGUFFormat {
     public static let maxStringLength = 1 << 30
     /// Most elements in one array (llama.cpp's GGUF_MAX_ARRAY_ELEMENTS).
     public static let maxArrayElements = 1 << 30
-    /// Deepest nesting of arrays of arrays the reader accepts (1 = a plain array holding arrays).
+    /// Most levels of arrays the reader accepts in one value (1: an array of scalars or strings; 2: an
+    /// array of arrays; …). llama.cpp accepts 1.
     public static let maxArrayDepth = 8
 
     /// `n` rounded up to a multiple of `alignment` (writer side: sizes the writer produced itself).

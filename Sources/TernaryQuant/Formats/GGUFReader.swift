@@ -131,12 +131,12 @@ struct GGUFParser {
         var alignment = GGUFFormat.alignment
         for _ in 0..<Int(kvCount) {
             let at = r.offset
-            let key = try r.readString("metadata key", maxLength: GGUFFormat.maxStringLength)
+            let key = try readString("metadata key")
             guard !key.isEmpty else { throw fail(at, "empty metadata key") }
             guard keys.insert(key).inserted else { throw fail(at, "duplicate metadata key \(JSONText.quote(key))") }
             let typeAt = r.offset
             let type = try r.read(UInt32.self, "value type of \(JSONText.quote(key))")
-            let value = try readValue(type: type, typeAt: typeAt, key: key, depth: 0)
+            let value = try readValue(type: type, typeAt: typeAt, what: "value of \(JSONText.quote(key))", depth: 0)
             if key == "general.alignment" {
                 guard case .uint32(let v) = value else {
                     throw fail(typeAt, "general.alignment must be UINT32, not \(GGUFValue.typeName(type))")
@@ -151,6 +151,8 @@ struct GGUFParser {
         var tensors: [GGUFTensorInfo] = []
         tensors.reserveCapacity(Int(tensorCount))
         var names = Set<String>()
+        var offsetFields: [Int] = []  // where each tensor's offset field is, for data-range errors
+        offsetFields.reserveCapacity(Int(tensorCount))
         var expectedOffset = 0
         for index in 0..<Int(tensorCount) {
             let at = r.offset
@@ -196,6 +198,7 @@ struct GGUFParser {
                 throw fail(offsetAt, "\(label): data offset \(offset) is not \(expectedOffset), the end of the previous tensor rounded up to the alignment \(alignment)")
             }
             tensors.append(GGUFTensorInfo(name: name, dimensions: dims, type: type, offset: expectedOffset, byteCount: size))
+            offsetFields.append(offsetAt)
             guard let next = Checked.add(expectedOffset, paddedSize) else {
                 throw fail(offsetAt, "\(label): the data section size overflows")
             }
@@ -209,19 +212,31 @@ struct GGUFParser {
             }
             dataStart = padded
         }
-        for t in tensors {
+        for (t, at) in zip(tensors, offsetFields) {
             // dataStart ≤ file size and offset + byteCount ≤ the checked running sum, so these cannot overflow,
             // but they are checked anyway.
             guard let start = Checked.add(dataStart, t.offset), let end = Checked.add(start, t.byteCount), end <= r.bytes.count else {
-                throw FormatError.invalidTensor(file: file, tensor: t.name,
-                    reason: "data at bytes \(dataStart) + \(t.offset), \(t.byteCount) bytes long, runs past the end of the file (\(r.bytes.count) bytes); the file is truncated")
+                throw fail(at, "tensor \(JSONText.quote(t.name)): data at bytes \(dataStart) + \(t.offset), \(t.byteCount) bytes long, runs past the end of the file (\(r.bytes.count) bytes); the file is truncated")
             }
         }
         return Parsed(version: version, metadata: metadata, ranges: ranges, tensors: tensors, alignment: alignment, dataStart: dataStart)
     }
 
-    mutating func readValue(type: UInt32, typeAt: Int, key: String, depth: Int) throws -> GGUFValue {
-        let what = "value of \(JSONText.quote(key))"
+    /// A length-prefixed UTF-8 string of at most `GGUFFormat.maxStringLength` bytes (`what` names it in errors).
+    mutating func readString(_ what: String) throws -> String {
+        let at = r.offset
+        let length = try r.read(UInt64.self, what)
+        guard length <= UInt64(GGUFFormat.maxStringLength) else {
+            throw fail(at, "\(what): string length \(length) exceeds the limit \(GGUFFormat.maxStringLength)")
+        }
+        let raw = try r.readBytes(Int(length), what)
+        guard let s = String(validating: raw, as: UTF8.self) else { throw fail(at, "\(what): string is not valid UTF-8") }
+        return s
+    }
+
+    /// One value of GGUF type `type` (`typeAt`: where its type code is; `what`: its name in errors, built
+    /// once per KV because arrays of strings call this for each of up to 2^30 elements).
+    mutating func readValue(type: UInt32, typeAt: Int, what: String, depth: Int) throws -> GGUFValue {
         switch type {
         case 0: return .uint8(try r.read(UInt8.self, what))
         case 1: return .int8(try r.read(Int8.self, what))
@@ -235,18 +250,18 @@ struct GGUFParser {
             let v = try r.read(UInt8.self, what)
             guard v <= 1 else { throw fail(at, "\(what): BOOL byte \(v) is neither 0 nor 1") }
             return .bool(v == 1)
-        case 8: return .string(try r.readString(what, maxLength: GGUFFormat.maxStringLength))
+        case 8: return .string(try readString(what))
         case 9:
             guard depth < GGUFFormat.maxArrayDepth else {
                 throw fail(typeAt, "\(what): arrays nested more than \(GGUFFormat.maxArrayDepth) deep")
             }
             let elementAt = r.offset
-            let elementType = try r.read(UInt32.self, "array element type of \(JSONText.quote(key))")
+            let elementType = try r.read(UInt32.self, what)
             guard let minimum = Self.minimumSize(elementType) else {
                 throw fail(elementAt, "\(what): unknown array element type \(elementType)")
             }
             let countAt = r.offset
-            let n = try r.read(UInt64.self, "array length of \(JSONText.quote(key))")
+            let n = try r.read(UInt64.self, what)
             guard n <= UInt64(GGUFFormat.maxArrayElements) else {
                 throw fail(countAt, "\(what): array length \(n) exceeds the limit \(GGUFFormat.maxArrayElements)")
             }
@@ -256,7 +271,7 @@ struct GGUFParser {
             var items: [GGUFValue] = []
             items.reserveCapacity(Int(n))
             for _ in 0..<Int(n) {
-                items.append(try readValue(type: elementType, typeAt: elementAt, key: key, depth: depth + 1))
+                items.append(try readValue(type: elementType, typeAt: elementAt, what: what, depth: depth + 1))
             }
             return .array(elementType, items)
         case 10: return .uint64(try r.read(UInt64.self, what))

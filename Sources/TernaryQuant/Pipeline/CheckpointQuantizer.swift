@@ -169,14 +169,11 @@ public final class CheckpointQuantizer: Sendable {
         return Checked.mul(pages, size) ?? Int.max
     }
 
-    /// Working memory the job allocates for a quantized tensor: the packed trits, plus the CSR arrays
-    /// (5 bytes per non-zero at the threshold sparsity) for `.tern`.
-    static func workingBytes(_ tensor: SourceTensor, options: QuantizationOptions) -> Int {
-        let n = tensor.elementCount
-        let packed = n / 4 + 1
-        guard options.format == .tern else { return packed }
-        let csr = Double(n) * Swift.max(0, 1 - options.csrThreshold) * 5
-        return csr >= Double(Int.max / 2) ? Int.max : packed &+ Int(csr)
+    /// Working memory the job allocates for a quantized tensor: the packed trits plus what the writer
+    /// allocates (the CSR arrays for `.tern`).
+    static func workingBytes(_ tensor: SourceTensor, writer: any CheckpointWriter.Type, options: QuantizationOptions) -> Int {
+        let packed = tensor.elementCount / 4 + 1
+        return Checked.add(packed, writer.extraWorkingBytes(elements: tensor.elementCount, options: options)) ?? Int.max
     }
 
     /// Quantizes one tensor: its packed trits and facts (α, already-ternary magnitude, sparsity).
@@ -202,7 +199,7 @@ public final class CheckpointQuantizer: Sendable {
         let plans = plan(source, options: options, known: known)
         let memory = Self.physicalMemory
         for p in plans where p.action == .quantized {
-            let need = Self.workingBytes(p.tensor, options: options)
+            let need = Self.workingBytes(p.tensor, writer: writerType, options: options)
             guard need <= memory else {
                 throw JobError(file: p.tensor.file, underlying: FormatError.invalidTensor(file: p.tensor.file, tensor: p.tensor.name,
                     reason: "quantizing it needs \(need) bytes of working memory (\(p.tensor.byteCount) bytes of data), more than this machine's \(memory) bytes of physical memory; exclude it with --exclude '\(p.tensor.name)' or run on a machine with more memory"))
@@ -295,8 +292,7 @@ public final class CheckpointQuantizer: Sendable {
             compressionVsF16: outputBytes > 0 ? Double(f16Bytes) / Double(outputBytes) : 0,
             seconds: seconds, gigabytesPerSecond: seconds > 0 ? Double(totalBytes) / seconds / 1e9 : 0)
         var report = QuantizationReport(input: source.path, output: outputName, format: options.format,
-                                        ggufType: options.format == .gguf && !options.dequantize ? options.ggufType : nil,
-                                        csrThreshold: options.format == .tern ? options.csrThreshold : nil,
+                                        ggufType: writer.reportedGGUFType, csrThreshold: writer.reportedCSRThreshold,
                                         backend: quantizer.backend.name, device: quantizer.backend.deviceDescription,
                                         model: info, layers: layers, totals: totals, notes: writer.notes + warnings.map { "warning: " + $0 })
         report.inputFormat = source.format

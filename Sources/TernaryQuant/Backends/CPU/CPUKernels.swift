@@ -16,48 +16,66 @@ public enum CPUInstructionSet: String, Sendable, Hashable, CaseIterable {
 }
 
 /// The CPU backend's per-chunk work, over the C inner loops in `CTernaryKernels`. Callers guarantee ranges
-/// are inside the tensor and outputs large enough.
+/// are inside the tensor and outputs large enough. F16 and BF16 are read as they are stored: the α sum
+/// widens exactly inside the loop and the trits compare 16-bit magnitudes with the equivalent 16-bit
+/// threshold, so no widened copy is ever written.
 enum CPUKernels {
-    /// Float64 accumulator lanes in `abs_sum_f32`.
+    /// Float64 accumulator lanes in the `abs_sum` loops.
     static let lanes = Int(TQ_ABS_SUM_LANES)
     /// Additions beyond `elements / lanes` on any path inside one chunk (lane merge, tail).
     static let depthSlack = Int(TQ_ABS_SUM_DEPTH_SLACK)
 
     /// Float64 sum of |w| over `range`. NaN/Inf inputs make the result non-finite.
-    static func absSum(_ input: TensorInput, range: Range<Int>, scratch: UnsafeMutablePointer<UInt32>,
-                       kernels: UnsafePointer<tq_kernel_table>) -> Double {
-        kernels.pointee.abs_sum_f32(float32Source(input, range: range, scratch: scratch, kernels: kernels), range.count)
+    static func absSum(_ input: TensorInput, range: Range<Int>, kernels: UnsafePointer<tq_kernel_table>) -> Double {
+        guard let base = input.bytes.baseAddress else { return 0 }
+        let source = base + range.lowerBound * input.elementType.byteWidth
+        switch input.elementType {
+        case .float32: return kernels.pointee.abs_sum_f32(source, range.count)
+        case .float16: return kernels.pointee.abs_sum_f16(source, range.count)
+        case .bfloat16: return kernels.pointee.abs_sum_bf16(source, range.count)
+        }
+    }
+
+    /// The comparison threshold for `input`'s element type: float32 magnitude bits, or the equivalent
+    /// 16-bit magnitude bits for F16/BF16.
+    static func threshold(_ threshold: TritThreshold, for type: ElementType) -> UInt32 {
+        switch type {
+        case .float32: return threshold.magnitudeBits
+        case .float16: return UInt32(threshold.float16MagnitudeBits)
+        case .bfloat16: return UInt32(threshold.bfloat16MagnitudeBits)
+        }
     }
 
     /// Writes the trits of `range` into `output` in `layout` and returns the number of non-zero trits.
-    /// `range.lowerBound` is a multiple of 4 (chunks are multiples of 64), so packed bytes never straddle.
+    /// `threshold` comes from `threshold(_:for:)`. `range.lowerBound` is a multiple of 4 (chunks are
+    /// multiples of 64), so packed bytes never straddle.
     static func ternarize(_ input: TensorInput, range: Range<Int>, threshold: UInt32, layout: TritLayout,
-                          output: UnsafeMutableRawPointer, scratch: UnsafeMutablePointer<UInt32>,
-                          kernels: UnsafePointer<tq_kernel_table>) -> Int {
-        let source = float32Source(input, range: range, scratch: scratch, kernels: kernels)
+                          output: UnsafeMutableRawPointer, kernels: UnsafePointer<tq_kernel_table>) -> Int {
+        guard let base = input.bytes.baseAddress else { return 0 }
+        let source = base + range.lowerBound * input.elementType.byteWidth
+        let wide = input.elementType == .float32
         switch layout {
         case .packed2Bit:
             let out = output.assumingMemoryBound(to: UInt8.self) + range.lowerBound / 4
-            return kernels.pointee.pack_f32(source, range.count, threshold, out)
+            return wide ? kernels.pointee.pack_f32(source, range.count, threshold, out)
+                : kernels.pointee.pack_h16(source, range.count, threshold, out)
         case .int8:
             let out = output.assumingMemoryBound(to: Int8.self) + range.lowerBound
-            return kernels.pointee.int8_f32(source, range.count, threshold, out)
+            return wide ? kernels.pointee.int8_f32(source, range.count, threshold, out)
+                : kernels.pointee.int8_h16(source, range.count, threshold, out)
         }
     }
 
-    /// Float32 bit patterns of `range`: the input itself for F32, else widened exactly into `scratch`.
-    private static func float32Source(_ input: TensorInput, range: Range<Int>, scratch: UnsafeMutablePointer<UInt32>,
-                                      kernels: UnsafePointer<tq_kernel_table>) -> UnsafeRawPointer {
-        guard let base = input.bytes.baseAddress else { return UnsafeRawPointer(scratch) }
-        switch input.elementType {
-        case .float32:
-            return base + range.lowerBound * 4
-        case .bfloat16:
-            kernels.pointee.widen_bf16(base + range.lowerBound * 2, range.count, scratch)
-            return UnsafeRawPointer(scratch)
-        case .float16:
-            kernels.pointee.widen_f16(base + range.lowerBound * 2, range.count, scratch)
-            return UnsafeRawPointer(scratch)
-        }
+    /// Writes the GGUF blocks (`TernaryBlocks.blockSize` elements each) of the elements in `range` (whose
+    /// bounds are multiples of the block size) into `output` (the whole tensor's blocks) and returns the
+    /// number of non-zero trits.
+    static func quantizeBlocks(_ input: TensorInput, range: Range<Int>, threshold: UInt32, type: Int32, d: UInt16,
+                               output: UnsafeMutableRawPointer, kernels: UnsafePointer<tq_kernel_table>) -> Int {
+        guard let base = input.bytes.baseAddress else { return 0 }
+        let width = input.elementType.byteWidth
+        let source = base + range.lowerBound * width
+        let blockSize = Int(TQ_BLOCK_ELEMENTS)
+        let out = output.assumingMemoryBound(to: UInt8.self) + (range.lowerBound / blockSize) * tq_block_bytes(type)
+        return tq_quantize_blocks(kernels, source, range.count / blockSize, Int32(width), threshold, type, d, out)
     }
 }

@@ -18,14 +18,16 @@ public struct SafetensorsSource: CheckpointSource {
         var files = checkpoint.files.map(\.storage.path)
         let path = checkpoint.path
         var isDirectory: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-        let directory = exists && isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
-        if exists && isDirectory.boolValue {
-            files.append((path as NSString).appendingPathComponent("model.safetensors.index.json"))
-        } else if path.hasSuffix(".index.json") {
-            files.append(path)
+        // An in-memory checkpoint (demo model, tests) names no file and reads no index or config.json.
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
+            if isDirectory.boolValue {
+                files.append((path as NSString).appendingPathComponent("model.safetensors.index.json"))
+            } else if path.hasSuffix(".index.json") {
+                files.append(path)
+            }
+            files.append(directory.isEmpty ? "config.json" : (directory as NSString).appendingPathComponent("config.json"))
         }
-        files.append(directory.isEmpty ? "config.json" : (directory as NSString).appendingPathComponent("config.json"))
         self.inputFiles = files.filter { FileManager.default.fileExists(atPath: $0) }
     }
 

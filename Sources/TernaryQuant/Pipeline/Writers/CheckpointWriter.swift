@@ -64,11 +64,16 @@ protocol CheckpointWriter: AnyObject {
     static var headerNeedsFacts: Bool { get }
     /// Checks the options against the source (e.g. `--dequantize` needs the input's own format).
     static func validate(_ source: any CheckpointSource, options: QuantizationOptions) throws
+    /// Bytes the writer allocates for a quantized tensor of `elements` elements beyond its packed trits.
+    static func extraWorkingBytes(elements: Int, options: QuantizationOptions) -> Int
 
     /// Begins the output: validates the plan and writes the header to `sink`.
     init(sink: any ByteSink, source: any CheckpointSource, plans: [TensorPlan], options: QuantizationOptions) throws
     /// Report notes about the format.
     var notes: [String] { get }
+    /// The report's `gguf_type` and `csr_threshold` (nil when they do not apply).
+    var reportedGGUFType: GGUFTernaryType? { get }
+    var reportedCSRThreshold: Double? { get }
     /// Appends a quantized tensor (plans in order, skipped ones omitted).
     func appendQuantized(_ plan: TensorPlan, _ data: inout QuantizedData) throws -> QuantizedAppend
     /// Appends a kept tensor; returns the data bytes written.
@@ -79,6 +84,9 @@ protocol CheckpointWriter: AnyObject {
 
 extension CheckpointWriter {
     static var headerNeedsFacts: Bool { false }
+    static func extraWorkingBytes(elements: Int, options: QuantizationOptions) -> Int { 0 }
+    var reportedGGUFType: GGUFTernaryType? { nil }
+    var reportedCSRThreshold: Double? { nil }
 }
 
 /// The one place that maps an output format to its writer.

@@ -3,19 +3,22 @@ import Foundation
 /// GGUF v3 output.
 ///
 /// GGUF input: every key/value is carried over with its key, type and value in file order, except the
-/// `split.*` keys (the output is one file); `general.file_type` (37 TQ2_0 / 36 TQ1_0) and
+/// `split.*` keys (the output is one file), the `ternq.*` keys of an earlier run (replaced by this run's)
+/// and a non-default `general.alignment` (written as 32, the output's layout); `general.file_type` (37 TQ2_0 / 36 TQ1_0) and
 /// `general.quantization_version` (2) are set in place or appended; `ternq.*` provenance is appended.
 /// safetensors input: `general.architecture` (config.json), `general.name`, `general.alignment`, then the
 /// same quantization keys. Tensors keep their order, names and dimensions.
 final class GGUFCheckpointWriter: CheckpointWriter {
     private let sink: any ByteSink
     private let infos: [String: GGUFTensorInfo]
-    private let alignment: Int
     private let dequantize: Bool
     private let blockType: GGMLType
+    private let ggufType: GGUFTernaryType
     let notes: [String]
 
     static var headerNeedsFacts: Bool { true }
+
+    var reportedGGUFType: GGUFTernaryType? { dequantize ? nil : ggufType }
 
     /// `general.file_type` values of llama.cpp's `LLAMA_FTYPE_MOSTLY_TQ1_0` / `_TQ2_0`.
     static func fileType(_ type: GGUFTernaryType) -> UInt32 { type == .tq2_0 ? 37 : 36 }
@@ -77,14 +80,20 @@ final class GGUFCheckpointWriter: CheckpointWriter {
         self.sink = sink
         self.dequantize = options.dequantize
         self.blockType = options.ggufType.ggmlType
+        self.ggufType = options.ggufType
         let quantizes = !options.dequantize && plans.contains { $0.action == .quantized }
         var metadata: [(String, GGUFValue)] = []
-        var alignment = GGUFFormat.alignment
         var notes: [String] = []
         if source.format == .gguf {
-            for (key, value) in source.ggufMetadata where !key.hasPrefix("split.") {
+            // split.* keys go (one output file); ternq.* provenance of an earlier run is replaced by this run's.
+            for (key, value) in source.ggufMetadata where !key.hasPrefix("split.") && !key.hasPrefix("ternq.") {
+                if key == "general.alignment", value != .uint32(UInt32(GGUFFormat.alignment)) {
+                    // The output is laid out with the default alignment, whatever the input's.
+                    metadata.append((key, .uint32(UInt32(GGUFFormat.alignment))))
+                    notes.append("general.alignment \(value.summary) of the input is written as \(GGUFFormat.alignment) (the output's layout)")
+                    continue
+                }
                 metadata.append((key, value))
-                if key == "general.alignment", case .uint32(let a) = value, a > 0, a & (a - 1) == 0 { alignment = Int(a) }
             }
         } else {
             let info = source.modelInfo
@@ -109,62 +118,25 @@ final class GGUFCheckpointWriter: CheckpointWriter {
             notes.append("dequantized: selected tensors hold s·t in their own type (s = α, or the common magnitude of an already-ternary tensor, rounded to the type)")
         }
         self.notes = notes
-        self.alignment = alignment
         var tensors: [(name: String, dimensions: [Int], type: GGMLType, byteCount: Int)] = []
         for p in plans where p.action != .skipped {
             guard let type = p.ggmlType else { continue }
             let dims = p.tensor.ggmlDimensions
-            guard let size = type.byteCount(ne0: dims[0], count: p.tensor.elementCount) else {
+            guard let size = type.byteCount(ne0: dims.first ?? 1, count: p.tensor.elementCount) else {
                 throw FormatError.invalidTensor(file: source.path, tensor: p.tensor.name, reason: "dimensions \(dims) do not fit ggml type \(type)")
             }
             tensors.append((p.tensor.name, dims, type, size))
         }
-        let (header, infos) = try Self.header(metadata: metadata, tensors: tensors, alignment: alignment, file: source.path)
+        let (header, infos) = GGUFFormat.header(metadata: metadata, tensors: tensors)
         var byName: [String: GGUFTensorInfo] = [:]
         for info in infos { byName[info.name] = info }
         self.infos = byName
         try sink.write(bytes: header)
     }
 
-    /// The header bytes (magic through the padding before the data section) with `alignment`; offsets are
-    /// the running sum of the sizes, each padded to the alignment. Throws when a size overflows.
-    static func header(metadata: [(String, GGUFValue)], tensors: [(name: String, dimensions: [Int], type: GGMLType, byteCount: Int)],
-                       alignment: Int, file: String) throws -> ([UInt8], [GGUFTensorInfo]) {
-        var b = ByteBuilder()
-        b.append(Array("GGUF".utf8))
-        b.append(UInt32(3))
-        b.append(UInt64(tensors.count))
-        b.append(UInt64(metadata.count))
-        for (key, value) in metadata {
-            b.appendString(key)
-            value.encode(into: &b, withType: true)
-        }
-        var offset = 0
-        var infos: [GGUFTensorInfo] = []
-        for t in tensors {
-            b.appendString(t.name)
-            b.append(UInt32(t.dimensions.count))
-            for d in t.dimensions { b.append(UInt64(d)) }
-            b.append(t.type.rawValue)
-            b.append(UInt64(offset))
-            infos.append(GGUFTensorInfo(name: t.name, dimensions: t.dimensions, type: t.type, offset: offset, byteCount: t.byteCount))
-            guard let padded = padded(t.byteCount, alignment), let next = Checked.add(offset, padded) else {
-                throw FormatError.invalidTensor(file: file, tensor: t.name, reason: "output offsets overflow")
-            }
-            offset = next
-        }
-        b.append([UInt8](repeating: 0, count: (padded(b.bytes.count, alignment) ?? b.bytes.count) - b.bytes.count))
-        return (b.bytes, infos)
-    }
-
-    static func padded(_ n: Int, _ alignment: Int) -> Int? {
-        guard let sum = Checked.add(n, alignment - 1) else { return nil }
-        return sum / alignment * alignment
-    }
-
     private func pad(_ plan: TensorPlan) throws -> Int {
         guard let info = infos[plan.tensor.name] else { return 0 }
-        try sink.write(zeros: (Self.padded(info.byteCount, alignment) ?? info.byteCount) - info.byteCount)
+        try sink.write(zeros: (GGUFFormat.checkedPadded(info.byteCount, GGUFFormat.alignment) ?? info.byteCount) - info.byteCount)
         return info.byteCount
     }
 

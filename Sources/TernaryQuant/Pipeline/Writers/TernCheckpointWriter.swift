@@ -13,6 +13,14 @@ final class TernCheckpointWriter: CheckpointWriter {
         return TensorPlan(tensor: tensor, action: .skipped, reason: "\(decision.reason); .tern holds quantized layers only", storage: "-")
     }
 
+    /// The CSR arrays: 5 bytes per non-zero at the threshold sparsity.
+    static func extraWorkingBytes(elements: Int, options: QuantizationOptions) -> Int {
+        let csr = Double(elements) * Swift.max(0, 1 - options.csrThreshold) * 5
+        return csr >= Double(Int.max / 2) ? Int.max / 2 : Int(csr)
+    }
+
+    var reportedCSRThreshold: Double? { csrThreshold }
+
     static func validate(_ source: any CheckpointSource, options: QuantizationOptions) throws {
         if options.dequantize {
             throw FormatError.unsupported(file: source.path, reason: "--dequantize writes the input's own format (safetensors or GGUF), not .tern")

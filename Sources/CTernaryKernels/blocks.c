@@ -1,0 +1,124 @@
+#include "ternary_kernels.h"
+
+#include <string.h>
+
+/* GGUF ternary blocks (ggml TQ1_0 / TQ2_0) from int8 trits, with 64-bit SWAR on eight bytes at a time.
+ * The layouts (docs/FORMATS.md, ggml's block_tq1_0 / block_tq2_0):
+ *   TQ2_0 (66 bytes): element k at byte 32·(k/128) + k%32, bits 2·((k%128)/32), code t + 1; then f16 d.
+ *   TQ1_0 (54 bytes): five codes t + 1 per byte in base 3, most significant first, q stored as
+ *   ceil(q·256/243): qs[m] = elements m + 32n (m < 32), qs[32 + m] = 160 + m + 16n (m < 16),
+ *   qh[j] = 240 + j + 4n (four codes, then × 3); then f16 d. */
+
+#define TQ_LOW2 0x0303030303030303ull
+#define TQ_ONES 0x0101010101010101ull
+
+size_t tq_block_bytes(int ggml_type) {
+    if (ggml_type == TQ_GGML_TYPE_TQ2_0) return 66;
+    if (ggml_type == TQ_GGML_TYPE_TQ1_0) return 54;
+    return 0;
+}
+
+/* Eight codes t + 1 ∈ {0, 1, 2} from eight int8 trits: -1 → 3 → 0, 0 → 1, +1 → 2 (no carry leaves a byte). */
+static inline uint64_t codes8(const int8_t *trits) {
+    uint64_t v;
+    memcpy(&v, trits, 8);
+    return ((v & TQ_LOW2) + TQ_ONES) & TQ_LOW2;
+}
+
+/* q ∈ [0, 242] per byte → ceil(q·256/243) per byte. */
+static inline void store_base3(uint64_t q, unsigned char *out, int n) {
+    for (int k = 0; k < n; k++) {
+        uint32_t v = (uint32_t)(q >> (8 * k)) & 0xFFu;
+        out[k] = (unsigned char)((v * 256u + 242u) / 243u);
+    }
+}
+
+/* Base-3 digits of `count` code vectors (byte-wise q = 3q + c; q stays below 243, so no byte overflows). */
+static inline uint64_t base3(const int8_t *trits, size_t stride, int count) {
+    uint64_t q = 0;
+    for (int n = 0; n < count; n++) q = q + (q << 1) + codes8(trits + stride * (size_t)n);
+    return q;
+}
+
+static void encode_block_tq2_0(const int8_t *t, uint16_t d, unsigned char *out) {
+    for (int h = 0; h < 2; h++) {
+        for (int j = 0; j < 32; j += 8) {
+            const int8_t *base = t + 128 * h + j;
+            uint64_t b = codes8(base) | codes8(base + 32) << 2 | codes8(base + 64) << 4 | codes8(base + 96) << 6;
+            memcpy(out + 32 * h + j, &b, 8);
+        }
+    }
+    out[64] = (unsigned char)(d & 0xFFu);
+    out[65] = (unsigned char)(d >> 8);
+}
+
+static void encode_block_tq1_0(const int8_t *t, uint16_t d, unsigned char *out) {
+    for (int m = 0; m < 32; m += 8) store_base3(base3(t + m, 32, 5), out + m, 8);
+    for (int m = 0; m < 16; m += 8) store_base3(base3(t + 160 + m, 16, 5), out + 32 + m, 8);
+    /* qh: codes 240 + j + 4n for j < 4: four bytes of each of the four code vectors at 240 + 4n. */
+    uint64_t q = 0;
+    for (int n = 0; n < 4; n++) {
+        uint32_t w;
+        memcpy(&w, t + 240 + 4 * n, 4);
+        uint64_t c = (((uint64_t)w & TQ_LOW2) + TQ_ONES) & TQ_LOW2 & 0xFFFFFFFFull;
+        q = q + (q << 1) + c;
+    }
+    store_base3(q + (q << 1), out + 48, 4);
+    out[52] = (unsigned char)(d & 0xFFu);
+    out[53] = (unsigned char)(d >> 8);
+}
+
+static void encode_blocks_int8(int ggml_type, const int8_t *trits, size_t block_count, uint16_t d, unsigned char *out) {
+    size_t bytes = tq_block_bytes(ggml_type);
+    for (size_t b = 0; b < block_count; b++) {
+        if (ggml_type == TQ_GGML_TYPE_TQ2_0) {
+            encode_block_tq2_0(trits + TQ_BLOCK_ELEMENTS * b, d, out + bytes * b);
+        } else {
+            encode_block_tq1_0(trits + TQ_BLOCK_ELEMENTS * b, d, out + bytes * b);
+        }
+    }
+}
+
+/* Four int8 trits from one packed byte: fields 00 → 0, 01 → +1, 10 → -1, 11 → 0. */
+static inline uint32_t unpack_byte(uint32_t byte) {
+    uint32_t x = (byte & 3u) | ((byte >> 2) & 3u) << 8 | ((byte >> 4) & 3u) << 16 | ((byte >> 6) & 3u) << 24;
+    uint32_t low = x & 0x01010101u, high = (x >> 1) & 0x01010101u;
+    uint32_t positive = low & ~high, negative = high & ~low;
+    return positive | negative * 0xFFu;
+}
+
+void tq_encode_blocks_packed(int ggml_type, const uint8_t *packed, size_t block_count, uint16_t d, uint8_t *output) {
+    if (tq_block_bytes(ggml_type) == 0) return;
+    int8_t trits[TQ_BLOCK_ELEMENTS];
+    for (size_t b = 0; b < block_count; b++) {
+        const uint8_t *source = packed + (TQ_BLOCK_ELEMENTS / 4) * b;
+        for (int j = 0; j < TQ_BLOCK_ELEMENTS / 4; j++) {
+            uint32_t four = unpack_byte(source[j]);
+            memcpy(trits + 4 * j, &four, 4);
+        }
+        encode_blocks_int8(ggml_type, trits, 1, d, output + tq_block_bytes(ggml_type) * b);
+    }
+}
+
+/* Blocks per int8 pass: 16 blocks (4 KiB of trits, in L1) amortize the call into the trit loop. */
+#define TQ_BLOCKS_PER_PASS 16
+
+size_t tq_quantize_blocks(const tq_kernel_table *kernels, const void *source, size_t block_count, int element_width,
+                          uint32_t threshold, int ggml_type, uint16_t d, uint8_t *output) {
+    size_t bytes = tq_block_bytes(ggml_type);
+    if (bytes == 0 || (element_width != 2 && element_width != 4)) return 0;
+    int8_t trits[TQ_BLOCKS_PER_PASS * TQ_BLOCK_ELEMENTS];
+    const unsigned char *p = (const unsigned char *)source;
+    size_t nonzero = 0;
+    for (size_t b = 0; b < block_count; b += TQ_BLOCKS_PER_PASS) {
+        size_t n = block_count - b < TQ_BLOCKS_PER_PASS ? block_count - b : TQ_BLOCKS_PER_PASS;
+        const void *at = p + (size_t)element_width * TQ_BLOCK_ELEMENTS * b;
+        if (element_width == 4) {
+            nonzero += kernels->int8_f32(at, n * TQ_BLOCK_ELEMENTS, threshold, trits);
+        } else {
+            nonzero += kernels->int8_h16(at, n * TQ_BLOCK_ELEMENTS, threshold, trits);
+        }
+        encode_blocks_int8(ggml_type, trits, n, d, output + bytes * b);
+    }
+    return nonzero;
+}
