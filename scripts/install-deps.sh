@@ -5,6 +5,8 @@
 set -euo pipefail
 
 packages=(ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo python3 python3-venv python3-pip)
+# llama.cpp's tools for the interop tests (scripts/build-llama-cpp.sh): CMake, Ninja and a C++ compiler.
+packages+=(cmake ninja-build g++)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -13,3 +13,6 @@ swift test -c release -Xswiftc -enable-testing --skip-build
 if [ -f Tests/interop/run.sh ]; then
     bash Tests/interop/run.sh
 fi
+# llama.cpp runs what ternq writes (issue 7): builds llama.cpp's tools once (cached in ~/.cache/ternq,
+# about 4 minutes on 2 cores), then quantizes a generated llama model and runs it (Tests/llama).
+bash Tests/llama/run.sh "$PWD/.build/release/ternq"

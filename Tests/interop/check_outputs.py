@@ -92,11 +92,24 @@ def check_gguf(path, report_path, source):
         shape = tuple(l["shape"])
         deq = dequantize(t.data, t.tensor_type).reshape(shape)
         if l["action"] == "quantized":
-            if t.tensor_type.name.lower() != report["gguf_type"]:
-                fail(f"{path}: {name} has type {t.tensor_type.name}, report says {report['gguf_type']}")
+            # TQ blocks need rows of 256 and a normal f16(alpha); otherwise the ternary network is stored
+            # as F16 holding f16(alpha)*t (rows not a multiple of 256) or F32 holding alpha*t (f16(alpha)
+            # zero, infinite or subnormal), and the layer's storage says which.
+            storage = l.get("storage", report["gguf_type"])
             alpha = np.frombuffer(bytes.fromhex(l["scale_bits"])[::-1], dtype=np.float32)[0]
+            h = np.float16(alpha)
+            f16_ok = bool(np.isfinite(h)) and abs(float(h)) >= 2.0**-14
+            if not f16_ok:
+                want = "f32"
+            elif shape and shape[-1] % 256 == 0:
+                want = report["gguf_type"]
+            else:
+                want = "f16"
+            if storage != want or t.tensor_type.name.lower() != want:
+                fail(f"{path}: {name} (shape {shape}, alpha {alpha!r}) is {t.tensor_type.name}, report says "
+                     f"{storage}; expected {want}")
             check_alpha(name, w, alpha)
-            d = np.float32(np.float16(alpha))
+            d = np.float32(h) if want != "f32" else np.float32(alpha)
             expected = (d * trits(w, alpha).astype(np.float32)).reshape(shape)
             if not np.array_equal(deq.astype(np.float32), expected):
                 bad = np.argwhere(deq.astype(np.float32) != expected)[0]
