@@ -288,6 +288,7 @@ public final class CheckpointQuantizer: Sendable {
                 if error is FormatError { throw error }
                 throw JobError(file: checkpoint.path == t.file.storage.path ? checkpoint.path : t.file.storage.path, underlying: error)
             }
+            try t.file.storage.checkIntact()  // hardening (issue 8.4): the shard shrank or changed while read → error, no output
             t.file.storage.releasePages(t.bytes)
             bytesDone += i.dataOffsets.count
             layers.append(row)
