@@ -346,9 +346,15 @@ public struct SafetensorsCheckpoint: Sendable {
         // Mapped, not read with FileManager: a FIFO or device named like the index is refused, not read
         // forever.
         let data = try ByteStorage(mapping: indexPath)
+        return try parseIndex(data.bytes, indexPath: indexPath, directory: directory)
+    }
+
+    /// Parses index JSON bytes: the shard paths (sorted, joined to `directory`) and the weight_map pairs.
+    /// Throws `FormatError` naming `indexPath` (also the fuzzing entry point).
+    static func parseIndex(_ bytes: UnsafeRawBufferPointer, indexPath: String, directory: String) throws -> ([String], [(String, String)]) {
         let json: JSONValue
         do throws(JSONParseError) {
-            json = try StrictJSONParser.parse(data.bytes)
+            json = try StrictJSONParser.parse(bytes)
         } catch {
             throw FormatError.malformed(file: indexPath, offset: error.offset, reason: error.reason)
         }
