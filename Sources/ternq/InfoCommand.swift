@@ -22,13 +22,16 @@ struct InfoCommand: ParsableCommand {
         try reportingErrors {
             let storage = try ByteStorage(mapping: file)
             let bytes = storage.bytes
+            let text: String
             if bytes.count >= 4 && Array(bytes[0..<4]) == Array("GGUF".utf8) {
-                print(DisplayText.escapedLines(try InfoPrinter.gguf(storage)))
+                text = try InfoPrinter.gguf(storage)
             } else if file.lowercased().hasSuffix(".tern") {
-                print(DisplayText.escapedLines(try InfoPrinter.tern(storage)))
+                text = try InfoPrinter.tern(storage)
             } else {
-                print(DisplayText.escapedLines(try InfoPrinter.safetensors(storage, limit: limit)))
+                text = try InfoPrinter.safetensors(storage, limit: limit)
             }
+            try storage.checkIntact()  // the file shrank or changed while read: what was validated is not the file
+            print(DisplayText.escapedLines(text))
         }
     }
 }

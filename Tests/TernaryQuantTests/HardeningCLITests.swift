@@ -79,12 +79,12 @@ struct HardeningCLITests {
 
     @Test(arguments: [
         (["bench", "--threads", "0"], "--threads"),
-        (["bench", "--threads", "-3"], "--threads"),
+        (["bench", "--threads=-3"], "--threads"),
         (["bench", "--elements", "9223372036854775807"], "--elements"),
         (["bench", "--elements", "4611686018427387904"], "--elements"),
         (["bench", "--elements", "0"], "--elements"),
         (["devices", "--check", "cpu", "--check-elements", "9223372036854775807"], "--check-elements"),
-        (["info", "--limit", "-1", "x.safetensors"], "--limit"),
+        (["info", "--limit=-1", "x.safetensors"], "--limit"),
     ])
     func absurdOptionsAreUsageErrors(arguments: [String], option: String) throws {
         let dir = try makeTemporaryDirectory()
