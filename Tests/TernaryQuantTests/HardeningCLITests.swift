@@ -74,8 +74,25 @@ struct HardeningCLITests {
         return child
     }
 
-    /// A checkpoint large enough that a debug `ternq` is still writing when stopped (4 × 2 MiB F32).
-    func bigInput(_ dir: String) throws -> String { try writeCheckpoint(in: dir, name: "big.safetensors", count: 4, rows: 2048) }
+    /// A checkpoint large enough that `ternq` is still writing when stopped: one 2 MiB F32 tensor of
+    /// data, then three all-zero tensors held as a hole of a sparse file (cheap to create), 2 MiB each for
+    /// a debug build and 64 MiB each for a release build (20–50× faster).
+    func bigInput(_ dir: String) throws -> String {
+        #if DEBUG
+        let zeroRows = 2048
+        #else
+        let zeroRows = 65536
+        #endif
+        var entries = [SafetensorsWriter.Entry(name: "blk.0.weight", dtype: .f32, shape: [2048, 256])]
+        for i in 1...3 { entries.append(.init(name: "blk.\(i).weight", dtype: .f32, shape: [zeroRows, 256])) }
+        let header = try SafetensorsWriter.header(entries: entries, metadata: [:])
+        var values = [Float](repeating: 0, count: 2048 * 256)
+        for i in 0..<values.count { values[i] = Float(i % 29 - 14) * 0.125 + 0.0625 }
+        let path = dir + "/big.safetensors"
+        try Data(header + SafetensorsBytes.floats(values)).write(to: URL(fileURLWithPath: path))
+        #expect(truncate(path, off_t(header.count + 4 * 256 * (2048 + 3 * zeroRows))) == 0)
+        return path
+    }
 
     @Test(arguments: [
         (["bench", "--threads", "0"], "--threads"),
