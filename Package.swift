@@ -30,6 +30,11 @@ let package = Package(
             name: "CTernaryKernels",
             path: "Sources/CTernaryKernels"
         ),
+        // SIGBUS guard for read-only file mappings and a no-replace rename (hardening; tiny C).
+        .target(
+            name: "CFileGuard",
+            path: "Sources/CFileGuard"
+        ),
         // Thin, safe Swift wrapper over the OpenCL C API.
         .target(
             name: "SwiftOpenCL",
@@ -41,6 +46,7 @@ let package = Package(
             dependencies: [
                 "SwiftOpenCL",
                 "CTernaryKernels",
+                "CFileGuard",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [

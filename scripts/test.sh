@@ -10,6 +10,8 @@ export POCL_CACHE_DIR="${POCL_CACHE_DIR:-$PWD/.build/pocl-cache}"
 mkdir -p "$POCL_CACHE_DIR"
 swift build -c release -Xswiftc -enable-testing --build-tests
 swift test -c release -Xswiftc -enable-testing --skip-build
+# Coverage-guided fuzzing of every parser (libFuzzer; 2,000 inputs each here, FUZZ_RUNS=100000 by hand).
+bash scripts/fuzz.sh
 if [ -f Tests/interop/run.sh ]; then
     bash Tests/interop/run.sh
 fi

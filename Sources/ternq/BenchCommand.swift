@@ -35,7 +35,12 @@ struct BenchCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard elements > 0 else { throw ValidationError("--elements must be positive") }
+        // Input (≤ 4 bytes/element) + int8 output + roofline buffers of the same size: 4 copies of 4 bytes.
+        try validateElementCount(elements, bytesPerElement: 4, copies: 4, option: "--elements")
+        if let threads {
+            guard threads > 0 else { throw ValidationError("--threads must be positive (got \(threads))") }
+            guard threads <= 4096 else { throw ValidationError("--threads must be at most 4096 (got \(threads))") }
+        }
         guard runs >= 5 else { throw ValidationError("--runs must be at least 5") }
         guard ElementType(rawValue: dtype.uppercased()) != nil else { throw ValidationError("--dtype must be F32, F16 or BF16") }
         guard let benchLayout = BenchLayout(rawValue: layout) else {

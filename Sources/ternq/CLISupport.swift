@@ -77,7 +77,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let error as ValidationError {
         throw error
     } catch {
-        let text = String(describing: error).replacingOccurrences(of: "\n", with: " ")
+        let text = DisplayText.escaped(String(describing: error).replacingOccurrences(of: "\n", with: " "))
         printError("ternq: error: \(text)")
         throw ExitCode.failure
     }
@@ -85,8 +85,24 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 /// Opens `path` as a safetensors checkpoint, or the built-in demo model when `path` is nil.
 func openCheckpoint(_ path: String?) throws -> SafetensorsCheckpoint {
-    if let path { return try SafetensorsCheckpoint(path: path) }
-    return try DemoModel.checkpoint()
+    guard let path else { return try DemoModel.checkpoint() }
+    let checkpoint = try SafetensorsCheckpoint(path: path)
+    for warning in checkpoint.warnings { printError("ternq: warning: \(DisplayText.escaped(warning))") }
+    return checkpoint
+}
+
+/// Throws a usage error (exit status 64) unless `elements` elements of `bytesPerElement` bytes, held
+/// `copies` times, are positive and fit in this machine's physical memory (checked arithmetic: a count
+/// near Int.max is refused, never trapped on).
+func validateElementCount(_ elements: Int, bytesPerElement: Int, copies: Int, option: String) throws {
+    guard elements > 0 else { throw ValidationError("\(option) must be positive") }
+    let memory = ProcessInfo.processInfo.physicalMemory
+    let (perCopy, o1) = elements.multipliedReportingOverflow(by: bytesPerElement)
+    let (total, o2) = perCopy.multipliedReportingOverflow(by: copies)
+    guard !o1, !o2, UInt64(total) <= memory else {
+        let need = o1 || o2 ? "more than \(Int.max) bytes" : "about \(Human.bytes(total))"
+        throw ValidationError("\(option) \(elements) needs \(need) of buffers, more than this machine's \(Human.bytes(Int(clamping: memory))) of memory")
+    }
 }
 
 /// Human formatting helpers.
@@ -107,7 +123,9 @@ enum Human {
     }
 
     /// Left-aligned columns separated by two spaces.
+    /// Cells are escaped (`DisplayText.escaped`): names from files cannot break the table or the terminal.
     static func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> String {
+        let rows = rows.map { $0.map(DisplayText.escaped) }
         var widths = header.map(\.count)
         for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
         func line(_ cells: [String]) -> String {

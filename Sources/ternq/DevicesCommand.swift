@@ -25,6 +25,7 @@ struct DevicesCommand: ParsableCommand {
 
     func validate() throws {
         guard checkElements >= 0 else { throw ValidationError("--check-elements must not be negative") }
+        if checkElements > 0 { try validateElementCount(checkElements, bytesPerElement: 4, copies: 4, option: "--check-elements") }
     }
 
     func run() throws {

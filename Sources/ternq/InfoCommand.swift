@@ -14,17 +14,24 @@ struct InfoCommand: ParsableCommand {
     @Option(help: "Show at most this many tensors (0 = all).")
     var limit: Int = 0
 
+    func validate() throws {
+        guard limit >= 0 else { throw ValidationError("--limit must not be negative (0 shows all tensors)") }
+    }
+
     func run() throws {
         try reportingErrors {
             let storage = try ByteStorage(mapping: file)
             let bytes = storage.bytes
+            let text: String
             if bytes.count >= 4 && Array(bytes[0..<4]) == Array("GGUF".utf8) {
-                print(try InfoPrinter.gguf(path: file, limit: limit))
+                text = try InfoPrinter.gguf(path: file, limit: limit)
             } else if file.lowercased().hasSuffix(".tern") {
-                print(try InfoPrinter.tern(storage))
+                text = try InfoPrinter.tern(storage)
             } else {
-                print(try InfoPrinter.safetensors(storage, limit: limit))
+                text = try InfoPrinter.safetensors(storage, limit: limit)
             }
+            try storage.checkIntact()  // the file shrank or changed while read: what was validated is not the file
+            print(DisplayText.escapedLines(text))
         }
     }
 }
@@ -33,8 +40,8 @@ enum InfoPrinter {
     static func tern(_ storage: ByteStorage) throws -> String {
         let m = try TernFormat.decode(storage.bytes, file: storage.path)
         var out = "format       .tern (bincode, format_version \(m.formatVersion))\n"
-        out += "source       \(m.sourceModel)\n"
-        out += "model        \(m.architecture), vocab \(m.vocabSize), hidden \(m.hiddenSize), \(m.numLayers) layers\n"
+        out += "source       \(DisplayText.escaped(m.sourceModel))\n"
+        out += "model        \(DisplayText.escaped(m.architecture)), vocab \(m.vocabSize), hidden \(m.hiddenSize), \(m.numLayers) layers\n"
         out += "file size    \(Human.bytes(storage.bytes.count))\n"
         var params = 0
         let rows: [[String]] = m.layers.map { l in
@@ -96,7 +103,8 @@ enum InfoPrinter {
             out += "metadata\n"
             for k in f.metadata.keys.sorted() {
                 let v = f.metadata[k] ?? ""
-                out += "  \(k) = \(v.count > 120 ? String(v.prefix(117)) + "..." : v)\n"
+                let shown = DisplayText.escaped(v.count > 120 ? String(v.prefix(117)) + "..." : v)
+                out += "  \(DisplayText.escaped(k)) = \(shown)\n"
             }
         }
         let params = f.tensors.reduce(0) { $0 + $1.elementCount }

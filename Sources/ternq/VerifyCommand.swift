@@ -27,6 +27,8 @@ struct VerifyCommand: ParsableCommand {
             let checkpoint = try openCheckpoint(input)
             let backends = availableBackends()
             let result = try BackendComparison.run(checkpoint, selection: TensorSelection(include: include, exclude: exclude), backends: backends)
+            // A shard that shrank or changed while compared gave zeros/new bytes: the result means nothing.
+            for file in checkpoint.files { try file.storage.checkIntact() }
             if !quiet {
                 print("backends     \(backends.map { "\($0.label) (\($0.backend.deviceDescription))" }.joined(separator: ", "))")
                 print("compared     \(result.tensorsCompared) tensors, \(result.elementsCompared) elements per backend")

@@ -164,9 +164,11 @@ struct FormatsAtomicFileTests {
         #expect(FileManager.default.contents(atPath: path) == Data([1, 2, 3]))
         #expect(throws: FormatError.self) { try AtomicFile(path: path) }
 
-        let g = try AtomicFile(path: path, overwrite: true, failAfterBytes: 4)
-        try g.write([9, 9])
-        #expect(throws: FormatError.self) { try g.write([9, 9, 9]) }
+        // A write failure (injected by the test-only FailingSink around the file) then abort: nothing new.
+        let g = try AtomicFile(path: path, overwrite: true)
+        let failing = FailingSink(g, failAfterBytes: 4)
+        try failing.write(bytes: [9, 9])
+        #expect(throws: FormatError.self) { try failing.write(bytes: [9, 9, 9]) }
         g.abort()
         #expect(FileManager.default.contents(atPath: path) == Data([1, 2, 3]))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["out.bin"])

@@ -4,43 +4,44 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import CFileGuard
 
 /// An output file written atomically: bytes go to a hidden temporary file in the destination directory,
-/// which is fsynced and renamed over the destination only by `commit()`. Until then the destination is
-/// untouched; `abort()` (or deinit without commit) removes the temporary file, so no partial output remains.
+/// which is fsynced and published at `path` only by `commit()`. Until then the destination is untouched;
+/// `abort()` (or deinit without commit) removes the temporary file, so no partial output remains.
+///
+/// Without `overwrite` the output is published without replacing anything (`renameat2(RENAME_NOREPLACE)`,
+/// else `link(2)`): when another process created `path` meanwhile, `commit()` throws and that file stays.
+/// The temporary file is named `.<name>.tmp-<pid>-<random>`; creating an `AtomicFile` removes such files
+/// in the same directory whose process no longer exists (left behind by a SIGKILL).
 ///
 /// Writes are buffered (1 MiB). Not thread-safe: one writer at a time.
 public final class AtomicFile {
     /// Destination path.
     public let path: String
-    /// Temporary path (in the destination's directory, so `rename` is atomic).
+    /// Temporary path (in the destination's directory, so the final rename is atomic).
     public let temporaryPath: String
     /// Bytes written so far.
     public private(set) var bytesWritten: Int = 0
+    /// Whether `commit()` may replace an existing `path`.
+    public let overwrite: Bool
     private var fd: Int32
     private var buffer: [UInt8] = []
     private let bufferLimit = 1 << 20
     private var finished = false
-    private let failAfterBytes: Int?
 
-    /// Environment variable read as a test hook: when set to N, writing fails once N bytes have been
-    /// written (simulating a full disk mid-write).
-    public static let failureHookVariable = "TERNQ_TEST_FAIL_AFTER_BYTES"
-    /// Environment variable read as a test hook: when set to N, the writer stops (sleeps) once N bytes have
-    /// been written, so a test can interrupt the process mid-write.
-    public static let stallHookVariable = "TERNQ_TEST_STALL_AFTER_BYTES"
-    private let stallAfterBytes: Int? = ProcessInfo.processInfo.environment[AtomicFile.stallHookVariable].flatMap { Int($0) }
-
-    /// Creates the temporary file for `path`. Throws `FormatError.unsupported` when `path` exists and
-    /// `overwrite` is false, or `.io` when the directory is not writable. `failAfterBytes` (or the
-    /// `TERNQ_TEST_FAIL_AFTER_BYTES` environment variable) makes a write fail after that many bytes.
-    public init(path: String, overwrite: Bool = false, failAfterBytes: Int? = nil) throws {
+    /// Creates the temporary file for `path` (after removing stale temporaries of dead processes in its
+    /// directory). Throws `FormatError.unsupported` when `path` exists and `overwrite` is false, or `.io`
+    /// when the directory is not writable.
+    public init(path: String, overwrite: Bool = false) throws {
         self.path = path
+        self.overwrite = overwrite
         if !overwrite, FileManager.default.fileExists(atPath: path) {
             throw FormatError.unsupported(file: path, reason: "output already exists; pass --force to replace it")
         }
         let directory = (path as NSString).deletingLastPathComponent
         let base = (path as NSString).lastPathComponent
+        Self.removeStaleTemporaryFiles(inDirectory: directory)
         let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(base).tmp-\(getpid())-\(suffix)"
         self.temporaryPath = temporary
@@ -50,13 +51,6 @@ public final class AtomicFile {
         }
         self.fd = fd
         TemporaryFileRegistry.shared.insert(temporary)
-        if let failAfterBytes {
-            self.failAfterBytes = failAfterBytes
-        } else if let text = ProcessInfo.processInfo.environment[Self.failureHookVariable], let n = Int(text) {
-            self.failAfterBytes = n
-        } else {
-            self.failAfterBytes = nil
-        }
         buffer.reserveCapacity(bufferLimit)
     }
 
@@ -67,13 +61,6 @@ public final class AtomicFile {
     /// Appends bytes.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard !finished else { throw FormatError.io(file: path, reason: "write after commit/abort") }
-        if let limit = failAfterBytes, bytesWritten + bytes.count > limit {
-            throw FormatError.io(file: path, reason: "simulated write failure after \(limit) bytes (test hook)")
-        }
-        if let stall = stallAfterBytes, bytesWritten + bytes.count > stall {
-            try flush()
-            while true { sleep(1) }
-        }
         bytesWritten += bytes.count
         if buffer.count + bytes.count > bufferLimit { try flush() }
         if bytes.count >= bufferLimit {
@@ -107,13 +94,16 @@ public final class AtomicFile {
             let n = systemWrite(fd, base + done, bytes.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw FormatError.io(file: path, reason: "write failed after \(bytesWritten) bytes: \(String(cString: strerror(errno)))")
+                throw FormatError.io(file: path, reason: "write failed: \(String(cString: strerror(errno)))")
             }
             done += n
         }
     }
 
-    /// Flushes, fsyncs and renames the temporary file over `path` (then fsyncs the directory).
+    /// Flushes and fsyncs the temporary file, publishes it at `path` (replacing an existing file only
+    /// when `overwrite`), then fsyncs the directory. Throws `FormatError.unsupported` when `path` appeared
+    /// meanwhile and `overwrite` is false (that file is left untouched), `.io` on a system error; the
+    /// temporary file is removed in every failure case.
     public func commit() throws {
         guard !finished else { return }
         do {
@@ -128,16 +118,38 @@ public final class AtomicFile {
         close(fd)
         fd = -1
         defer { TemporaryFileRegistry.shared.remove(temporaryPath) }
-        guard rename(temporaryPath, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporaryPath)
-            finished = true
-            throw FormatError.io(file: path, reason: "cannot rename the temporary file into place: \(reason)")
-        }
         finished = true
+        if overwrite {
+            guard rename(temporaryPath, path) == 0 else {
+                let reason = String(cString: strerror(errno))
+                unlink(temporaryPath)
+                throw FormatError.io(file: path, reason: "cannot rename the temporary file into place: \(reason)")
+            }
+        } else {
+            try publishWithoutReplacing()
+        }
         let directory = (path as NSString).deletingLastPathComponent
-        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY)
+        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+
+    private func publishWithoutReplacing() throws {
+        let exists = FormatError.unsupported(file: path, reason: "output already exists (created while this run was writing; another run to the same output?); it was left untouched: pass --force to replace it")
+        if tfg_rename_noreplace(temporaryPath, path) == 0 { return }
+        let renameError = errno
+        if renameError == EEXIST {
+            unlink(temporaryPath)
+            throw exists
+        }
+        // The file system or kernel cannot rename without replacing: a hard link never replaces either.
+        if link(temporaryPath, path) == 0 {
+            unlink(temporaryPath)
+            return
+        }
+        let linkError = errno
+        unlink(temporaryPath)
+        if linkError == EEXIST { throw exists }
+        throw FormatError.io(file: path, reason: "cannot publish the output without replacing an existing file (rename: \(String(cString: strerror(renameError))); link: \(String(cString: strerror(linkError)))); pass --force to use a plain rename")
     }
 
     /// Discards everything written: closes and removes the temporary file. The destination is untouched.
@@ -153,6 +165,40 @@ public final class AtomicFile {
     /// signal handler (SIGINT/SIGTERM) before exiting, so an interrupted run leaves no partial output.
     public static func removeAllTemporaryFiles() {
         TemporaryFileRegistry.shared.removeAll()
+    }
+
+    /// The process id in an `AtomicFile` temporary file name (`.<name>.tmp-<pid>-<base36>`), or `nil`
+    /// when `name` is not one.
+    public static func temporaryFileOwner(_ name: String) -> pid_t? {
+        guard name.hasPrefix("."), let marker = name.range(of: ".tmp-", options: .backwards),
+              marker.lowerBound > name.index(after: name.startIndex) else { return nil }
+        let rest = name[marker.upperBound...]
+        let parts = rest.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[0].count <= 10, parts[0].allSatisfy({ $0 >= "0" && $0 <= "9" }),
+              !parts[1].isEmpty, parts[1].count <= 13,
+              parts[1].allSatisfy({ ($0 >= "0" && $0 <= "9") || ($0 >= "a" && $0 <= "z") }),
+              let pid = Int32(parts[0]), pid > 0 else { return nil }
+        return pid
+    }
+
+    /// Removes the temporary files of `AtomicFile`s in `directory` ("" = current) whose process is gone
+    /// (`kill(pid, 0)` fails with ESRCH): leftovers of runs killed with SIGKILL. Files of live processes
+    /// (including this one), non-regular files and files of other users are never touched. Returns the
+    /// names removed.
+    @discardableResult
+    public static func removeStaleTemporaryFiles(inDirectory directory: String) -> [String] {
+        let dir = directory.isEmpty ? "." : directory
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
+        var removed: [String] = []
+        for name in names {
+            guard let pid = temporaryFileOwner(name), pid != getpid() else { continue }
+            guard kill(pid, 0) != 0, errno == ESRCH else { continue }
+            let full = dir + "/" + name
+            var info = stat()
+            guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == getuid() else { continue }
+            if unlink(full) == 0 { removed.append(name) }
+        }
+        return removed
     }
 }
 

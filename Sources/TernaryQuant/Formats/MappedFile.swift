@@ -5,10 +5,18 @@ import Darwin
 #endif
 import Foundation
 
+import CFileGuard
+
 /// Read-only bytes of a whole file or an in-memory buffer, kept alive as long as the object lives.
 ///
 /// Files are memory-mapped with `mmap(PROT_READ, MAP_PRIVATE)`, so reading a checkpoint costs address
 /// space, not resident memory: pages are loaded on demand and can be dropped by the kernel again.
+///
+/// A mapped file that shrinks while mapped (another process truncates it) would kill the process with
+/// SIGBUS on the next read past the new end. The mapping is registered with a SIGBUS guard instead: a
+/// faulting page reads as zeros and the guard records the fault. Readers call `checkIntact()` after
+/// reading (the pipeline does so after each tensor and before publishing its output) and get an error
+/// naming the file; bytes read from a storage that failed the check must be discarded.
 public final class ByteStorage: @unchecked Sendable {
     /// The bytes (valid for the lifetime of this object; never written).
     public let bytes: UnsafeRawBufferPointer
@@ -16,31 +24,46 @@ public final class ByteStorage: @unchecked Sendable {
     public let path: String
     private let mapping: UnsafeMutableRawPointer?
     private let owned: UnsafeMutableRawBufferPointer?
+    /// The open file (kept to re-check its size and modification time), or -1.
+    private let fd: Int32
+    private let openedModification: (seconds: Int, nanoseconds: Int)
+    private let guardSlot: Int32
 
     /// Maps `path` read-only. Throws `FormatError.io` when the file cannot be opened or mapped.
     public init(mapping path: String) throws {
-        let fd = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a FIFO named like an input must not wait for a writer (it is refused below).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw FormatError.io(file: path, reason: "cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
-            throw FormatError.io(file: path, reason: "cannot stat: \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw FormatError.io(file: path, reason: "cannot stat: \(reason)")
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
             throw FormatError.io(file: path, reason: "not a regular file")
         }
         let size = Int(info.st_size)
         self.path = path
         self.owned = nil
+        self.openedModification = Self.modification(info)
         if size == 0 {
+            close(fd)
+            self.fd = -1
             self.mapping = nil
+            self.guardSlot = -1
             self.bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
         }
         guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), address != MAP_FAILED else {
-            throw FormatError.io(file: path, reason: "cannot map \(size) bytes: \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw FormatError.io(file: path, reason: "cannot map \(size) bytes: \(reason)")
         }
+        self.fd = fd
         self.mapping = address
+        self.guardSlot = tfg_register(address, size)
         self.bytes = UnsafeRawBufferPointer(start: address, count: size)
     }
 
@@ -54,8 +77,40 @@ public final class ByteStorage: @unchecked Sendable {
         }
         self.owned = buffer
         self.mapping = nil
+        self.fd = -1
+        self.guardSlot = -1
+        self.openedModification = (0, 0)
         self.path = name
         self.bytes = UnsafeRawBufferPointer(start: buffer.baseAddress, count: data.count)
+    }
+
+    private static func modification(_ info: stat) -> (seconds: Int, nanoseconds: Int) {
+        #if canImport(Darwin)
+        return (Int(info.st_mtimespec.tv_sec), Int(info.st_mtimespec.tv_nsec))
+        #else
+        return (Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec))
+        #endif
+    }
+
+    /// Throws `FormatError.io` naming the file when the mapped file changed since it was mapped: it is
+    /// shorter (a read past its new end was absorbed by the SIGBUS guard, or would have been), or it was
+    /// modified (size or modification time differ). Bytes read from this storage since the change are
+    /// not the file's: discard them. In-memory buffers always pass.
+    public func checkIntact() throws {
+        guard fd >= 0 else { return }
+        if guardSlot >= 0, tfg_tripped(guardSlot) != 0 {
+            throw FormatError.io(file: path, reason: "the file shrank while it was being read (truncated by another process?); its data is incomplete: nothing was written")
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw FormatError.io(file: path, reason: "cannot stat while reading: \(String(cString: strerror(errno)))")
+        }
+        if Int(info.st_size) < bytes.count {
+            throw FormatError.io(file: path, reason: "the file shrank from \(bytes.count) to \(info.st_size) bytes while it was being read (truncated by another process?): nothing was written")
+        }
+        if Int(info.st_size) != bytes.count || Self.modification(info) != openedModification {
+            throw FormatError.io(file: path, reason: "the file was modified while it was being read (size or modification time changed): nothing was written")
+        }
     }
 
     /// Tells the kernel the mapped pages covering `region` (a sub-range of `bytes`) are no longer needed,
@@ -72,7 +127,9 @@ public final class ByteStorage: @unchecked Sendable {
     }
 
     deinit {
+        if guardSlot >= 0 { tfg_unregister(guardSlot) }
         if let mapping { munmap(mapping, bytes.count) }
+        if fd >= 0 { close(fd) }
         owned?.deallocate()
     }
 }

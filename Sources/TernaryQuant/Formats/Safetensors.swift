@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 
 /// Element types a safetensors file may declare (the reference crate's list, including recent ones).
@@ -225,6 +230,10 @@ public struct SafetensorsCheckpoint: Sendable {
     public let files: [SafetensorsFile]
     /// `config.json` next to the checkpoint, if present and valid.
     public let config: JSONValue?
+    /// Problems found while opening that do not stop the job (a `config.json` that is not valid JSON,
+    /// not an object, unreadable, or with a field of the wrong type), each one line naming the file and
+    /// the problem (escaped). Callers surface them (the CLI prints them as `ternq: warning:` lines).
+    public let warnings: [String]
     /// The path the checkpoint was opened from.
     public let path: String
 
@@ -282,11 +291,46 @@ public struct SafetensorsCheckpoint: Sendable {
         self.tensors = tensors
         self.path = path
         let configPath = (directory.isEmpty ? "config.json" : (directory as NSString).appendingPathComponent("config.json"))
-        if let data = FileManager.default.contents(atPath: configPath), let json = try? StrictJSONParser.parse(Array(data)) {
-            self.config = json
-        } else {
-            self.config = nil
+        (self.config, self.warnings) = Self.readConfig(configPath)
+    }
+
+    /// Largest `config.json` read (real ones are a few kB).
+    public static let maxConfigLength = 16 << 20
+
+    /// Reads `config.json` at `path`: `(nil, [])` when there is none, `(nil, [warning])` when it cannot
+    /// be used, else the JSON and a warning per model field of the wrong type.
+    static func readConfig(_ path: String) -> (JSONValue?, [String]) {
+        var info = stat()
+        guard lstat(path, &info) == 0 || errno != ENOENT else { return (nil, []) }
+        let ignored = "model facts are \"unknown\"/0"
+        let storage: ByteStorage
+        do {
+            storage = try ByteStorage(mapping: path)
+        } catch {
+            return (nil, ["\(error); \(ignored)"])
         }
+        guard storage.bytes.count <= maxConfigLength else {
+            return (nil, [FormatError.unsupported(file: path, reason: "\(storage.bytes.count) bytes is larger than the \(maxConfigLength)-byte limit for a config; \(ignored)").description])
+        }
+        let json: JSONValue
+        do throws(JSONParseError) {
+            json = try StrictJSONParser.parse(storage.bytes)
+        } catch {
+            return (nil, [FormatError.malformed(file: path, offset: error.offset, reason: "not valid JSON (\(error.reason)); \(ignored)").description])
+        }
+        guard case .object = json else {
+            return (nil, [FormatError.malformed(file: path, offset: 0, reason: "not a JSON object; \(ignored)").description])
+        }
+        var warnings: [String] = []
+        if let v = json["model_type"], v.stringValue == nil {
+            warnings.append(FormatError.malformed(file: path, offset: nil, reason: "'model_type' is not a string; architecture is \"unknown\"").description)
+        }
+        for key in ["vocab_size", "hidden_size", "num_hidden_layers"] {
+            if let v = json[key], v.uint64Value == nil {
+                warnings.append(FormatError.malformed(file: path, offset: nil, reason: "'\(key)' is not a non-negative integer; it is reported as 0").description)
+            }
+        }
+        return (json, warnings)
     }
 
     /// A checkpoint made of one in-memory file (used by the demo model and tests).
@@ -294,16 +338,23 @@ public struct SafetensorsCheckpoint: Sendable {
         self.files = [file]
         self.tensors = file.tensors.map { CheckpointTensor(info: $0, file: file) }
         self.config = config
+        self.warnings = []
         self.path = file.storage.path
     }
 
     private static func readIndex(_ indexPath: String, directory: String) throws -> ([String], [(String, String)]) {
-        guard let data = FileManager.default.contents(atPath: indexPath) else {
-            throw FormatError.io(file: indexPath, reason: "cannot read the index file")
-        }
+        // Mapped, not read with FileManager: a FIFO or device named like the index is refused, not read
+        // forever.
+        let data = try ByteStorage(mapping: indexPath)
+        return try parseIndex(data.bytes, indexPath: indexPath, directory: directory)
+    }
+
+    /// Parses index JSON bytes: the shard paths (sorted, joined to `directory`) and the weight_map pairs.
+    /// Throws `FormatError` naming `indexPath` (also the fuzzing entry point).
+    static func parseIndex(_ bytes: UnsafeRawBufferPointer, indexPath: String, directory: String) throws -> ([String], [(String, String)]) {
         let json: JSONValue
         do throws(JSONParseError) {
-            json = try StrictJSONParser.parse(Array(data))
+            json = try StrictJSONParser.parse(bytes)
         } catch {
             throw FormatError.malformed(file: indexPath, offset: error.offset, reason: error.reason)
         }

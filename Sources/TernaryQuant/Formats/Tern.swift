@@ -121,21 +121,36 @@ public enum TernFormat {
     }
 
     /// Builds a layer's storage from packed trits: CSR when `sparsity >= csrThreshold` (and the column
-    /// count fits u32), else Dense. Throws on a corrupt packed code.
-    public static func storage(packed: [UInt8], shape: [Int], sparsity: Double, csrThreshold: Double) throws -> TernLayerStorage {
+    /// count fits u32), else Dense. `packed` must hold exactly ⌈elements/4⌉ bytes of valid codes for
+    /// `shape`. Throws `QuantizationError` (naming `name`) on a negative dimension, an element count that
+    /// overflows or is 0, a packed length that does not match the shape, or a corrupt packed code; never traps
+    /// or allocates more than the packed data implies, whatever the arguments.
+    public static func storage(packed: [UInt8], shape: [Int], sparsity: Double, csrThreshold: Double,
+                               name: String = "<layer>") throws -> TernLayerStorage {
+        if let axis = shape.firstIndex(where: { $0 < 0 }) {
+            throw QuantizationError.negativeDimension(name: name, shape: shape, axis: axis)
+        }
+        guard let elements = Checked.product(shape) else { throw QuantizationError.shapeOverflow(name: name, shape: shape) }
+        guard elements > 0 else { throw QuantizationError.emptyTensor(name: name) }
         let (rows, cols) = rowsCols(shape)
+        let expectedBytes = elements / 4 + (elements % 4 == 0 ? 0 : 1)
+        guard packed.count == expectedBytes else {
+            if packed.count < expectedBytes { throw QuantizationError.packedDataTooShort(expectedBytes: expectedBytes, actualBytes: packed.count) }
+            throw QuantizationError.byteCountMismatch(name: name, expected: expectedBytes, actual: packed.count)
+        }
         if sparsity >= csrThreshold, cols <= Int(UInt32.max) {
             var values: [Int8] = []
             var colIdx: [UInt32] = []
             var rowPtr: [UInt64] = [0]
-            rowPtr.reserveCapacity(rows + 1)
-            let expectedNonZero = Int((1 - sparsity) * Double(rows * cols)) + 1
+            rowPtr.reserveCapacity(rows + 1)  // rows ≤ elements ≤ 4 · packed.count (or cols = 0)
+            let nonZero = 1 - sparsity
+            let estimate = nonZero.isFinite && nonZero > 0 ? Swift.min(Double(elements), nonZero * Double(elements)) : 0
+            let expectedNonZero = Int(estimate) + 1
             values.reserveCapacity(expectedNonZero)
             colIdx.reserveCapacity(expectedNonZero)
             var index = 0
             for _ in 0..<rows {
                 for c in 0..<cols {
-                    guard index >> 2 < packed.count else { throw QuantizationError.packedDataTooShort(expectedBytes: (rows * cols + 3) / 4, actualBytes: packed.count) }
                     let code = (packed[index >> 2] >> UInt8(2 * (index & 3))) & 3
                     switch code {
                     case 0: break
@@ -150,7 +165,31 @@ public enum TernFormat {
             return .sparse(TernSparseIndex(rows: UInt64(rows), cols: UInt64(cols), values: values, colIdx: colIdx,
                                            rowPtr: rowPtr, nnz: UInt64(values.count), sparsity: sparsity))
         }
+        if let index = firstInvalidCode(packed, count: elements) { throw QuantizationError.invalidPackedCode(index: index) }
         return .dense(rows: UInt64(rows), cols: UInt64(cols), packed: packed)
+    }
+
+    /// The index of the first trit with the reserved code 11 in `count` packed trits, `count` (one past
+    /// the trits) when the padding bits of the last byte are not 00, or `nil` when the data is valid.
+    /// `packed` must hold ⌈count/4⌉ bytes.
+    static func firstInvalidCode(_ packed: UnsafeRawBufferPointer, count: Int) -> Int? {
+        let full = count / 4
+        for i in 0..<Swift.min(full, packed.count) {
+            let b = packed[i]
+            if (b & (b >> 1)) & 0x55 != 0 {
+                for s in 0..<4 where (b >> UInt8(2 * s)) & 3 == 3 { return 4 * i + s }
+            }
+        }
+        let tail = count % 4
+        guard tail > 0, full < packed.count else { return nil }
+        let b = packed[full]
+        for s in 0..<tail where (b >> UInt8(2 * s)) & 3 == 3 { return 4 * full + s }
+        if b >> UInt8(2 * tail) != 0 { return count }
+        return nil
+    }
+
+    static func firstInvalidCode(_ packed: [UInt8], count: Int) -> Int? {
+        packed.withUnsafeBytes { firstInvalidCode($0, count: count) }
     }
 
     /// The bincode bytes of one layer.
@@ -260,11 +299,19 @@ public enum TernFormat {
             let cols = try r.read(UInt64.self, "cols")
             let at = r.offset
             let n = try count(&r, "packed", elementSize: 1)
-            let packed = Array(try r.readBytes(n, "packed"))
+            let raw = try r.readBytes(n, "packed")
             let (elements, o) = rows.multipliedReportingOverflow(by: cols)
             guard !o, elements / 4 + (elements % 4 == 0 ? 0 : 1) == UInt64(n) else {
                 throw bad(at, "dense storage of \(rows)×\(cols) needs ⌈\(rows)·\(cols)/4⌉ bytes but holds \(n)")
             }
+            // n fits in Int and elements ≤ 4·n, so `elements` fits too.
+            if let bad_ = firstInvalidCode(raw, count: Int(elements)) {
+                if bad_ == Int(elements) {
+                    throw bad(at + 8 + n - 1, "dense padding bits after trit \(elements) are not 00")
+                }
+                throw bad(at + 8 + bad_ / 4, "dense trit \(bad_) has the reserved code 11")
+            }
+            let packed = Array(raw)
             storage = .dense(rows: rows, cols: cols, packed: packed)
         case 1:
             let rows = try r.read(UInt64.self, "rows")

@@ -268,6 +268,8 @@ public final class CheckpointQuantizer: Sendable {
                 if error is FormatError || error is ReplanNeeded || error is JobError { throw error }
                 throw JobError(file: t.file, underlying: error)
             }
+            // The file shrank or changed while it was read (issue 8.4): an error naming it, no output.
+            try t.storage.checkIntact()
             source.releasePages(t)
             row.notes = notes.isEmpty ? nil : notes
             bytesDone += t.byteCount
