@@ -6,7 +6,7 @@
  * is set, else 0 (threshold = TritThreshold.magnitudeBits). Each work-item handles whole groups of 4
  * elements (one packed byte, or four int8 trits) with one vector load; the last, partial group stops at
  * `count` and pads with 00. Non-zero trits are counted per work-group (local tree reduction;
- * power-of-two groups). Also holds `copy_words`, the device-bandwidth reference used by the benchmark.
+ * any group size). Also holds `copy_words`, the device-bandwidth reference used by the benchmark.
  */
 
 /* f16_to_f32_bits, LOAD_* and LOAD4_* come from widen.cl, prepended by the host. */
@@ -20,9 +20,11 @@
     const uint lid = (uint)get_local_id(0);                                                        \
     lcount[lid] = nz;                                                                              \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
-    for (uint half_size = (uint)get_local_size(0) >> 1; half_size > 0u; half_size >>= 1) {        \
-        if (lid < half_size) lcount[lid] += lcount[lid + half_size];                               \
+    for (uint n = (uint)get_local_size(0); n > 1u;) {                                              \
+        const uint half_size = (n + 1u) >> 1;                                                      \
+        if (lid < n - half_size) lcount[lid] += lcount[lid + half_size];                           \
         barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        n = half_size;                                                                             \
     }                                                                                              \
     if (lid == 0u) counts[get_group_id(0)] = lcount[0];
 

@@ -4,8 +4,21 @@ import SwiftOpenCL
 
 /// Shared helpers for the OpenCL suites.
 enum OpenCLTestSupport {
-    /// The first OpenCL device, or `nil` (with a printed reason) when no platform exists.
+    /// The device the OpenCL suites run on: the one `TERNQ_DEVICE` names when it is an OpenCL selection
+    /// (`opencl:rusticl`, `opencl:oclgrind`, `opencl:1`, …; how scripts/test-opencl-matrix.sh picks each
+    /// implementation), else the first device of the first platform; `nil` (with a printed reason) when none.
     static let firstDevice: CLDevice? = {
+        let environment = ProcessInfo.processInfo.environment
+        if let text = environment[BackendSelection.environmentVariable], !text.isEmpty,
+           let selection = try? BackendSelection(parsing: text), case .opencl(let selector) = selection {
+            let entries = (try? OpenCLDeviceList.all()) ?? []
+            if let entry = OpenCLDeviceList.select(selector, from: entries), let device = entry.device {
+                print("OpenCL tests run on \(entry.summary) (TERNQ_DEVICE=\(text))")
+                return device
+            }
+            print("OpenCL tests: TERNQ_DEVICE=\(text) matches no device (\(entries.map(\.summary)))")
+            return nil
+        }
         do {
             for platform in try CLPlatform.all() {
                 if let device = try platform.devices().first { return device }
@@ -17,14 +30,37 @@ enum OpenCLTestSupport {
         return nil
     }()
 
-    /// Whether the only OpenCL platform is PoCL (so POCL_DEVICES controls the device list).
-    static let isPoCL: Bool = {
-        guard let platforms = try? CLPlatform.all(), platforms.count == 1 else { return false }
-        return platforms[0].name.contains("Portable Computing Language")
+    /// The selector that picks `firstDevice` in `OpenCLDeviceList.all()` (for tests that go through
+    /// `makeBackend`), or `nil` when there is no device.
+    static let firstSelector: DeviceSelector? = {
+        guard let device = firstDevice else { return nil }
+        let entries = (try? OpenCLDeviceList.all()) ?? []
+        return entries.first { $0.device == device }.map { DeviceSelector.index($0.index) }
     }()
 
-    /// Whether OpenCL tests can run.
-    static var available: Bool { firstDevice != nil }
+    /// The OpenCL implementations CI installed and requires (`TERNQ_REQUIRE_OPENCL=pocl,rusticl,oclgrind`):
+    /// with the variable set, the OpenCL suites run (and fail) instead of skipping when a device is missing.
+    static let required: [String] = {
+        let text = ProcessInfo.processInfo.environment["TERNQ_REQUIRE_OPENCL"] ?? ""
+        return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+    }()
+
+    /// What names each implementation in a platform name, platform vendor or device name.
+    static func matches(_ implementation: String, _ entry: OpenCLDeviceEntry) -> Bool {
+        let haystack = [entry.platformName, entry.info.vendor, entry.info.name].joined(separator: " ").lowercased()
+        switch implementation {
+        case "pocl": return haystack.contains("portable computing language") || haystack.contains("pocl")
+        default: return haystack.contains(implementation)
+        }
+    }
+
+    /// Whether a PoCL platform is installed (so POCL_DEVICES controls its device list), or required.
+    static let hasPoCL: Bool = {
+        required.contains("pocl") || ((try? OpenCLDeviceList.all()) ?? []).contains { matches("pocl", $0) }
+    }()
+
+    /// Whether OpenCL tests run: a device exists, or CI requires one (then a missing device fails them).
+    static var available: Bool { firstDevice != nil || !required.isEmpty }
 
     /// Deterministic generator (SplitMix64).
     struct Random {

@@ -31,7 +31,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     /// most tensors are one chunk and cross the bus once (in pieces, see `pieceElements`). Buffers are sized to
     /// the tensors actually seen.
     public static let defaultChunkElements = 1 << 30
-    /// Default work-group size (rounded down to a power of two the device and kernels accept).
+    /// Default work-group size (capped by what the device and kernels accept).
     public static let defaultWorkGroupSize = 256
     /// Default minimum upload piece of a single-chunk tensor: 4 Mi elements (16 MiB of F32), large enough
     /// that per-command overhead is small next to the transfer; smaller tensors go up in one piece.
@@ -45,7 +45,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     public let info: CLDeviceInfo
     /// Elements per chunk actually used (a multiple of 256).
     public let chunkElements: Int
-    /// Work-group size actually used (a power of two).
+    /// Work-group size actually used (≥ 1; any size, not only powers of two).
     public let workGroupSize: Int
     /// Minimum upload piece of a single-chunk tensor actually used (a multiple of 256 elements).
     public let pieceElements: Int
@@ -120,8 +120,8 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     /// - Parameters:
     ///   - chunkElements: elements per chunk (rounded up to a multiple of 256; clamped to the device's max
     ///     allocation and 2^30). Results do not depend on it.
-    ///   - workGroupSize: requested work-group size (rounded down to a power of two the device accepts).
-    ///     Results do not depend on it.
+    ///   - workGroupSize: requested work-group size (capped by the device's and the kernels' limits; any
+    ///     size ≥ 1). Results do not depend on it.
     ///   - pieceElements: minimum upload piece of a single-chunk tensor (rounded up to a multiple of 256);
     ///     a tensor is split into at most `maxPieces` pieces. Results do not depend on it.
     /// - Throws: `OpenCLBackendError.buildFailed` (with the build log) or `.deviceFailure`.
@@ -187,15 +187,14 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         int8Kernels = int8
         copyKernel = try wrap { () throws(CLError) in try CLKernel(program: ternarizeProgram, name: "copy_words") }
 
-        // Work-group size: a power of two ≤ the request, the device limit and every kernel's limit.
+        // Work-group size: the request, capped by the device limit and every kernel's limit (any size ≥ 1:
+        // the kernels' tails and tree reductions handle groups of 1, 2, 3, … items).
         var limit = Swift.max(1, Swift.min(workGroupSize, info.maxWorkGroupSize))
         for kernel in Array(absmean.values) + Array(packed.values) + Array(int8.values) {
             let kernelLimit = try wrap { () throws(CLError) in try kernel.maxWorkGroupSize(on: device) }
             limit = Swift.min(limit, Swift.max(1, kernelLimit))
         }
-        var power = 1
-        while power * 2 <= limit { power *= 2 }
-        self.workGroupSize = power
+        self.workGroupSize = limit
 
         // Chunk: multiple of 256 elements, ≤ max allocation / 4 bytes, ≤ 2^30 (kernels index with uint).
         // Two slots of (4 + 1) bytes per element must also fit comfortably in global memory.
@@ -363,9 +362,10 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                         let groups = groupCount(units: (range.count + 3) / 4)
                         groupsPerLaunch[index] = groups
                         let items = groups * local
-                        // Per lane: one addition per 4-element vector, one for the tail, two to combine lanes.
+                        // Per lane: one addition per 4-element vector, up to three for the tail (one work-item
+                        // takes them all when the launch has a single item), two to combine lanes.
                         let vectors = range.count / 4
-                        maxPerItem = Swift.max(maxPerItem, (vectors + items - 1) / items + 3)
+                        maxPerItem = Swift.max(maxPerItem, (vectors + items - 1) / items + 5)
                         // Pieces of one chunk fill disjoint parts of slot 0: their uploads wait for nothing, so
                         // the transfer queue runs ahead of the kernels. A chunk waits for its slot's last kernel.
                         let after = chunks == 1 ? nil : lastKernel[launch.slot]
@@ -401,9 +401,11 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             totalGroups += groupsPerLaunch[launch]
         }
         // Depth bound: a work-item's lanes (maxPerItem additions, the first onto 0.0, lanes combined; the
-        // maximum over all launches), the local tree (log2 of the group size), and the host's sequential merge
+        // maximum over all launches), the local tree (ceil(log2) of the group size), and the host's sequential merge
         // of every group partial of every launch (pieces or chunks: `totalGroups` counts them all).
-        let treeDepth = workGroupSize.trailingZeroBitCount
+        var treeDepth = 0  // ceil(log2(workGroupSize)): levels of the kernels' tree over any group size
+        var partials = workGroupSize
+        while partials > 1 { partials = (partials + 1) / 2; treeDepth += 1 }
         let depth = maxPerItem + treeDepth + totalGroups + 2
         // An (unrealistic) overflow of the subnormal sum makes the estimate unusable: force the exact path.
         let floating = overflow ? Double.nan : total
