@@ -17,7 +17,9 @@
  * the error by this depth: ceil((count/4) / G) + 3 + 2 + ceil(log2(local size)) (see
  * OpenCLBackend.deviceAbsSum).
  * `base` (elements, a multiple of 256) selects the piece [base, base + count) of the buffer: the host
- * reduces a resident tensor piece by piece while the next piece is still uploading.
+ * reduces a resident tensor piece by piece while the next piece is still uploading. Each group also
+ * writes `tag ^ group` (tag: a per-launch value from the host) after its flag, so the host can tell a
+ * read-back that never landed, or an earlier launch's stale buffer, from a real result.
  */
 
 /* f16_to_f32_bits, LOAD_* and LOAD4_* come from widen.cl, prepended by the host. */
@@ -26,7 +28,7 @@
 __kernel void NAME(__global const T* whole, const uint count,                                      \
                    __global double* sums, __global ulong* subnormals, __global uint* flags,        \
                    __local double* lsum, __local ulong* lsub, __local uint* lflag,                 \
-                   const uint base) {                                                              \
+                   const uint base, const uint tag) {                                              \
     __global const T* input = whole + base;                                                        \
     const uint lid = (uint)get_local_id(0);                                                        \
     const uint gid = (uint)get_global_id(0);                                                       \
@@ -72,7 +74,8 @@ __kernel void NAME(__global const T* whole, const uint count,                   
         const uint g = (uint)get_group_id(0);                                                      \
         sums[g] = lsum[0];                                                                         \
         subnormals[g] = lsub[0];                                                                   \
-        flags[g] = lflag[0];                                                                       \
+        flags[2u * g] = lflag[0];                                                                  \
+        flags[2u * g + 1u] = tag ^ g;  /* lets the host see that this launch's results arrived */ \
     }                                                                                              \
 }
 

@@ -5,7 +5,8 @@
  * t = +1 iff (bits & 0x7fffffff) >= threshold and the sign is clear, -1 iff >= threshold and the sign
  * is set, else 0 (threshold = TritThreshold.magnitudeBits). Each work-item handles whole groups of 4
  * elements (one packed byte, or four int8 trits) with one vector load; the last, partial group stops at
- * `count` and pads with 00. Non-zero trits are counted per work-group (local tree reduction;
+ * `count` and pads with 00. Non-zero trits are counted per work-group, followed by `tag ^ group` (a
+ * per-launch host value: proof for the host that the counts it read back are this launch's) (local tree reduction;
  * any group size). Also holds `copy_words`, the device-bandwidth reference used by the benchmark.
  */
 
@@ -26,7 +27,11 @@
         barrier(CLK_LOCAL_MEM_FENCE);                                                              \
         n = half_size;                                                                             \
     }                                                                                              \
-    if (lid == 0u) counts[get_group_id(0)] = lcount[0];
+    if (lid == 0u) {                                                                               \
+        const uint g = (uint)get_group_id(0);                                                      \
+        counts[2u * g] = lcount[0];                                                                \
+        counts[2u * g + 1u] = tag ^ g;  /* lets the host see that this launch's counts arrived */  \
+    }
 
 /* The partial last group (count % 4 != 0) as a vector padded with zero bits (zero trits). */
 #define LOAD_TAIL(LOAD, input, base, count, bits)                                                  \
@@ -38,7 +43,8 @@
 #define TERNARIZE_KERNELS(SUFFIX, T, LOAD, LOAD4)                                                  \
 __kernel void ternarize_packed_##SUFFIX(__global const T* input, const uint count,                 \
                                         const uint threshold, __global uchar* output,              \
-                                        __global uint* counts, __local uint* lcount) {             \
+                                        __global uint* counts, __local uint* lcount,               \
+                                        const uint tag) {                                          \
     const uint vectors = count >> 2;                                                               \
     const uint stride = (uint)get_global_size(0);                                                  \
     const uint gid = (uint)get_global_id(0);                                                       \
@@ -63,7 +69,8 @@ __kernel void ternarize_packed_##SUFFIX(__global const T* input, const uint coun
 }                                                                                                  \
 __kernel void ternarize_int8_##SUFFIX(__global const T* input, const uint count,                   \
                                       const uint threshold, __global uchar* output,                \
-                                      __global uint* counts, __local uint* lcount) {               \
+                                      __global uint* counts, __local uint* lcount,                 \
+                                      const uint tag) {                                            \
     const uint vectors = count >> 2;                                                               \
     const uint stride = (uint)get_global_size(0);                                                  \
     const uint gid = (uint)get_global_id(0);                                                       \

@@ -4,7 +4,8 @@ import COpenCL
 // and releases it in `deinit`. Children keep their parents alive with strong Swift references (a queue
 // holds its context, a kernel its program), so release order is always child before parent.
 // OpenCL 1.2 makes every API call thread-safe except `clSetKernelArg` on the same kernel object; the
-// classes are therefore `@unchecked Sendable`, and `CLKernel` documents its one restriction.
+// classes are therefore `@unchecked Sendable`, except `CLKernel`, which is not `Sendable` at all (like
+// Rust's opencl3 `Kernel`): its owner keeps it on one thread or serializes access.
 
 /// An OpenCL context over one or more devices of one platform. Releases the context in `deinit`.
 public final class CLContext: @unchecked Sendable {
@@ -12,9 +13,22 @@ public final class CLContext: @unchecked Sendable {
     public let handle: cl_context
     /// The devices the context was created for.
     public let devices: [CLDevice]
+    /// Tests only: sees every call made through this context and its objects (see `CLCallInterceptor`).
+    let interceptor: (any CLCallInterceptor)?
 
     /// Creates a context for `devices` (all from the same platform). Throws `CLError` (`clCreateContext`).
-    public init(devices: [CLDevice]) throws(CLError) {
+    public convenience init(devices: [CLDevice]) throws(CLError) {
+        try self.init(devices: devices, interceptor: nil)
+    }
+
+    /// Creates a context whose calls (and those of every queue, buffer, program and kernel made from it) go
+    /// through `interceptor` first: fault injection for tests.
+    @_spi(Testing)
+    public init(devices: [CLDevice], interceptor: (any CLCallInterceptor)?) throws(CLError) {
+        self.interceptor = interceptor
+        if let interceptor, case .fail(let status) = interceptor.intercept(CLCall("clCreateContext")) {
+            throw CLError(status, call: "clCreateContext")
+        }
         guard let first = devices.first else { throw CLError(CLError.invalidValue.code, call: "clCreateContext") }
         var properties: [cl_context_properties] = [
             cl_context_properties(CL_CONTEXT_PLATFORM), cl_context_properties(Int(bitPattern: UnsafeRawPointer(first.platform.id))), 0,
@@ -64,6 +78,7 @@ public final class CLBuffer: @unchecked Sendable {
     /// `.invalidBufferSize` above the device's max allocation or `.memObjectAllocationFailure`.
     public init(context: CLContext, byteCount: Int, flags: CLMemoryFlags = .readWrite) throws(CLError) {
         guard byteCount > 0 else { throw CLError(CLError.invalidBufferSize.code, call: "clCreateBuffer") }
+        _ = try context.admits("clCreateBuffer", byteCount: byteCount)
         var status: cl_int = 0
         let handle = clCreateBuffer(context.handle, flags.rawValue, byteCount, nil, &status)
         guard let handle, status == CL_SUCCESS else { throw CLError(status, call: "clCreateBuffer") }
@@ -87,6 +102,15 @@ public final class CLEvent: @unchecked Sendable {
     public func wait() throws(CLError) {
         var list: cl_event? = handle
         try CLError.check(clWaitForEvents(1, &list), "clWaitForEvents")
+    }
+
+    /// Blocks until every command in `events` finished (one `clWaitForEvents`). Throws `CLError` if one
+    /// failed; then some may still run: wait on each (`wait()`) before releasing memory they use.
+    public static func waitAll(_ events: [CLEvent]) throws(CLError) {
+        if events.isEmpty { return }
+        let list: [cl_event?] = events.map { $0.handle }
+        let status = list.withUnsafeBufferPointer { clWaitForEvents(cl_uint($0.count), $0.baseAddress) }
+        try CLError.check(status, "clWaitForEvents")
     }
 
     /// Device time in nanoseconds between the command's start and end. Needs a queue created with
@@ -115,6 +139,7 @@ public final class CLProgram: @unchecked Sendable {
     /// (e.g. `"-cl-std=CL1.2"`). A compile error throws `CLError.buildProgramFailure` whose `buildLog`
     /// holds the compiler output; other failures throw `CLError` naming the failing call.
     public init(context: CLContext, source: String, options: String = "") throws(CLError) {
+        _ = try context.admits("clCreateProgramWithSource")
         var status: cl_int = 0
         let created: cl_program? = source.withCString { pointer in
             var strings: [UnsafePointer<CChar>?] = [pointer]
@@ -124,6 +149,7 @@ public final class CLProgram: @unchecked Sendable {
         self.handle = created
         self.context = context
         var ids: [cl_device_id?] = context.devices.map { $0.id }
+        _ = try context.admits("clBuildProgram")
         let built = clBuildProgram(created, cl_uint(ids.count), &ids, options, nil, nil)
         if built != CL_SUCCESS {
             let log = context.devices.map { buildLog(for: $0) }.filter { !$0.isEmpty }.joined(separator: "\n")
@@ -146,9 +172,10 @@ public final class CLProgram: @unchecked Sendable {
 
 /// A kernel of a built program. Releases the kernel in `deinit`; keeps its program alive.
 ///
-/// Setting arguments is not thread-safe for one kernel object (an OpenCL rule): set arguments and
-/// enqueue from one thread at a time (the owner serializes), or create one kernel per thread.
-public final class CLKernel: @unchecked Sendable {
+/// Not `Sendable`: `clSetKernelArg` is not thread-safe for one kernel object (an OpenCL rule), so a kernel
+/// stays with one owner, which sets arguments and enqueues from one thread at a time (or makes one kernel
+/// per thread).
+public final class CLKernel {
     /// The raw `cl_kernel` (owned).
     public let handle: cl_kernel
     /// The owning program.
@@ -158,6 +185,7 @@ public final class CLKernel: @unchecked Sendable {
 
     /// Looks up kernel function `name`. Throws `CLError` (`clCreateKernel`), e.g. `.invalidKernelName`.
     public init(program: CLProgram, name: String) throws(CLError) {
+        _ = try program.context.admits("clCreateKernel")
         var status: cl_int = 0
         let handle = clCreateKernel(program.handle, name, &status)
         guard let handle, status == CL_SUCCESS else { throw CLError(status, call: "clCreateKernel(\(name))") }
@@ -168,6 +196,7 @@ public final class CLKernel: @unchecked Sendable {
 
     /// Sets argument `index` to a plain value (`cl_uint`, `cl_ulong`, …). Throws `CLError` (`clSetKernelArg`).
     public func setArgument<T: BitwiseCopyable>(_ index: Int, _ value: T) throws(CLError) {
+        guard try program.context.admits("clSetKernelArg") else { return }
         var copy = value
         let status = withUnsafeBytes(of: &copy) { clSetKernelArg(handle, cl_uint(index), $0.count, $0.baseAddress) }
         try CLError.check(status, "clSetKernelArg(\(name), \(index))")
@@ -175,6 +204,7 @@ public final class CLKernel: @unchecked Sendable {
 
     /// Sets argument `index` to a buffer.
     public func setArgument(_ index: Int, _ buffer: CLBuffer) throws(CLError) {
+        guard try program.context.admits("clSetKernelArg") else { return }
         var mem: cl_mem? = buffer.handle
         let status = clSetKernelArg(handle, cl_uint(index), MemoryLayout<cl_mem>.size, &mem)
         try CLError.check(status, "clSetKernelArg(\(name), \(index))")
@@ -182,6 +212,7 @@ public final class CLKernel: @unchecked Sendable {
 
     /// Sets argument `index` to `byteCount` bytes of `__local` memory.
     public func setLocalArgument(_ index: Int, byteCount: Int) throws(CLError) {
+        guard try program.context.admits("clSetKernelArg") else { return }
         try CLError.check(clSetKernelArg(handle, cl_uint(index), byteCount, nil), "clSetKernelArg(\(name), \(index))")
     }
 
@@ -208,6 +239,7 @@ public final class CLCommandQueue: @unchecked Sendable {
     /// Creates an in-order queue; `profiling` enables `CLEvent.durationNanoseconds()`.
     /// Throws `CLError` (`clCreateCommandQueue`).
     public init(context: CLContext, device: CLDevice, profiling: Bool = false) throws(CLError) {
+        _ = try context.admits("clCreateCommandQueue")
         var status: cl_int = 0
         let properties = profiling ? cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE) : 0
         let handle = clCreateCommandQueue(context.handle, device.id, properties, &status)
@@ -217,32 +249,45 @@ public final class CLCommandQueue: @unchecked Sendable {
         self.device = device
     }
 
-    /// Copies `byteCount` bytes from host memory `source` into `buffer` at `offset`.
+    /// Copies `byteCount` bytes from host memory `source` into `buffer` at `offset` and waits until done.
+    /// Throws `CLError` (`clEnqueueWriteBuffer`).
+    public func write(_ buffer: CLBuffer, offset: Int = 0, from source: UnsafeRawPointer, byteCount: Int) throws(CLError) {
+        try unsafeEnqueueWrite(buffer, offset: offset, from: source, byteCount: byteCount).wait()
+    }
+
+    /// Copies `byteCount` bytes of `buffer` at `offset` into host memory `destination` and waits until
+    /// done. Throws `CLError` (`clEnqueueReadBuffer`).
+    public func read(_ buffer: CLBuffer, offset: Int = 0, into destination: UnsafeMutableRawPointer, byteCount: Int) throws(CLError) {
+        try unsafeEnqueueRead(buffer, offset: offset, into: destination, byteCount: byteCount).wait()
+    }
+
+    /// Enqueues a non-blocking copy of `byteCount` bytes from host memory `source` into `buffer` at `offset`,
+    /// after `events`, and returns at once.
     ///
-    /// With `blocking: false` the call returns at once and `source` must stay valid and unchanged until
-    /// the returned event completes (wait on it or call `finish()`). Throws `CLError` (`clEnqueueWriteBuffer`).
-    @discardableResult
-    public func write(_ buffer: CLBuffer, offset: Int = 0, from source: UnsafeRawPointer, byteCount: Int,
-                      blocking: Bool = true, waitingFor events: [CLEvent] = []) throws(CLError) -> CLEvent {
+    /// Unsafe: `source` must stay valid and unchanged until the returned event completes. Wait on that event
+    /// (`wait()`, `CLEvent.waitAll`), also on every error path: `finish()` is not enough on every driver (Mesa
+    /// rusticl's clFinish does not wait for such transfers). Throws `CLError` (`clEnqueueWriteBuffer`).
+    public func unsafeEnqueueWrite(_ buffer: CLBuffer, offset: Int = 0, from source: UnsafeRawPointer, byteCount: Int,
+                                   waitingFor events: [CLEvent] = []) throws(CLError) -> CLEvent {
+        guard try context.admits("clEnqueueWriteBuffer", byteCount: byteCount) else { return try context.completedEvent() }
         var event: cl_event?
         let status = withWaitList(events) { count, list in
-            clEnqueueWriteBuffer(handle, buffer.handle, blocking ? cl_bool(CL_TRUE) : cl_bool(CL_FALSE), offset,
-                                 byteCount, source, count, list, &event)
+            clEnqueueWriteBuffer(handle, buffer.handle, cl_bool(CL_FALSE), offset, byteCount, source, count, list, &event)
         }
         return try owned(event, status, "clEnqueueWriteBuffer")
     }
 
-    /// Copies `byteCount` bytes of `buffer` at `offset` into host memory `destination`.
+    /// Enqueues a non-blocking copy of `byteCount` bytes of `buffer` at `offset` into host memory
+    /// `destination`, after `events`, and returns at once.
     ///
-    /// With `blocking: false`, `destination` must stay valid until the returned event completes.
-    /// Throws `CLError` (`clEnqueueReadBuffer`).
-    @discardableResult
-    public func read(_ buffer: CLBuffer, offset: Int = 0, into destination: UnsafeMutableRawPointer, byteCount: Int,
-                     blocking: Bool = true, waitingFor events: [CLEvent] = []) throws(CLError) -> CLEvent {
+    /// Unsafe: `destination` must stay valid, and must not be read, until the returned event completes; wait
+    /// on the event itself on every path (see `unsafeEnqueueWrite`). Throws `CLError` (`clEnqueueReadBuffer`).
+    public func unsafeEnqueueRead(_ buffer: CLBuffer, offset: Int = 0, into destination: UnsafeMutableRawPointer,
+                                  byteCount: Int, waitingFor events: [CLEvent] = []) throws(CLError) -> CLEvent {
+        guard try context.admits("clEnqueueReadBuffer", byteCount: byteCount) else { return try context.completedEvent() }
         var event: cl_event?
         let status = withWaitList(events) { count, list in
-            clEnqueueReadBuffer(handle, buffer.handle, blocking ? cl_bool(CL_TRUE) : cl_bool(CL_FALSE), offset,
-                                byteCount, destination, count, list, &event)
+            clEnqueueReadBuffer(handle, buffer.handle, cl_bool(CL_FALSE), offset, byteCount, destination, count, list, &event)
         }
         return try owned(event, status, "clEnqueueReadBuffer")
     }
@@ -252,6 +297,7 @@ public final class CLCommandQueue: @unchecked Sendable {
     @discardableResult
     public func run(_ kernel: CLKernel, globalSize: Int, localSize: Int?,
                     waitingFor events: [CLEvent] = []) throws(CLError) -> CLEvent {
+        guard try context.admits("clEnqueueNDRangeKernel") else { return try context.completedEvent() }
         var event: cl_event?
         var global = globalSize
         var local = localSize ?? 0
@@ -265,10 +311,16 @@ public final class CLCommandQueue: @unchecked Sendable {
     }
 
     /// Submits queued commands to the device without waiting. Throws `CLError` (`clFlush`).
-    public func flush() throws(CLError) { try CLError.check(clFlush(handle), "clFlush") }
+    public func flush() throws(CLError) {
+        guard try context.admits("clFlush") else { return }
+        try CLError.check(clFlush(handle), "clFlush")
+    }
 
     /// Blocks until every queued command finished. Throws `CLError` (`clFinish`).
-    public func finish() throws(CLError) { try CLError.check(clFinish(handle), "clFinish") }
+    public func finish() throws(CLError) {
+        guard try context.admits("clFinish") else { return }
+        try CLError.check(clFinish(handle), "clFinish")
+    }
 
     private func withWaitList(_ events: [CLEvent], _ body: (cl_uint, UnsafePointer<cl_event?>?) -> cl_int) -> cl_int {
         if events.isEmpty { return body(0, nil) }

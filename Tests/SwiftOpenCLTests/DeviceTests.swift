@@ -40,7 +40,7 @@ struct DeviceTests {
         var back = [UInt8](repeating: 0, count: 1000)
         try back.withUnsafeMutableBytes { raw in
             guard let base = raw.baseAddress else { return }
-            let event = try queue.read(buffer, into: base, byteCount: raw.count, blocking: false)
+            let event = try queue.unsafeEnqueueRead(buffer, into: base, byteCount: raw.count)
             try event.wait()
         }
         #expect(back == source)

@@ -1,5 +1,5 @@
 import Foundation
-import SwiftOpenCL
+@_spi(Testing) import SwiftOpenCL
 import Testing
 @testable import TernaryQuant
 
@@ -59,5 +59,128 @@ struct OpenCLHardeningTests {
         let problems = try Self.compareAll(backend, sizes: Self.sizes(workGroupSize: backend.workGroupSize, maxGroups: backend.maxGroups),
                                            seed: 99)
         #expect(problems.isEmpty, "work-group size \(backend.workGroupSize): \(problems.prefix(6))")
+    }
+}
+
+@Suite("OpenCL error paths: a driver whose reads never land, and a failure at every OpenCL call",
+       .enabled(if: OpenCLTestSupport.available))
+struct OpenCLFaultTests {
+    private static func weights(_ n: Int, seed: UInt64) -> [Float] {
+        var random = Support.Random(state: seed)
+        return (0..<n).map { _ in random.normal() }
+    }
+
+    @Test("reads that report success but never land (Mesa rusticl's failure) give an error, never wrong bytes",
+          arguments: ["sums", "subnormals", "flags", "trits", "counts"])
+    func droppedReads(which: String) throws {
+        let device = try #require(Support.firstDevice)
+        let hostScale = !(try device.info().supportsFP64)
+        if hostScale && ["sums", "subnormals", "flags"].contains(which) { return }  // no α pass on this device
+        // Reads are enqueued per launch in this order: α (sums, subnormals, flags), then trits (output, counts).
+        let order = hostScale ? ["trits", "counts"] : ["sums", "subnormals", "flags", "trits", "counts"]
+        let position = try #require(order.firstIndex(of: which))
+        let reads = SendableBox<[Int]>([0])
+        let injector = FaultInjector { _, call in
+            guard call.function == "clEnqueueReadBuffer" else { return .proceed }
+            let k = reads.value[0]
+            reads.set(0, k + 1)
+            return k == position ? .skip : .proceed
+        }
+        let backend = try OpenCLBackend.injected(device: device, injector: injector)
+        let weights = Self.weights(10_007, seed: 3)
+        // The output starts as a plausible earlier result (zeros): it must not come back as the answer.
+        var output = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: weights.count))
+        do {
+            try weights.withUnsafeBufferPointer { buffer in
+                let input = try TensorInput(name: "w", shape: [buffer.count], floats: buffer)
+                _ = try output.withUnsafeMutableBytes { try backend.quantize(input, layout: .packed2Bit, into: $0) }
+            }
+            Issue.record("a dropped \(which) read went unnoticed")
+        } catch let error as OpenCLBackendError {
+            guard case .inconsistentResult = error else { Issue.record("unexpected \(error)"); return }
+            #expect(error.description.contains("--backend cpu"))
+        }
+    }
+
+    @Test("automatic selection on a driver whose reads never land: CPU bytes, one warning")
+    func fallbackOnInconsistentDriver() throws {
+        let device = try #require(Support.firstDevice)
+        let injector = FaultInjector { _, call in call.function == "clEnqueueReadBuffer" ? .skip : .proceed }
+        let backend = try OpenCLBackend.injected(device: device, injector: injector)
+        let fallback = FallbackBackend(primary: backend, logger: defaultBackendLogger)
+        let weights = Self.weights(5000, seed: 4)
+        let expected = try Quantizer(backend: CPUBackend()).quantize(weights, name: "w", shape: [weights.count])
+        let actual = try Quantizer(backend: fallback).quantize(weights, name: "w", shape: [weights.count])
+        #expect(actual == expected)
+        #expect(fallback.name == "cpu")
+    }
+
+    /// Quantizes `weights` (several chunks, so reads are pending when later calls fail) into a fresh heap
+    /// buffer that is freed as soon as the call returns: with a missing wait, a late device write lands in
+    /// freed memory (caught by the address sanitizer) or, here, in the pattern written right after.
+    private static func attempt(_ backend: OpenCLBackend, _ weights: [Float], layout: TritLayout) throws -> [UInt8] {
+        let byteCount = layout.byteCount(forTrits: weights.count)
+        let output = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 16)
+        defer { output.deallocate() }
+        output.initializeMemory(as: UInt8.self, repeating: 0xEE)
+        do {
+            try weights.withUnsafeBufferPointer { buffer in
+                let input = try TensorInput(name: "w", shape: [buffer.count], floats: buffer)
+                _ = try backend.quantize(input, layout: layout, into: output)
+            }
+            return Array(output)
+        } catch {
+            output.initializeMemory(as: UInt8.self, repeating: 0x5A)
+            _ = try? backend.compute.finish()
+            _ = try? backend.transfer.finish()
+            #expect(output.allSatisfy { $0 == 0x5A }, "the device wrote into the output after quantize returned")
+            throw error
+        }
+    }
+
+    @Test("failing the k-th OpenCL call, for every k: a typed error or the right bytes, nothing written late",
+          arguments: [CLError.outOfResources.code, CLError.deviceNotAvailable.code])
+    func everyCallFails(status: Int32) throws {
+        let device = try #require(Support.firstDevice)
+        let weights = Self.weights(3 * 256 + 5, seed: 8)
+        let expected = try weights.withUnsafeBufferPointer { buffer in
+            var out = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: buffer.count))
+            _ = try out.withUnsafeMutableBytes {
+                try CPUBackend().quantize(try TensorInput(name: "w", shape: [buffer.count], floats: buffer), layout: .packed2Bit, into: $0)
+            }
+            return out
+        }
+        // Count the calls of one whole run (backend creation + two tensors), then fail each one in turn.
+        let counter = FaultInjector { _, _ in .proceed }
+        let probe = try OpenCLBackend.injected(device: device, injector: counter, chunkElements: 256, workGroupSize: 8)
+        let setupCalls = counter.seen.count
+        #expect(try Self.attempt(probe, weights, layout: .packed2Bit) == expected)
+        #expect(try Self.attempt(probe, weights, layout: .packed2Bit) == expected)
+        let total = counter.seen.count
+        #expect(total > 40, "\(counter.seen)")
+        var failures = 0
+        // Setup failures are the same for every status: one status covers them (each costs a program build).
+        let first = status == CLError.outOfResources.code ? setupCalls : 0
+        for k in first..<total {
+            let injector = FaultInjector.failing(call: k, status: status)
+            let backend: OpenCLBackend
+            do {
+                backend = try OpenCLBackend.injected(device: device, injector: injector, chunkElements: 256, workGroupSize: 8)
+            } catch {
+                failures += 1
+                continue  // a typed OpenCLBackendError from setup
+            }
+            for _ in 0..<2 {
+                do {
+                    let bytes = try Self.attempt(backend, weights, layout: .packed2Bit)
+                    #expect(bytes == expected, "k=\(k) (\(injector.seen[Swift.min(k, injector.seen.count - 1)])): wrong bytes")
+                } catch is OpenCLBackendError {
+                    failures += 1
+                } catch {
+                    Issue.record("k=\(k): untyped error \(error)")
+                }
+            }
+        }
+        #expect(failures >= (total - first) / 2, "injected failures mostly surface as errors (\(failures) of \(total - first))")
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import SwiftOpenCL
+@_spi(Testing) import SwiftOpenCL
 @testable import TernaryQuant
 
 /// Shared helpers for the OpenCL suites.
@@ -103,5 +103,54 @@ enum OpenCLTestSupport {
 
     static func bytes(of floats: [Float]) -> [UInt8] {
         floats.withUnsafeBytes { Array($0) }
+    }
+}
+
+/// Fault injection through SwiftOpenCL's testing seam: counts every OpenCL call and fails or skips the ones
+/// a rule picks (the k-th call, allocations above a size, every call of one function, …).
+final class FaultInjector: CLCallInterceptor, @unchecked Sendable {
+    private let lock = NSLock()
+    private var calls: [CLCall] = []
+    private let rule: @Sendable (Int, CLCall) -> CLInterception
+
+    /// `rule(index, call)` decides each call; `index` counts from 0 over the injector's lifetime.
+    init(_ rule: @escaping @Sendable (Int, CLCall) -> CLInterception) { self.rule = rule }
+
+    /// Fails call number `k` (0-based) with `status`.
+    static func failing(call k: Int, status: Int32) -> FaultInjector {
+        FaultInjector { index, _ in index == k ? .fail(status) : .proceed }
+    }
+
+    /// Fails every `clCreateBuffer` of more than `bytes` bytes with CL_MEM_OBJECT_ALLOCATION_FAILURE.
+    static func allocationLimit(bytes: Int) -> FaultInjector {
+        FaultInjector { _, call in
+            call.function == "clCreateBuffer" && (call.byteCount ?? 0) > bytes ? .fail(CLError.memObjectAllocationFailure.code) : .proceed
+        }
+    }
+
+    func intercept(_ call: CLCall) -> CLInterception {
+        lock.lock()
+        let index = calls.count
+        calls.append(call)
+        lock.unlock()
+        return rule(index, call)
+    }
+
+    /// Every call seen so far.
+    var seen: [CLCall] {
+        lock.lock()
+        defer { lock.unlock() }
+        return calls
+    }
+}
+
+extension OpenCLBackend {
+    /// A backend on `device` with the production kernels whose OpenCL calls go through `injector`.
+    static func injected(device: CLDevice, injector: FaultInjector, chunkElements: Int = 1 << 16, workGroupSize: Int = 64,
+                         hostScaleOnly: Bool = false) throws(OpenCLBackendError) -> OpenCLBackend {
+        try OpenCLBackend(device: device, chunkElements: chunkElements, workGroupSize: workGroupSize,
+                          absmeanSource: OpenCLBackend.kernelSource(PackageResources.absmean_cl),
+                          ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
+                          hostScaleOnly: hostScaleOnly, interceptor: injector)
     }
 }

@@ -35,7 +35,7 @@ extension OpenCLBackend {
                 try compute.finish()
             }
             let writeSeconds = try Self.median(runs: runs) { () throws(CLError) in
-                try transfer.write(source, from: host, byteCount: byteCount, blocking: true)
+                try transfer.write(source, from: host, byteCount: byteCount)
             }
             return OpenCLBandwidth(deviceCopyGBps: 2 * Double(byteCount) / copySeconds / 1e9,
                                    hostToDeviceGBps: Double(byteCount) / writeSeconds / 1e9)
@@ -60,17 +60,17 @@ extension OpenCLBackend {
         do {
             try ensureKernelSlot(elements: input.elementCount)
             guard let slot = slotForBenchmark, let base = input.bytes.baseAddress else { return 0 }
-            try transfer.write(slot.input, from: base, byteCount: input.bytes.count, blocking: true)
+            try transfer.write(slot.input, from: base, byteCount: input.bytes.count)
             let local = workGroupSize
             let absmean = absmeanKernels[input.elementType]
             let ternarize = (layout == .packed2Bit ? packedKernels : int8Kernels)[input.elementType]
             return try Self.median(runs: Swift.max(1, repetitions)) { () throws(CLError) in
                 if let absmean {
-                    try slot.bindAbsmean(absmean, count: input.elementCount, base: 0, local: local)
+                    try slot.bindAbsmean(absmean, count: input.elementCount, base: 0, local: local, tag: 0)
                     try compute.run(absmean, globalSize: groupCount(units: (input.elementCount + 3) / 4) * local, localSize: local)
                 }
                 if let ternarize {
-                    try slot.bindTernarize(ternarize, count: input.elementCount, threshold: threshold, local: local)
+                    try slot.bindTernarize(ternarize, count: input.elementCount, threshold: threshold, local: local, tag: 0)
                     try compute.run(ternarize, globalSize: groupCount(units: (input.elementCount + 3) / 4) * local,
                                     localSize: local)
                 }
