@@ -67,6 +67,20 @@ enum TernqProcess {
     }
 
 
+    /// Oclgrind's ICD library, from the places Debian/Ubuntu and a source install put it; `nil` if absent.
+    static let oclgrindLibrary: String? = [
+        "/usr/lib/oclgrind/liboclgrind-rt-icd.so", "/usr/lib/x86_64-linux-gnu/liboclgrind-rt-icd.so",
+        "/usr/lib/aarch64-linux-gnu/liboclgrind-rt-icd.so", "/usr/local/lib/liboclgrind-rt-icd.so",
+    ].first { FileManager.default.fileExists(atPath: $0) }
+
+    /// A directory holding one ICD file that registers Oclgrind (for OCL_ICD_VENDORS).
+    static func oclgrindVendors() throws -> String? {
+        guard let library = oclgrindLibrary else { return nil }
+        let directory = try emptyDirectory()
+        try Data((library + "\n").utf8).write(to: URL(fileURLWithPath: directory + "/oclgrind.icd"))
+        return directory
+    }
+
     static func emptyDirectory() throws -> String {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ternq-empty-icd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -96,6 +110,16 @@ struct OpenCLCLITests {
             #expect(result.status != 0)
             #expect(result.stderr.contains("install pocl-opencl-icd"), "\(result.stderr)")
         }
+    }
+
+    @Test("Oclgrind registered as the only platform: listed, but automatic uses the CPU backend",
+          .enabled(if: TernqProcess.oclgrindLibrary != nil || OpenCLTestSupport.required.contains("oclgrind")))
+    func automaticSkipsOclgrind() throws {
+        let vendors = try #require(try TernqProcess.oclgrindVendors(), "Oclgrind is required but its ICD library is missing")
+        let result = try TernqProcess.run(["devices", "--check", "auto"], environment: ["OCL_ICD_VENDORS": vendors])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("Oclgrind"), "\(result.stdout)")
+        #expect(result.stdout.contains("check: auto -> cpu"), "\(result.stdout)")
     }
 
     @Test("a bad --check selection is rejected with the accepted syntax")
