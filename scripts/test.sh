@@ -9,7 +9,10 @@ bash scripts/install-deps.sh
 export POCL_CACHE_DIR="${POCL_CACHE_DIR:-$PWD/.build/pocl-cache}"
 mkdir -p "$POCL_CACHE_DIR"
 swift build -c release -Xswiftc -enable-testing --build-tests
-swift test -c release -Xswiftc -enable-testing --skip-build
+# CI installed PoCL: the OpenCL suites must run on it, not skip (TERNQ_REQUIRE_OPENCL).
+TERNQ_REQUIRE_OPENCL="${TERNQ_REQUIRE_OPENCL-pocl}" swift test -c release -Xswiftc -enable-testing --skip-build
+# The OpenCL equality suites on PoCL (pthread, basic, work-groups 1-8), rusticl and Oclgrind, same build.
+bash scripts/test-opencl-matrix.sh
 if [ -f Tests/interop/run.sh ]; then
     bash Tests/interop/run.sh
 fi

@@ -3,15 +3,6 @@ import Testing
 
 @Suite("CLError naming and description")
 struct CLErrorTests {
-    @Test("named statics carry the standard codes")
-    func codes() {
-        #expect(CLError.platformNotFoundKHR.code == -1001)
-        #expect(CLError.outOfResources.code == -5)
-        #expect(CLError.buildProgramFailure.code == -11)
-        #expect(CLError.memObjectAllocationFailure.code == -4)
-        #expect(CLError.invalidKernelName.code == -46)
-    }
-
     @Test("description names the code and the failing call")
     func description() {
         let error = CLError(-5, call: "clCreateBuffer")
