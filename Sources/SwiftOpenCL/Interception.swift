@@ -56,7 +56,7 @@ extension CLContext {
     func completedEvent() throws(CLError) -> CLEvent {
         var status: cl_int = 0
         guard let event = clCreateUserEvent(handle, &status), status == CL_SUCCESS else {
-            throw CLError(status == CL_SUCCESS ? CLError.invalidValue.code : status, call: "clCreateUserEvent")
+            throw CLError(status == CL_SUCCESS ? CLStatus.invalidValue.rawValue : status, call: "clCreateUserEvent")
         }
         let owned = CLEvent(owning: event)
         try CLError.check(clSetUserEventStatus(event, CL_COMPLETE), "clSetUserEventStatus")

@@ -29,7 +29,7 @@ public final class CLContext: @unchecked Sendable {
         if let interceptor, case .fail(let status) = interceptor.intercept(CLCall("clCreateContext")) {
             throw CLError(status, call: "clCreateContext")
         }
-        guard let first = devices.first else { throw CLError(CLError.invalidValue.code, call: "clCreateContext") }
+        guard let first = devices.first else { throw CLError(.invalidValue, call: "clCreateContext") }
         var properties: [cl_context_properties] = [
             cl_context_properties(CL_CONTEXT_PLATFORM), cl_context_properties(Int(bitPattern: UnsafeRawPointer(first.platform.id))), 0,
         ]
@@ -77,7 +77,7 @@ public final class CLBuffer: @unchecked Sendable {
     /// Allocates `byteCount` (> 0) bytes. Throws `CLError` (`clCreateBuffer`), e.g.
     /// `.invalidBufferSize` above the device's max allocation or `.memObjectAllocationFailure`.
     public init(context: CLContext, byteCount: Int, flags: CLMemoryFlags = .readWrite) throws(CLError) {
-        guard byteCount > 0 else { throw CLError(CLError.invalidBufferSize.code, call: "clCreateBuffer") }
+        guard byteCount > 0 else { throw CLError(.invalidBufferSize, call: "clCreateBuffer") }
         _ = try context.admits("clCreateBuffer", byteCount: byteCount)
         var status: cl_int = 0
         let handle = clCreateBuffer(context.handle, flags.rawValue, byteCount, nil, &status)
@@ -136,7 +136,7 @@ public final class CLProgram: @unchecked Sendable {
     public let context: CLContext
 
     /// Creates a program from `source` and builds it for the context's devices with `options`
-    /// (e.g. `"-cl-std=CL1.2"`). A compile error throws `CLError.buildProgramFailure` whose `buildLog`
+    /// (e.g. `"-cl-std=CL1.2"`). A compile error throws a `CLError` with status `.buildProgramFailure` whose `buildLog`
     /// holds the compiler output; other failures throw `CLError` naming the failing call.
     public init(context: CLContext, source: String, options: String = "") throws(CLError) {
         _ = try context.admits("clCreateProgramWithSource")
@@ -329,7 +329,7 @@ public final class CLCommandQueue: @unchecked Sendable {
     }
 
     private func owned(_ event: cl_event?, _ status: cl_int, _ call: String) throws(CLError) -> CLEvent {
-        guard status == CL_SUCCESS, let event else { throw CLError(status == CL_SUCCESS ? CLError.invalidValue.code : status, call: call) }
+        guard status == CL_SUCCESS, let event else { throw CLError(status == CL_SUCCESS ? CLStatus.invalidValue.rawValue : status, call: call) }
         return CLEvent(owning: event)
     }
 

@@ -269,7 +269,7 @@ struct OpenCLEqualityTests {
                 Issue.record("unexpected error \(error)")
                 return
             }
-            #expect(clError == .buildProgramFailure)
+            #expect(clError.status == .buildProgramFailure)
             #expect((clError.buildLog ?? "").contains("error"))
             #expect(error.description.contains("build log"))
         }

@@ -139,7 +139,7 @@ struct OpenCLFaultTests {
     }
 
     @Test("failing the k-th OpenCL call, for every k: a typed error or the right bytes, nothing written late",
-          arguments: [CLError.outOfResources.code, CLError.deviceNotAvailable.code])
+          arguments: [CLStatus.outOfResources.rawValue, CLStatus.deviceNotAvailable.rawValue])
     func everyCallFails(status: Int32) throws {
         let device = try #require(Support.firstDevice)
         let weights = Self.weights(3 * 256 + 5, seed: 8)
@@ -160,7 +160,7 @@ struct OpenCLFaultTests {
         #expect(total > 40, "\(counter.seen)")
         var failures = 0
         // Setup failures are the same for every status: one status covers them (each costs a program build).
-        let first = status == CLError.outOfResources.code ? setupCalls : 0
+        let first = status == CLStatus.outOfResources.rawValue ? setupCalls : 0
         for k in first..<total {
             let injector = FaultInjector.failing(call: k, status: status)
             let backend: OpenCLBackend

@@ -130,7 +130,7 @@ final class FaultInjector: CLCallInterceptor, @unchecked Sendable {
     /// Fails every `clCreateBuffer` of more than `bytes` bytes with CL_MEM_OBJECT_ALLOCATION_FAILURE.
     static func allocationLimit(bytes: Int) -> FaultInjector {
         FaultInjector { _, call in
-            call.function == "clCreateBuffer" && (call.byteCount ?? 0) > bytes ? .fail(CLError.memObjectAllocationFailure.code) : .proceed
+            call.function == "clCreateBuffer" && (call.byteCount ?? 0) > bytes ? .fail(CLStatus.memObjectAllocationFailure.rawValue) : .proceed
         }
     }
 

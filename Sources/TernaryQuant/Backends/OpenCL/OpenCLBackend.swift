@@ -173,7 +173,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             do {
                 return try CLProgram(context: context, source: source, options: options)
             } catch {
-                if error == CLError.buildProgramFailure || error.buildLog != nil {
+                if error.status == .buildProgramFailure || error.buildLog != nil {
                     throw OpenCLBackendError.buildFailed(device: info.name, error: error)
                 }
                 throw OpenCLBackendError.deviceFailure(device: info.name, error: error)
@@ -329,7 +329,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     private func upload(_ input: TensorInput, range: Range<Int>, into slot: Slot, offset: Int = 0,
                         after: CLEvent?, pending: InFlight) throws(CLError) -> CLEvent {
         let width = input.elementType.byteWidth
-        guard let base = input.bytes.baseAddress else { throw CLError(CLError.invalidValue.code, call: "upload") }
+        guard let base = input.bytes.baseAddress else { throw CLError(.invalidValue, call: "upload") }
         let event = pending.track(try transfer.unsafeEnqueueWrite(
             slot.input, offset: offset * width, from: base + range.lowerBound * width,
             byteCount: range.count * width, waitingFor: after.map { [$0] } ?? []))
@@ -355,7 +355,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     /// pre-filled with values no kernel writes (NaN sums, out-of-range subnormal sums, tags that never match)
     /// and checked after the wait: a driver whose reads did not land gives an error, never a wrong α.
     private func deviceAbsSum(_ input: TensorInput) throws -> DeviceEstimate {
-        guard let kernel = absmeanKernels[input.elementType] else { throw CLError(CLError.invalidKernelName.code, call: "absmean") }
+        guard let kernel = absmeanKernels[input.elementType] else { throw CLError(.invalidKernelName, call: "absmean") }
         let count = input.elementCount
         let chunks = chunkCount(count)
         try ensureSlots(elements: Swift.min(count, activeChunkElements), chunks: chunks)
@@ -374,7 +374,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             try subnormals.withUnsafeMutableBytes { subOut in
                 try flags.withUnsafeMutableBytes { flagsOut in
                     guard let sumsBase = sumsOut.baseAddress, let subBase = subOut.baseAddress,
-                          let flagsBase = flagsOut.baseAddress else { throw CLError(CLError.invalidValue.code, call: "absmean") }
+                          let flagsBase = flagsOut.baseAddress else { throw CLError(.invalidValue, call: "absmean") }
                     let pending = InFlight()
                     defer { pending.drain(queues: [compute, transfer]) }  // also on every error path
                     var lastKernel: [CLEvent?] = [nil, nil]
@@ -457,7 +457,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                                  output: UnsafeMutableRawBufferPointer, inputResident: Bool) throws -> Int {
         let kernels = layout == .packed2Bit ? packedKernels : int8Kernels
         guard let kernel = kernels[input.elementType], let outBase = output.baseAddress else {
-            throw CLError(CLError.invalidKernelName.code, call: "ternarize")
+            throw CLError(.invalidKernelName, call: "ternarize")
         }
         let count = input.elementCount
         let chunks = chunkCount(count)
@@ -467,7 +467,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         var tags = [UInt32](repeating: 0, count: chunks)
         let local = workGroupSize
         try counts.withUnsafeMutableBytes { countsOut in
-            guard let countsBase = countsOut.baseAddress else { throw CLError(CLError.invalidValue.code, call: "ternarize") }
+            guard let countsBase = countsOut.baseAddress else { throw CLError(.invalidValue, call: "ternarize") }
             let pending = InFlight()
             defer { pending.drain(queues: [compute, transfer]) }  // also on every error path
             var lastKernel: [CLEvent?] = [nil, nil]
