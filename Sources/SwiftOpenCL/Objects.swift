@@ -1,4 +1,9 @@
 import COpenCL
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // Ownership: every class below owns exactly one OpenCL reference to its handle (from the create call)
 // and releases it in `deinit`. Children keep their parents alive with strong Swift references (a queue
@@ -6,6 +11,27 @@ import COpenCL
 // OpenCL 1.2 makes every API call thread-safe except `clSetKernelArg` on the same kernel object; the
 // classes are therefore `@unchecked Sendable`, except `CLKernel`, which is not `Sendable` at all (like
 // Rust's opencl3 `Kernel`): its owner keeps it on one thread or serializes access.
+
+/// Reports a failed release from a `deinit` (which cannot throw) on standard error: the handle leaks, and a
+/// failure here usually means a driver problem or a handle released twice.
+func logReleaseFailure(_ status: cl_int, _ call: String, _ owner: String) {
+    guard status != CL_SUCCESS else { return }
+    let line = "SwiftOpenCL: \(owner) deinit: \(CLError(status, call: call))\n"
+    let bytes = Array(line.utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }  // stderr, without the shared FILE*
+}
+
+/// One kernel argument, as `CLKernel.bind` sets it.
+public enum CLKernelArgument {
+    /// A device buffer (`__global` or `__constant` pointer parameter).
+    case buffer(CLBuffer)
+    /// `__local` memory of this many bytes.
+    case local(byteCount: Int)
+    /// A `uint` parameter.
+    case uint32(UInt32)
+    /// A `ulong` parameter.
+    case uint64(UInt64)
+}
 
 /// An OpenCL context over one or more devices of one platform. Releases the context in `deinit`.
 public final class CLContext: @unchecked Sendable {
@@ -46,7 +72,7 @@ public final class CLContext: @unchecked Sendable {
         try self.init(devices: [device])
     }
 
-    deinit { clReleaseContext(handle) }
+    deinit { logReleaseFailure(clReleaseContext(handle), "clReleaseContext", "CLContext") }
 }
 
 /// Flags for `CLBuffer` (`cl_mem_flags`).
@@ -87,7 +113,7 @@ public final class CLBuffer: @unchecked Sendable {
         self.byteCount = byteCount
     }
 
-    deinit { clReleaseMemObject(handle) }
+    deinit { logReleaseFailure(clReleaseMemObject(handle), "clReleaseMemObject", "CLBuffer") }
 }
 
 /// A command's completion event. Releases the event in `deinit`.
@@ -125,7 +151,7 @@ public final class CLEvent: @unchecked Sendable {
         return end >= start ? end - start : 0
     }
 
-    deinit { clReleaseEvent(handle) }
+    deinit { logReleaseFailure(clReleaseEvent(handle), "clReleaseEvent", "CLEvent") }
 }
 
 /// A program built from OpenCL C source. Releases the program in `deinit`; keeps its context alive.
@@ -167,7 +193,7 @@ public final class CLProgram: @unchecked Sendable {
         return decodeCString(bytes)
     }
 
-    deinit { clReleaseProgram(handle) }
+    deinit { logReleaseFailure(clReleaseProgram(handle), "clReleaseProgram", "CLProgram") }
 }
 
 /// A kernel of a built program. Releases the kernel in `deinit`; keeps its program alive.
@@ -192,6 +218,30 @@ public final class CLKernel {
         self.handle = handle
         self.program = program
         self.name = name
+        var arguments: cl_uint = 0
+        let queried = clGetKernelInfo(handle, cl_kernel_info(CL_KERNEL_NUM_ARGS), MemoryLayout<cl_uint>.size, &arguments, nil)
+        try CLError.check(queried, "clGetKernelInfo(\(name), CL_KERNEL_NUM_ARGS)")
+        argumentCount = Int(arguments)
+    }
+
+    /// The kernel function's number of parameters (`CL_KERNEL_NUM_ARGS`).
+    public let argumentCount: Int
+
+    /// Sets every argument from one description, in parameter order. Throws `CLError` with status
+    /// `.invalidKernelArgs` (call `bind(name)`) when `arguments` does not have exactly `argumentCount`
+    /// entries (the host's description and the .cl source disagree), else what `clSetKernelArg` returns.
+    public func bind(_ arguments: [CLKernelArgument]) throws(CLError) {
+        guard arguments.count == argumentCount else {
+            throw CLError(.invalidKernelArgs, call: "bind(\(name)): \(arguments.count) arguments for \(argumentCount) parameters")
+        }
+        for (index, argument) in arguments.enumerated() {
+            switch argument {
+            case .buffer(let buffer): try setArgument(index, buffer)
+            case .local(let byteCount): try setLocalArgument(index, byteCount: byteCount)
+            case .uint32(let value): try setArgument(index, value)
+            case .uint64(let value): try setArgument(index, value)
+            }
+        }
     }
 
     /// Sets argument `index` to a plain value (`cl_uint`, `cl_ulong`, …). Throws `CLError` (`clSetKernelArg`).
@@ -224,7 +274,7 @@ public final class CLKernel {
         return size
     }
 
-    deinit { clReleaseKernel(handle) }
+    deinit { logReleaseFailure(clReleaseKernel(handle), "clReleaseKernel", "CLKernel") }
 }
 
 /// An in-order command queue on one device. Releases the queue in `deinit`; keeps its context alive.
@@ -333,5 +383,5 @@ public final class CLCommandQueue: @unchecked Sendable {
         return CLEvent(owning: event)
     }
 
-    deinit { clReleaseCommandQueue(handle) }
+    deinit { logReleaseFailure(clReleaseCommandQueue(handle), "clReleaseCommandQueue", "CLCommandQueue") }
 }

@@ -63,8 +63,11 @@ struct DeviceTests {
         let kernel = try CLKernel(program: program, name: "fill")
         #expect(try kernel.maxWorkGroupSize(on: device) > 0)
         let buffer = try CLBuffer(context: context, byteCount: 64 * 4)
-        try kernel.setArgument(0, buffer)
-        try kernel.setArgument(1, UInt32(100))
+        #expect(kernel.argumentCount == 2)
+        #expect { try kernel.bind([.buffer(buffer)]) } throws: {
+            ($0 as? CLError).map { $0.status == .invalidKernelArgs && $0.call.contains("1 arguments for 2 parameters") } ?? false
+        }
+        try kernel.bind([.buffer(buffer), .uint32(100)])
         let event = try queue.run(kernel, globalSize: 64, localSize: nil)
         try queue.finish()
         _ = try event.durationNanoseconds()

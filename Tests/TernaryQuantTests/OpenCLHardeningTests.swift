@@ -50,6 +50,20 @@ struct OpenCLHardeningTests {
         }
     }
 
+    @Test("every production kernel's argument description matches its CL_KERNEL_NUM_ARGS")
+    func argumentDescriptions() throws {
+        let device = try #require(Support.firstDevice)
+        let backend = try OpenCLBackend(device: device, chunkElements: 4096, workGroupSize: 16)
+        let slot = try OpenCLBackend.Slot(context: backend.context, elements: 256, groups: 1)
+        for kernel in backend.absmeanKernels.values {
+            #expect(kernel.argumentCount == slot.absmeanArguments(count: 1, base: 0, local: 16, tag: 0).count, "\(kernel.name)")
+        }
+        for kernel in Array(backend.packedKernels.values) + Array(backend.int8Kernels.values) {
+            #expect(kernel.argumentCount == slot.ternarizeArguments(count: 1, threshold: 1, local: 16, tag: 0).count, "\(kernel.name)")
+        }
+        #expect(backend.packedKernels.count == 3 && backend.int8Kernels.count == 3)
+    }
+
     @Test("the device's own work-group limit (POCL_MAX_WORK_GROUP_SIZE in the CI matrix), default options")
     func deviceLimitedWorkGroup() throws {
         let selector = try #require(Support.firstSelector)

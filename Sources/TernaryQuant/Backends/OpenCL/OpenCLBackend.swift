@@ -95,31 +95,19 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             counts = try CLBuffer(context: context, byteCount: groups * 8)  // (non-zero count, tag ^ group)
         }
 
-        /// Binds this slot to an `absmean_*` kernel over elements [base, base + count) of `input`, with
-        /// local memory for a work-group of `local` items (the argument layout of Kernels/absmean.cl).
-        func bindAbsmean(_ kernel: CLKernel, count: Int, base: Int, local: Int, tag: UInt32) throws(CLError) {
-            try kernel.setArgument(0, input)
-            try kernel.setArgument(1, UInt32(count))
-            try kernel.setArgument(2, sums)
-            try kernel.setArgument(3, subnormals)
-            try kernel.setArgument(4, flags)
-            try kernel.setLocalArgument(5, byteCount: local * 8)
-            try kernel.setLocalArgument(6, byteCount: local * 8)
-            try kernel.setLocalArgument(7, byteCount: local * 4)
-            try kernel.setArgument(8, UInt32(base))
-            try kernel.setArgument(9, tag)
+        /// The arguments of an `absmean_*` kernel (Kernels/absmean.cl, in parameter order) over elements
+        /// [base, base + count) of this slot's input, with local memory for `local` work-items.
+        func absmeanArguments(count: Int, base: Int, local: Int, tag: UInt32) -> [CLKernelArgument] {
+            [.buffer(input), .uint32(UInt32(count)), .buffer(sums), .buffer(subnormals), .buffer(flags),
+             .local(byteCount: local * 8), .local(byteCount: local * 8), .local(byteCount: local * 4),
+             .uint32(UInt32(base)), .uint32(tag)]
         }
 
-        /// Binds this slot to a `ternarize_*` kernel over the first `count` elements of `input` (the argument
-        /// layout of Kernels/ternarize.cl).
-        func bindTernarize(_ kernel: CLKernel, count: Int, threshold: UInt32, local: Int, tag: UInt32) throws(CLError) {
-            try kernel.setArgument(0, input)
-            try kernel.setArgument(1, UInt32(count))
-            try kernel.setArgument(2, threshold)
-            try kernel.setArgument(3, output)
-            try kernel.setArgument(4, counts)
-            try kernel.setLocalArgument(5, byteCount: local * 4)
-            try kernel.setArgument(6, tag)
+        /// The arguments of a `ternarize_*` kernel (Kernels/ternarize.cl, in parameter order) over the first
+        /// `count` elements of this slot's input.
+        func ternarizeArguments(count: Int, threshold: UInt32, local: Int, tag: UInt32) -> [CLKernelArgument] {
+            [.buffer(input), .uint32(UInt32(count)), .uint32(threshold), .buffer(output), .buffer(counts),
+             .local(byteCount: local * 4), .uint32(tag)]
         }
     }
 
@@ -395,7 +383,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                                                  pending: pending)
                         let tag = nextTag()
                         tags[index] = tag
-                        try slot.bindAbsmean(kernel, count: range.count, base: launch.offset, local: local, tag: tag)
+                        try kernel.bind(slot.absmeanArguments(count: range.count, base: launch.offset, local: local, tag: tag))
                         let ran = pending.track(try compute.run(kernel, globalSize: items, localSize: local, waitingFor: [written]))
                         lastKernel[launch.slot] = ran
                         let at = index * maxGroups
@@ -482,7 +470,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                 }
                 let tag = nextTag()
                 tags[chunk] = tag
-                try slot.bindTernarize(kernel, count: range.count, threshold: threshold, local: local, tag: tag)
+                try kernel.bind(slot.ternarizeArguments(count: range.count, threshold: threshold, local: local, tag: tag))
                 let ran = pending.track(try compute.run(kernel, globalSize: groups * local, localSize: local, waitingFor: waits))
                 lastKernel[chunk & 1] = ran
                 let byteOffset = layout.byteCount(forTrits: range.lowerBound)  // lowerBound is a multiple of 256

@@ -26,9 +26,7 @@ extension OpenCLBackend {
             host.initializeMemory(as: UInt8.self, repeating: 0x5A, count: byteCount)
             let runs = Swift.max(1, repetitions)
             let copySeconds = try Self.median(runs: runs) { () throws(CLError) in
-                try copyKernel.setArgument(0, source)
-                try copyKernel.setArgument(1, destination)
-                try copyKernel.setArgument(2, UInt32(clamping: words))
+                try copyKernel.bind([.buffer(source), .buffer(destination), .uint32(UInt32(clamping: words))])
                 let local = workGroupSize
                 let groups = Swift.max(1, Swift.min(maxGroups * 8, (words + local - 1) / local))
                 try compute.run(copyKernel, globalSize: groups * local, localSize: local)
@@ -66,11 +64,11 @@ extension OpenCLBackend {
             let ternarize = (layout == .packed2Bit ? packedKernels : int8Kernels)[input.elementType]
             return try Self.median(runs: Swift.max(1, repetitions)) { () throws(CLError) in
                 if let absmean {
-                    try slot.bindAbsmean(absmean, count: input.elementCount, base: 0, local: local, tag: 0)
+                    try absmean.bind(slot.absmeanArguments(count: input.elementCount, base: 0, local: local, tag: 0))
                     try compute.run(absmean, globalSize: groupCount(units: (input.elementCount + 3) / 4) * local, localSize: local)
                 }
                 if let ternarize {
-                    try slot.bindTernarize(ternarize, count: input.elementCount, threshold: threshold, local: local, tag: 0)
+                    try ternarize.bind(slot.ternarizeArguments(count: input.elementCount, threshold: threshold, local: local, tag: 0))
                     try compute.run(ternarize, globalSize: groupCount(units: (input.elementCount + 3) / 4) * local,
                                     localSize: local)
                 }
