@@ -10,12 +10,16 @@
  *   - NaN/Inf (magnitude bits >= 0x7f800000) sets a flag; the host then finds the first such index.
  * Work-item g reads 4-element vectors g, g + G, g + 2G, ... (G = global size) into four independent
  * double lanes (one addition per vector per lane; lanes that are not normal add an exact 0.0), the
- * count % 4 tail elements go to lanes of work-items 0..2 (one more addition), the lanes are combined
- * (2 additions), and a power-of-two local tree reduction (log2 of the group size) yields one partial per
- * work-group. Double addition is correctly rounded on every fp64 device, so the host bounds the error
- * by this depth: ceil((count/4) / G) + 1 + 2 + log2(local size) (see OpenCLBackend.deviceAbsSum).
+ * count % 4 tail elements are read grid-stride too (tail element t by work-item t mod G, into lane x: at
+ * most 3 more additions, also when G < 3, e.g. work-groups of 1 or 2 items), the lanes are combined
+ * (2 additions), and a local tree reduction for any group size (ceil(log2(local size)) levels) yields one
+ * partial per work-group. Double addition is correctly rounded on every fp64 device, so the host bounds
+ * the error by this depth: ceil((count/4) / G) + 3 + 2 + ceil(log2(local size)) (see
+ * OpenCLBackend.deviceAbsSum).
  * `base` (elements, a multiple of 256) selects the piece [base, base + count) of the buffer: the host
- * reduces a resident tensor piece by piece while the next piece is still uploading.
+ * reduces a resident tensor piece by piece while the next piece is still uploading. Each group also
+ * writes `tag ^ group` (tag: a per-launch value from the host) after its flag, so the host can tell a
+ * read-back that never landed, or an earlier launch's stale buffer, from a real result.
  */
 
 /* f16_to_f32_bits, LOAD_* and LOAD4_* come from widen.cl, prepended by the host. */
@@ -24,7 +28,7 @@
 __kernel void NAME(__global const T* whole, const uint count,                                      \
                    __global double* sums, __global ulong* subnormals, __global uint* flags,        \
                    __local double* lsum, __local ulong* lsub, __local uint* lflag,                 \
-                   const uint base) {                                                              \
+                   const uint base, const uint tag) {                                              \
     __global const T* input = whole + base;                                                        \
     const uint lid = (uint)get_local_id(0);                                                        \
     const uint gid = (uint)get_global_id(0);                                                       \
@@ -42,8 +46,7 @@ __kernel void NAME(__global const T* whole, const uint count,                   
         sub += convert_ulong4(f) & as_ulong4(convert_long4(e == (uint4)0u));                       \
         bad |= (e == (uint4)255u);                                                                 \
     }                                                                                              \
-    const uint tail = (vectors << 2) + gid;                                                        \
-    if (gid < 3u && tail < count) {                                                                \
+    for (uint tail = (vectors << 2) + gid; tail < count; tail += stride) {                         \
         const uint mag = LOAD(input, tail) & 0x7FFFFFFFu;                                          \
         const uint e = mag >> 23;                                                                  \
         const uint f = mag & 0x7FFFFFu;                                                            \
@@ -56,19 +59,23 @@ __kernel void NAME(__global const T* whole, const uint count,                   
     lsub[lid] = (sub.x + sub.y) + (sub.z + sub.w);                                                 \
     lflag[lid] = any(bad != (int4)(0)) ? 1u : 0u;                                                  \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
-    for (uint half_size = (uint)get_local_size(0) >> 1; half_size > 0u; half_size >>= 1) {        \
-        if (lid < half_size) {                                                                     \
+    /* Tree over any group size: n partials fold onto the first ceil(n/2) until one is left. */     \
+    for (uint n = (uint)get_local_size(0); n > 1u;) {                                              \
+        const uint half_size = (n + 1u) >> 1;                                                      \
+        if (lid < n - half_size) {                                                                 \
             lsum[lid] += lsum[lid + half_size];                                                    \
             lsub[lid] += lsub[lid + half_size];                                                    \
             lflag[lid] |= lflag[lid + half_size];                                                  \
         }                                                                                          \
         barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        n = half_size;                                                                             \
     }                                                                                              \
     if (lid == 0u) {                                                                               \
         const uint g = (uint)get_group_id(0);                                                      \
         sums[g] = lsum[0];                                                                         \
         subnormals[g] = lsub[0];                                                                   \
-        flags[g] = lflag[0];                                                                       \
+        flags[2u * g] = lflag[0];                                                                  \
+        flags[2u * g + 1u] = tag ^ g;  /* lets the host see that this launch's results arrived */ \
     }                                                                                              \
 }
 

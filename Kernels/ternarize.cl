@@ -5,8 +5,9 @@
  * t = +1 iff (bits & 0x7fffffff) >= threshold and the sign is clear, -1 iff >= threshold and the sign
  * is set, else 0 (threshold = TritThreshold.magnitudeBits). Each work-item handles whole groups of 4
  * elements (one packed byte, or four int8 trits) with one vector load; the last, partial group stops at
- * `count` and pads with 00. Non-zero trits are counted per work-group (local tree reduction;
- * power-of-two groups). Also holds `copy_words`, the device-bandwidth reference used by the benchmark.
+ * `count` and pads with 00. Non-zero trits are counted per work-group, followed by `tag ^ group` (a
+ * per-launch host value: proof for the host that the counts it read back are this launch's) (local tree reduction;
+ * any group size). Also holds `copy_words`, the device-bandwidth reference used by the benchmark.
  */
 
 /* f16_to_f32_bits, LOAD_* and LOAD4_* come from widen.cl, prepended by the host. */
@@ -20,11 +21,17 @@
     const uint lid = (uint)get_local_id(0);                                                        \
     lcount[lid] = nz;                                                                              \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
-    for (uint half_size = (uint)get_local_size(0) >> 1; half_size > 0u; half_size >>= 1) {        \
-        if (lid < half_size) lcount[lid] += lcount[lid + half_size];                               \
+    for (uint n = (uint)get_local_size(0); n > 1u;) {                                              \
+        const uint half_size = (n + 1u) >> 1;                                                      \
+        if (lid < n - half_size) lcount[lid] += lcount[lid + half_size];                           \
         barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        n = half_size;                                                                             \
     }                                                                                              \
-    if (lid == 0u) counts[get_group_id(0)] = lcount[0];
+    if (lid == 0u) {                                                                               \
+        const uint g = (uint)get_group_id(0);                                                      \
+        counts[2u * g] = lcount[0];                                                                \
+        counts[2u * g + 1u] = tag ^ g;  /* lets the host see that this launch's counts arrived */  \
+    }
 
 /* The partial last group (count % 4 != 0) as a vector padded with zero bits (zero trits). */
 #define LOAD_TAIL(LOAD, input, base, count, bits)                                                  \
@@ -36,7 +43,8 @@
 #define TERNARIZE_KERNELS(SUFFIX, T, LOAD, LOAD4)                                                  \
 __kernel void ternarize_packed_##SUFFIX(__global const T* input, const uint count,                 \
                                         const uint threshold, __global uchar* output,              \
-                                        __global uint* counts, __local uint* lcount) {             \
+                                        __global uint* counts, __local uint* lcount,               \
+                                        const uint tag) {                                          \
     const uint vectors = count >> 2;                                                               \
     const uint stride = (uint)get_global_size(0);                                                  \
     const uint gid = (uint)get_global_id(0);                                                       \
@@ -61,7 +69,8 @@ __kernel void ternarize_packed_##SUFFIX(__global const T* input, const uint coun
 }                                                                                                  \
 __kernel void ternarize_int8_##SUFFIX(__global const T* input, const uint count,                   \
                                       const uint threshold, __global uchar* output,                \
-                                      __global uint* counts, __local uint* lcount) {               \
+                                      __global uint* counts, __local uint* lcount,                 \
+                                      const uint tag) {                                            \
     const uint vectors = count >> 2;                                                               \
     const uint stride = (uint)get_global_size(0);                                                  \
     const uint gid = (uint)get_global_id(0);                                                       \

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what TernaryQuant needs on Debian/Ubuntu: the OpenCL ICD loader and headers, PoCL (an OpenCL
-# implementation on the CPU, so the OpenCL backend runs without a GPU), clinfo, and Python's venv for the
+# implementation on the CPU, so the OpenCL backend runs without a GPU), Mesa rusticl and Oclgrind (more OpenCL
+# implementations for the test matrix), clinfo, and Python's venv for the
 # interoperability checks. Runs apt-get as root, or through sudo otherwise. Safe to run repeatedly.
 set -euo pipefail
 
 packages=(ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo python3 python3-venv python3-pip)
 # llama.cpp's tools for the interop tests (scripts/build-llama-cpp.sh): CMake, Ninja and a C++ compiler.
 packages+=(cmake ninja-build g++)
+# More OpenCL implementations for scripts/test-opencl-matrix.sh: Mesa rusticl (RUSTICL_ENABLE=llvmpipe) and
+# the Oclgrind simulator (API and data-race checks).
+packages+=(mesa-opencl-icd oclgrind)
 
 missing=()
 for p in "${packages[@]}"; do

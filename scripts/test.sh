@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite: installs dependencies, runs every Swift test in release mode (the OpenCL tests run
-# on PoCL when no GPU is present), then the interoperability checks with the PyPI readers gguf and
-# safetensors.
+# on PoCL when no GPU is present), the OpenCL matrix (PoCL variants, rusticl, Oclgrind), the parser fuzzers,
+# the interoperability checks with the PyPI readers gguf and safetensors, and llama.cpp on what ternq writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -9,7 +9,10 @@ bash scripts/install-deps.sh
 export POCL_CACHE_DIR="${POCL_CACHE_DIR:-$PWD/.build/pocl-cache}"
 mkdir -p "$POCL_CACHE_DIR"
 swift build -c release -Xswiftc -enable-testing --build-tests
-swift test -c release -Xswiftc -enable-testing --skip-build
+# CI installed PoCL: the OpenCL suites must run on it, not skip (TERNQ_REQUIRE_OPENCL).
+TERNQ_REQUIRE_OPENCL="${TERNQ_REQUIRE_OPENCL-pocl}" swift test -c release -Xswiftc -enable-testing --skip-build
+# The OpenCL equality suites on PoCL (pthread, basic, work-groups 1-8), rusticl and Oclgrind, same build.
+bash scripts/test-opencl-matrix.sh
 # Coverage-guided fuzzing of every parser (libFuzzer; 2,000 inputs each here, FUZZ_RUNS=100000 by hand).
 bash scripts/fuzz.sh
 if [ -f Tests/interop/run.sh ]; then

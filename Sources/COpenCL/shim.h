@@ -8,8 +8,10 @@
 
 #if defined(__APPLE__)
 #include <OpenCL/opencl.h>
+#include <OpenCL/cl_ext.h>
 #else
 #include <CL/cl.h>
+#include <CL/cl_ext.h> /* CL_PLATFORM_NOT_FOUND_KHR (cl_khr_icd) */
 #endif
 
 #endif

@@ -16,18 +16,18 @@ public struct CLPlatform: @unchecked Sendable, Hashable {
     public static func all() throws(CLError) -> [CLPlatform] {
         var count: cl_uint = 0
         let status = clGetPlatformIDs(0, nil, &count)
-        if status == CLError.platformNotFoundKHR.code || (status == CL_SUCCESS && count == 0) { return [] }
+        if status == CLStatus.platformNotFoundKHR.rawValue || (status == CL_SUCCESS && count == 0) { return [] }
         try CLError.check(status, "clGetPlatformIDs")
         var ids = [cl_platform_id?](repeating: nil, count: Int(count))
         try CLError.check(clGetPlatformIDs(count, &ids, nil), "clGetPlatformIDs")
         return ids.compactMap { $0.map(CLPlatform.init(id:)) }
     }
 
-    /// Like `all()`, but throws `CLError.platformNotFoundKHR` (call `clGetPlatformIDs`) instead of
+    /// Like `all()`, but throws `CLError` with `CLStatus.platformNotFoundKHR` (call `clGetPlatformIDs`) instead of
     /// returning `[]`, so callers can report why OpenCL is unusable.
     public static func requireAll() throws(CLError) -> [CLPlatform] {
         let platforms = try all()
-        if platforms.isEmpty { throw CLError(CLError.platformNotFoundKHR.code, call: "clGetPlatformIDs") }
+        if platforms.isEmpty { throw CLError(.platformNotFoundKHR, call: "clGetPlatformIDs") }
         return platforms
     }
 
@@ -42,7 +42,7 @@ public struct CLPlatform: @unchecked Sendable, Hashable {
     public func devices(ofType type: CLDeviceType = .all) throws(CLError) -> [CLDevice] {
         var count: cl_uint = 0
         let status = clGetDeviceIDs(id, type.rawValue, 0, nil, &count)
-        if status == CLError.deviceNotFound.code || (status == CL_SUCCESS && count == 0) { return [] }
+        if status == CLStatus.deviceNotFound.rawValue || (status == CL_SUCCESS && count == 0) { return [] }
         try CLError.check(status, "clGetDeviceIDs")
         var ids = [cl_device_id?](repeating: nil, count: Int(count))
         try CLError.check(clGetDeviceIDs(id, type.rawValue, count, &ids, nil), "clGetDeviceIDs")
@@ -189,7 +189,7 @@ public struct CLDevice: @unchecked Sendable, Hashable {
     public func value<T: BitwiseCopyable>(_ param: Int32, as type: T.Type) throws(CLError) -> T {
         var size = 0
         try CLError.check(clGetDeviceInfo(id, cl_device_info(param), 0, nil, &size), "clGetDeviceInfo")
-        guard size == MemoryLayout<T>.size else { throw CLError(CLError.invalidValue.code, call: "clGetDeviceInfo") }
+        guard size == MemoryLayout<T>.size else { throw CLError(.invalidValue, call: "clGetDeviceInfo") }
         var bytes = [UInt8](repeating: 0, count: size)
         try CLError.check(clGetDeviceInfo(id, cl_device_info(param), size, &bytes, nil), "clGetDeviceInfo")
         return bytes.withUnsafeBytes { $0.loadUnaligned(as: T.self) }

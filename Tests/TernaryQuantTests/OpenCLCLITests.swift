@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TernaryQuant
 
 /// Runs the built `ternq` in a subprocess with a modified environment (the ICD loader and PoCL read
 /// their environment once per process, so fallback and multi-device behaviour are tested this way).
@@ -66,6 +67,20 @@ enum TernqProcess {
     }
 
 
+    /// Oclgrind's ICD library, from the places Debian/Ubuntu and a source install put it; `nil` if absent.
+    static let oclgrindLibrary: String? = [
+        "/usr/lib/oclgrind/liboclgrind-rt-icd.so", "/usr/lib/x86_64-linux-gnu/liboclgrind-rt-icd.so",
+        "/usr/lib/aarch64-linux-gnu/liboclgrind-rt-icd.so", "/usr/local/lib/liboclgrind-rt-icd.so",
+    ].first { FileManager.default.fileExists(atPath: $0) }
+
+    /// A directory holding one ICD file that registers Oclgrind (for OCL_ICD_VENDORS).
+    static func oclgrindVendors() throws -> String? {
+        guard let library = oclgrindLibrary else { return nil }
+        let directory = try emptyDirectory()
+        try Data((library + "\n").utf8).write(to: URL(fileURLWithPath: directory + "/oclgrind.icd"))
+        return directory
+    }
+
     static func emptyDirectory() throws -> String {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ternq-empty-icd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -97,6 +112,16 @@ struct OpenCLCLITests {
         }
     }
 
+    @Test("Oclgrind registered as the only platform: listed, but automatic uses the CPU backend",
+          .enabled(if: TernqProcess.oclgrindLibrary != nil || OpenCLTestSupport.required.contains("oclgrind")))
+    func automaticSkipsOclgrind() throws {
+        let vendors = try #require(try TernqProcess.oclgrindVendors(), "Oclgrind is required but its ICD library is missing")
+        let result = try TernqProcess.run(["devices", "--check", "auto"], environment: ["OCL_ICD_VENDORS": vendors])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("Oclgrind"), "\(result.stdout)")
+        #expect(result.stdout.contains("check: auto -> cpu"), "\(result.stdout)")
+    }
+
     @Test("a bad --check selection is rejected with the accepted syntax")
     func badSelection() throws {
         let result = try TernqProcess.run(["devices", "--check", "metal"], environment: [:])
@@ -104,16 +129,32 @@ struct OpenCLCLITests {
         #expect(result.stderr.contains("invalid device selection"))
     }
 
-    @Test("POCL_DEVICES='pthread pthread': two devices listed; opencl:all is byte-identical to the CPU backend", .enabled(if: OpenCLTestSupport.isPoCL))
+    @Test("POCL_DEVICES='pthread pthread': PoCL lists two devices; opencl:all is byte-identical to the CPU backend",
+          .enabled(if: OpenCLTestSupport.hasPoCL))
     func twoPoCLDevices() throws {
         let result = try TernqProcess.run(["devices", "--json", "--check", "opencl:all", "--check-elements", "50001"],
                                           environment: ["POCL_DEVICES": "pthread pthread"])
         #expect(result.status == 0, "\(result.stderr)")
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         let devices = object?["devices"] as? [[String: Any]] ?? []
-        #expect(devices.count >= 2)
+        // Other platforms (rusticl, Clover, a GPU driver) may be installed too: count PoCL's devices only.
+        let pocl = devices.filter { (($0["platformName"] as? String) ?? "").contains("Portable Computing Language") }
+        #expect(pocl.count == 2, "\(devices.map { $0["platformName"] ?? "?" })")
         #expect((object?["check"] as? String)?.contains("check vector OK") == true)
         #expect((object?["check"] as? String)?.contains("OpenCL devices") == true)
         #expect((object?["check"] as? String)?.contains("byte-identical to the CPU backend") == true)
+    }
+}
+
+@Suite("OpenCL implementations CI requires are present (TERNQ_REQUIRE_OPENCL)",
+       .enabled(if: !OpenCLTestSupport.required.isEmpty))
+struct OpenCLRequiredImplementationTests {
+    @Test("every implementation named in TERNQ_REQUIRE_OPENCL has a device in this process")
+    func requiredPresent() throws {
+        let entries = try OpenCLDeviceList.all()
+        for name in OpenCLTestSupport.required {
+            #expect(entries.contains { OpenCLTestSupport.matches(name, $0) },
+                    "TERNQ_REQUIRE_OPENCL names \(name), but the devices are \(entries.map(\.summary))")
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+@testable import SwiftOpenCL
 import Testing
 import TernaryQuant
 
@@ -44,5 +45,31 @@ struct OpenCLSelectionTests {
             #expect(throws: OpenCLBackendError.self) { try makeBackend(.opencl(device: .index(99)), logger: logger) }
             #expect(throws: OpenCLBackendError.self) { try makeBackend(.opencl(device: .name("no-such-device-xyz")), logger: logger) }
         }
+    }
+
+    private static func entry(_ index: Int, platform: String, name: String, vendor: String, gpu: Bool,
+                              memory: UInt64) -> OpenCLDeviceEntry {
+        let info = CLDeviceInfo(name: name, vendor: vendor, type: gpu ? "GPU" : "CPU", isGPUOrAccelerator: gpu,
+                                driverVersion: "1", version: "OpenCL 1.2", openCLCVersion: "OpenCL C 1.2",
+                                globalMemoryBytes: memory, maxAllocationBytes: memory / 4, localMemoryBytes: 65_536,
+                                computeUnits: 8, maxWorkGroupSize: 1024, supportsFP64: true, singleDenormals: true,
+                                singleCorrectlyRoundedDivide: true, available: true, extensions: [])
+        return OpenCLDeviceEntry(index: index, platformIndex: index, platformName: platform, platformVersion: "OpenCL 1.2",
+                                 info: info, device: nil)
+    }
+
+    @Test("automatic never picks a simulator (Oclgrind reports itself as a GPU), even with the most memory")
+    func automaticSkipsSimulators() {
+        let oclgrind = Self.entry(0, platform: "Oclgrind", name: "Oclgrind Simulator", vendor: "Oclgrind", gpu: true, memory: 1 << 40)
+        let pocl = Self.entry(1, platform: "Portable Computing Language", name: "pthread", vendor: "AuthenticAMD", gpu: false, memory: 1 << 34)
+        let gpu = Self.entry(2, platform: "NVIDIA CUDA", name: "NVIDIA H200", vendor: "NVIDIA Corporation", gpu: true, memory: 1 << 37)
+        #expect(oclgrind.isSimulator && !pocl.isSimulator && !gpu.isSimulator)
+        #expect(OpenCLDeviceList.automaticChoice([oclgrind, pocl]) == nil)
+        #expect(OpenCLDeviceList.automaticChoice([oclgrind, pocl, gpu])?.index == 2)
+        // Recognised by any of the three names.
+        #expect(Self.entry(3, platform: "x", name: "y", vendor: "OCLGRIND", gpu: true, memory: 1).isSimulator)
+        #expect(Self.entry(3, platform: "x", name: "oclgrind device", vendor: "z", gpu: true, memory: 1).isSimulator)
+        // An explicit selection may still name it.
+        #expect(OpenCLDeviceList.select(.name("oclgrind"), from: [pocl, oclgrind])?.index == 0)
     }
 }

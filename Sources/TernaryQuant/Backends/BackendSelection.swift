@@ -26,7 +26,8 @@ public enum DeviceSelector: Sendable, Hashable, CustomStringConvertible {
 /// Text syntax (CLI `--device` and the `TERNQ_DEVICE` environment variable): `auto`, `cpu`, `opencl`,
 /// `opencl:<index>`, `opencl:<name substring>`, `opencl:all`.
 public enum BackendSelection: Sendable, Hashable, CustomStringConvertible {
-    /// The best GPU/accelerator OpenCL device, else the native CPU backend (never PoCL's CPU device);
+    /// The best real GPU/accelerator OpenCL device (never a simulator such as Oclgrind), else the native CPU
+    /// backend (never PoCL's CPU device);
     /// OpenCL problems fall back to the CPU backend with one warning.
     case automatic
     /// The native CPU backend.
@@ -116,6 +117,17 @@ public struct OpenCLDeviceEntry: Sendable, Hashable, Codable {
         self.handle = device
     }
 
+    /// Names (lowercase) that mark an OpenCL simulator or debugging tool in a platform name, platform or
+    /// device vendor, or device name. Oclgrind reports itself as a GPU, accelerator and CPU at once.
+    public static let simulatorNames = ["oclgrind"]
+
+    /// Whether the device is a simulator (see `simulatorNames`): listed and selectable explicitly, never
+    /// chosen by automatic selection.
+    public var isSimulator: Bool {
+        let text = [platformName, info.vendor, info.name].joined(separator: " ").lowercased()
+        return Self.simulatorNames.contains { text.contains($0) }
+    }
+
     /// "index: name (type, platform)".
     public var summary: String { "\(index): \(info.name) (\(info.type), \(platformName))" }
 }
@@ -145,10 +157,11 @@ public enum OpenCLDeviceList {
         return entries
     }
 
-    /// The device `.automatic` uses: the available GPU/accelerator with the most global memory (then most
-    /// compute units, then lowest index); `nil` when there is none (automatic then uses the CPU backend).
+    /// The device `.automatic` uses: the available real GPU/accelerator (no simulator such as Oclgrind, see
+    /// `OpenCLDeviceEntry.isSimulator`) with the most global memory (then most compute units, then lowest
+    /// index); `nil` when there is none (automatic then uses the CPU backend).
     public static func automaticChoice(_ entries: [OpenCLDeviceEntry]) -> OpenCLDeviceEntry? {
-        entries.filter { $0.info.isGPUOrAccelerator && $0.info.available }.max { a, b in
+        entries.filter { $0.info.isGPUOrAccelerator && $0.info.available && !$0.isSimulator }.max { a, b in
             (a.info.globalMemoryBytes, a.info.computeUnits, -a.index) < (b.info.globalMemoryBytes, b.info.computeUnits, -b.index)
         }
     }

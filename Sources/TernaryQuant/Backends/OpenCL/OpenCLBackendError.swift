@@ -13,6 +13,9 @@ public enum OpenCLBackendError: Error, Sendable, CustomStringConvertible {
     case deviceFailure(device: String, error: CLError)
     /// A `BackendSelection` string could not be parsed.
     case invalidSelection(String)
+    /// The device's results failed a consistency check (a read-back that never landed, a stale buffer,
+    /// impossible partial sums): the driver is broken; nothing it returned was used.
+    case inconsistentResult(device: String, detail: String)
 
     /// What failed and how to fix it, in one message.
     public var description: String {
@@ -30,6 +33,8 @@ public enum OpenCLBackendError: Error, Sendable, CustomStringConvertible {
                 ? "the device ran out of memory: use a smaller chunk size, close other GPU programs, or select the CPU backend (--backend cpu, or TERNQ_DEVICE=cpu)"
                 : "check the device driver installation ('ternq devices', clinfo), or select the CPU backend (--backend cpu, or TERNQ_DEVICE=cpu)"
             return "OpenCL device '\(device)': \(error); \(remedy)"
+        case .inconsistentResult(let device, let detail):
+            return "OpenCL device '\(device)' returned inconsistent results (\(detail)); its driver does not keep the OpenCL ordering rules: update or remove the driver, or select the CPU backend (--backend cpu, or TERNQ_DEVICE=cpu)"
         case .invalidSelection(let text):
             return "invalid device selection '\(text)': use auto, cpu, opencl, opencl:<index>, opencl:<name substring> or opencl:all"
         }

@@ -26,16 +26,14 @@ extension OpenCLBackend {
             host.initializeMemory(as: UInt8.self, repeating: 0x5A, count: byteCount)
             let runs = Swift.max(1, repetitions)
             let copySeconds = try Self.median(runs: runs) { () throws(CLError) in
-                try copyKernel.setArgument(0, source)
-                try copyKernel.setArgument(1, destination)
-                try copyKernel.setArgument(2, UInt32(clamping: words))
+                try copyKernel.bind([.buffer(source), .buffer(destination), .uint32(UInt32(clamping: words))])
                 let local = workGroupSize
                 let groups = Swift.max(1, Swift.min(maxGroups * 8, (words + local - 1) / local))
                 try compute.run(copyKernel, globalSize: groups * local, localSize: local)
                 try compute.finish()
             }
             let writeSeconds = try Self.median(runs: runs) { () throws(CLError) in
-                try transfer.write(source, from: host, byteCount: byteCount, blocking: true)
+                try transfer.write(source, from: host, byteCount: byteCount)
             }
             return OpenCLBandwidth(deviceCopyGBps: 2 * Double(byteCount) / copySeconds / 1e9,
                                    hostToDeviceGBps: Double(byteCount) / writeSeconds / 1e9)
@@ -60,17 +58,17 @@ extension OpenCLBackend {
         do {
             try ensureKernelSlot(elements: input.elementCount)
             guard let slot = slotForBenchmark, let base = input.bytes.baseAddress else { return 0 }
-            try transfer.write(slot.input, from: base, byteCount: input.bytes.count, blocking: true)
+            try transfer.write(slot.input, from: base, byteCount: input.bytes.count)
             let local = workGroupSize
             let absmean = absmeanKernels[input.elementType]
             let ternarize = (layout == .packed2Bit ? packedKernels : int8Kernels)[input.elementType]
             return try Self.median(runs: Swift.max(1, repetitions)) { () throws(CLError) in
                 if let absmean {
-                    try slot.bindAbsmean(absmean, count: input.elementCount, base: 0, local: local)
+                    try absmean.bind(slot.absmeanArguments(count: input.elementCount, base: 0, local: local, tag: 0))
                     try compute.run(absmean, globalSize: groupCount(units: (input.elementCount + 3) / 4) * local, localSize: local)
                 }
                 if let ternarize {
-                    try slot.bindTernarize(ternarize, count: input.elementCount, threshold: threshold, local: local)
+                    try ternarize.bind(slot.ternarizeArguments(count: input.elementCount, threshold: threshold, local: local, tag: 0))
                     try compute.run(ternarize, globalSize: groupCount(units: (input.elementCount + 3) / 4) * local,
                                     localSize: local)
                 }
