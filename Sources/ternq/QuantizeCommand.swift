@@ -110,6 +110,8 @@ struct QuantizeCommand: ParsableCommand {
             let backend = try makeBackend(named: backend, device: device)
             let checkpoint: any CheckpointSource = try input.map { try CheckpointSources.open(path: $0) }
                 ?? SafetensorsSource(try openCheckpoint(nil))
+            let openWarnings = checkpoint.warnings
+            for warning in openWarnings { printError("ternq: warning: \(DisplayText.escaped(warning))") }
             let options = QuantizationOptions(
                 format: format, ggufType: GGUFTernaryType(rawValue: ggufType.lowercased()) ?? .tq2_0,
                 csrThreshold: csrThreshold, selection: TensorSelection(include: include, exclude: exclude), overwrite: force,
@@ -135,6 +137,9 @@ struct QuantizeCommand: ParsableCommand {
                     try file.write(Array(data) + Array("\n".utf8))
                     try file.commit()
                 }
+            }
+            for warning in (report.warnings ?? []).dropFirst(openWarnings.count) {
+                printError("ternq: warning: \(DisplayText.escaped(warning))")
             }
             if !quiet && json != "-" { print(ReportPrinter.text(report)) }
         }

@@ -41,6 +41,18 @@ struct PipelineJobTests {
         return try Quantizer().quantize(input)
     }
 
+    @Test func openingWarningsReachTheReport() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try writeCheckpoint(in: dir, count: 1, rows: 1)
+        try Data(#"{"model_type": 7}"#.utf8).write(to: URL(fileURLWithPath: dir + "/config.json"))
+        let source = try CheckpointSources.open(path: dir + "/model.safetensors")
+        #expect(source.warnings.count == 1 && source.warnings[0].contains("config.json"))
+        let report = try job.write(source, to: MemorySink(), outputName: "t.tern", options: QuantizationOptions(format: .tern))
+        #expect(report.warnings == source.warnings)
+        #expect(report.notes.contains("warning: " + source.warnings[0]))
+    }
+
     @Test func ternOutputRoundTrips() throws {
         let ckpt = try TinyModel.checkpoint()
         let sink = MemorySink()

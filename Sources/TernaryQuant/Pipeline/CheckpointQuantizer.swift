@@ -209,7 +209,7 @@ public final class CheckpointQuantizer: Sendable {
         let totalBytes = source.totalBytes
         let writer = try writerType.init(sink: sink, source: source, plans: plans, options: options)
         var layers: [LayerReport] = []
-        var warnings: [String] = []
+        var warnings = source.warnings
         var bytesDone = 0
         var discovered = known
 

@@ -117,6 +117,9 @@ public protocol CheckpointSource: Sendable {
     var ggufMetadata: [(key: String, value: GGUFValue)] { get }
     /// safetensors `__metadata__` merged over the shards (`[:]` for other formats).
     var safetensorsMetadata: [String: String] { get }
+    /// Problems found while opening that did not stop it (a malformed `config.json`, say), each naming the
+    /// file; the job carries them into the report's warnings.
+    var warnings: [String] { get }
 }
 
 extension CheckpointSource {

@@ -23,6 +23,7 @@ public struct GGUFSource: CheckpointSource {
     public var format: InputFormat { .gguf }
     public var inputFiles: [String] { checkpoint.files.map(\.storage.path) }
     public var naming: TensorNaming { .llamaCpp }
+    public var warnings: [String] { [] }
     public var safetensorsMetadata: [String: String] { [:] }
 
     /// `general.architecture` and its `<arch>.embedding_length` / `.block_count`; the vocabulary size from

@@ -35,6 +35,7 @@ public struct SafetensorsSource: CheckpointSource {
     public var format: InputFormat { .safetensors }
     public var modelInfo: ModelInfo { checkpoint.modelInfo }
     public var naming: TensorNaming { .huggingFace }
+    public var warnings: [String] { checkpoint.warnings }
     public var ggufMetadata: [(key: String, value: GGUFValue)] { [] }
     public var safetensorsMetadata: [String: String] {
         var merged: [String: String] = [:]
