@@ -387,10 +387,16 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                         let ran = pending.track(try compute.run(kernel, globalSize: items, localSize: local, waitingFor: [written]))
                         lastKernel[launch.slot] = ran
                         let at = index * maxGroups
-                        // In-order queue: these reads finish before the next kernel reuses the partial buffers.
-                        pending.track(try compute.unsafeEnqueueRead(slot.sums, into: sumsBase + at * 8, byteCount: groups * 8))
-                        pending.track(try compute.unsafeEnqueueRead(slot.subnormals, into: subBase + at * 8, byteCount: groups * 8))
-                        pending.track(try compute.unsafeEnqueueRead(slot.flags, into: flagsBase + at * 8, byteCount: groups * 8))
+                        // In-order queue: these reads finish before the next kernel reuses the partial buffers. They
+                        // also wait on the kernel's event explicitly rather than trusting the queue order alone (the
+                        // kernel itself waits on the other queue's upload).
+                        let afterKernel = [ran]
+                        pending.track(try compute.unsafeEnqueueRead(slot.sums, into: sumsBase + at * 8, byteCount: groups * 8,
+                                                                    waitingFor: afterKernel))
+                        pending.track(try compute.unsafeEnqueueRead(slot.subnormals, into: subBase + at * 8, byteCount: groups * 8,
+                                                                    waitingFor: afterKernel))
+                        pending.track(try compute.unsafeEnqueueRead(slot.flags, into: flagsBase + at * 8, byteCount: groups * 8,
+                                                                    waitingFor: afterKernel))
                         try compute.flush()
                     }
                     try pending.waitAll()  // the read events themselves: clFinish does not wait for them everywhere
@@ -474,10 +480,11 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                 let ran = pending.track(try compute.run(kernel, globalSize: groups * local, localSize: local, waitingFor: waits))
                 lastKernel[chunk & 1] = ran
                 let byteOffset = layout.byteCount(forTrits: range.lowerBound)  // lowerBound is a multiple of 256
+                // Explicitly after the kernel, not only by queue order (see deviceAbsSum).
                 pending.track(try compute.unsafeEnqueueRead(slot.output, into: outBase + byteOffset,
-                                                            byteCount: layout.byteCount(forTrits: range.count)))
+                                                            byteCount: layout.byteCount(forTrits: range.count), waitingFor: [ran]))
                 pending.track(try compute.unsafeEnqueueRead(slot.counts, into: countsBase + chunk * maxGroups * 8,
-                                                            byteCount: groups * 8))
+                                                            byteCount: groups * 8, waitingFor: [ran]))
                 try compute.flush()
             }
             try pending.waitAll()  // the read events themselves: clFinish does not wait for them everywhere
