@@ -98,20 +98,32 @@ enum ElementConversion {
         return first == Int.max ? nil : first
     }
 
-    /// `firstNonFinite` over the elements `range` (serial).
+    /// `firstNonFinite` over the elements `range` (serial): 16 or 32 lanes at a time, then the exact
+    /// element in the first group that holds one.
     private static func firstNonFinite(_ bytes: UnsafeRawBufferPointer, as type: ElementType, in range: Range<Int>) -> Int? {
+        var k = range.lowerBound
+        let end = range.upperBound
         switch type {
         case .float32:
-            for k in range where UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: k &* 4, as: UInt32.self)) & 0x7F80_0000 == 0x7F80_0000 {
-                return k
+            #if _endian(little)
+            let exponent = SIMD16<UInt32>(repeating: 0x7F80_0000)
+            while k &+ 16 <= end, !any(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD16<UInt32>.self) & exponent .== exponent) {
+                k &+= 16
             }
-        case .float16:
-            for k in range where UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) & 0x7C00 == 0x7C00 {
-                return k
+            #endif
+            for i in k..<end where UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self)) & 0x7F80_0000 == 0x7F80_0000 {
+                return i
             }
-        case .bfloat16:
-            for k in range where UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) & 0x7F80 == 0x7F80 {
-                return k
+        case .float16, .bfloat16:
+            let mask: UInt16 = type == .float16 ? 0x7C00 : 0x7F80
+            #if _endian(little)
+            let exponent = SIMD32<UInt16>(repeating: mask)
+            while k &+ 32 <= end, !any(bytes.loadUnaligned(fromByteOffset: k &* 2, as: SIMD32<UInt16>.self) & exponent .== exponent) {
+                k &+= 32
+            }
+            #endif
+            for i in k..<end where UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) & mask == mask {
+                return i
             }
         }
         return nil
