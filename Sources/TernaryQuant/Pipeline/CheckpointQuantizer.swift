@@ -225,7 +225,12 @@ public final class CheckpointQuantizer: Sendable {
             return PendingQuantization(index: index) { try self.facts(of: tensor) }
         }
         var pending = lookAhead(nextQuantized(after: -1))
-        defer { pending?.wait() }  // no background work outlives the job, whatever it throws
+        let writeback = OutputWriteback(sink)
+        defer {
+            // No background work outlives the job, whatever it throws.
+            pending?.wait()
+            writeback.wait()
+        }
 
         for (index, p) in plans.enumerated() {
             let t = p.tensor
@@ -296,6 +301,7 @@ public final class CheckpointQuantizer: Sendable {
                 throw JobError(file: t.file, underlying: error)
             }
             source.releasePages(t)
+            if p.action != .skipped { writeback.start() }
             row.notes = notes.isEmpty ? nil : notes
             bytesDone += t.byteCount
             layers.append(row)

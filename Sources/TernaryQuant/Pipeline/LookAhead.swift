@@ -50,3 +50,49 @@ extension SourceTensor {
         _ = madvise(pointer, hi - lo, Int32(MADV_WILLNEED))
     }
 }
+
+/// Starts the write-back of an `AtomicFile`'s data to disk while the job runs, so the disk writes overlap
+/// the quantization and the final fsync of `commit()` has little left to flush. `start()` queues one
+/// `posix_fadvise(POSIX_FADV_DONTNEED)` on a read-only descriptor of the temporary file on a background
+/// queue (Linux starts asynchronous write-back of the dirty pages and drops clean ones); a call while
+/// one is in flight is dropped. A hint: failures are ignored; other sinks are unaffected.
+final class OutputWriteback: @unchecked Sendable {
+    private let fd: Int32
+    private let queue = DispatchQueue(label: "ternq.output-writeback", qos: .utility)
+    private let lock = NSLock()
+    private var busy = false  // guarded by `lock`
+
+    /// Opens the temporary file of `sink` when it is an `AtomicFile`.
+    init(_ sink: any ByteSink) {
+        if let file = sink as? AtomicFile {
+            fd = open(file.temporaryPath, O_RDONLY | O_CLOEXEC)
+        } else {
+            fd = -1
+        }
+    }
+
+    /// Queues the write-back of everything written so far (unless one is already queued).
+    func start() {
+        #if os(Linux)
+        guard fd >= 0 else { return }
+        let idle = lock.withLock {
+            defer { busy = true }
+            return !busy
+        }
+        guard idle else { return }
+        queue.async {
+            _ = posix_fadvise(self.fd, 0, 0, Int32(POSIX_FADV_DONTNEED))
+            self.lock.withLock { self.busy = false }
+        }
+        #endif
+    }
+
+    /// Waits for a queued write-back to be submitted.
+    func wait() {
+        queue.sync {}
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+    }
+}
