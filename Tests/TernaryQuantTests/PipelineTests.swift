@@ -246,3 +246,31 @@ struct PipelineGoldenTests {
         try compare(name, sink.bytes)
     }
 }
+
+@Suite("Pipeline: NaN/Inf scan of kept tensors")
+struct PipelineNonFiniteScanTests {
+    /// Obviously-correct reference: the first element whose exponent bits are all ones.
+    static func reference(_ bits: [UInt32]) -> Int? { bits.firstIndex { $0 & 0x7F80_0000 == 0x7F80_0000 } }
+    static func reference(_ bits: [UInt16], mask: UInt16) -> Int? { bits.firstIndex { $0 & mask == mask } }
+
+    /// Sizes past the 1 Mi-element chunk (several chunks, a partial last chunk and a partial lane group),
+    /// with NaN/Inf placed at chunk, lane-group and array boundaries; the first one found must be the first.
+    @Test("the parallel, vectorised scan finds the first NaN or infinity like a plain loop")
+    func matchesReference() {
+        let count = (2 << 20) + 37
+        let placements: [[Int]] = [[], [count - 1], [0], [(1 << 20) + 17, 3 << 19], [(1 << 20) - 1, 1 << 20], [15, 16, 31], [(2 << 20) + 36]]
+        for positions in placements {
+            var f32 = [UInt32](repeating: Float(0.5).bitPattern, count: count)
+            var f16 = [UInt16](repeating: 0x3800, count: count)
+            var bf16 = [UInt16](repeating: 0x3F00, count: count)
+            for (i, k) in positions.enumerated() {
+                f32[k] = i % 2 == 0 ? 0x7FC0_0000 : 0xFF80_0000  // NaN, −Inf
+                f16[k] = i % 2 == 0 ? 0x7E00 : 0xFC00
+                bf16[k] = i % 2 == 0 ? 0x7FC0 : 0xFF80
+            }
+            #expect(f32.withUnsafeBytes { ElementConversion.firstNonFinite($0, as: .float32) } == Self.reference(f32), "\(positions)")
+            #expect(f16.withUnsafeBytes { ElementConversion.firstNonFinite($0, as: .float16) } == Self.reference(f16, mask: 0x7C00), "\(positions)")
+            #expect(bf16.withUnsafeBytes { ElementConversion.firstNonFinite($0, as: .bfloat16) } == Self.reference(bf16, mask: 0x7F80), "\(positions)")
+        }
+    }
+}

@@ -213,6 +213,25 @@ public final class CheckpointQuantizer: Sendable {
         var bytesDone = 0
         var discovered = known
 
+        // Look-ahead: the next quantized tensor is quantized on a background thread while the current one
+        // is encoded and written (at most one pending, so memory stays at two tensors' trits).
+        func nextQuantized(after index: Int) -> Int? {
+            plans[(index + 1)...].firstIndex { $0.action == .quantized }
+        }
+        func lookAhead(_ index: Int?) -> PendingQuantization? {
+            guard let index else { return nil }
+            let tensor = plans[index].tensor
+            tensor.readAhead()
+            return PendingQuantization(index: index) { try self.facts(of: tensor) }
+        }
+        var pending = lookAhead(nextQuantized(after: -1))
+        let writeback = OutputWriteback(sink)
+        defer {
+            // No background work outlives the job, whatever it throws.
+            pending?.wait()
+            writeback.wait()
+        }
+
         for (index, p) in plans.enumerated() {
             let t = p.tensor
             var row = LayerReport(name: t.name, shape: t.shape, dtype: t.dtype.label, action: p.action, reason: p.reason,
@@ -226,7 +245,14 @@ public final class CheckpointQuantizer: Sendable {
                 case .skipped:
                     row.inputBytes = 0
                 case .quantized:
-                    var data = try facts(of: t)
+                    var data: QuantizedData
+                    if let ready = pending, ready.index == index {
+                        pending = nil
+                        data = try ready.value()
+                    } else {
+                        data = try facts(of: t)
+                    }
+                    pending = lookAhead(nextQuantized(after: index))
                     discovered[t.name] = data.facts
                     let stored: QuantizedAppend
                     do {
@@ -234,6 +260,11 @@ public final class CheckpointQuantizer: Sendable {
                     } catch let replan as ReplanNeeded {
                         // Gather every remaining fact, then let the caller start again with a correct header.
                         discovered.merge(replan.facts) { a, _ in a }
+                        if let ready = pending {
+                            pending = nil
+                            discovered[plans[ready.index].tensor.name] = try ready.value().facts
+                            source.releasePages(plans[ready.index].tensor)
+                        }
                         for later in plans[(index + 1)...] where later.action == .quantized && discovered[later.tensor.name] == nil {
                             discovered[later.tensor.name] = try facts(of: later.tensor).facts
                             source.releasePages(later.tensor)
@@ -257,6 +288,7 @@ public final class CheckpointQuantizer: Sendable {
                     notes += stored.notes
                     row.mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: stored.storedScale) }
                 case .kept:
+                    t.readAhead()
                     if let elementType = t.dtype.elementType, let k = ElementConversion.firstNonFinite(t.bytes, as: elementType) {
                         let warning = "kept tensor '\(t.name)' holds a NaN or infinite value (element \(k)); it is written unchanged"
                         notes.append("warning: " + warning)
@@ -271,6 +303,7 @@ public final class CheckpointQuantizer: Sendable {
             // The file shrank or changed while it was read (issue 8.4): an error naming it, no output.
             try t.storage.checkIntact()
             source.releasePages(t)
+            if p.action != .skipped { writeback.start() }
             row.notes = notes.isEmpty ? nil : notes
             bytesDone += t.byteCount
             layers.append(row)

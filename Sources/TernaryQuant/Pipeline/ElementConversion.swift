@@ -1,3 +1,4 @@
+import Dispatch
 /// Every element-type conversion the pipeline writes, in one place: exact BF16 → F32 widening, float32 →
 /// F16/BF16 rounding of a scale, and α·t written as F32, F16 or BF16 elements. All by integer bit logic
 /// (round to nearest, ties to even), independent of the FPU mode.
@@ -79,19 +80,50 @@ enum ElementConversion {
     }
 
     /// The index of the first NaN or ±Inf element of `bytes` read as `type`, or `nil` when all are finite.
+    /// Scans fixed chunks of 1 Mi elements on every core (the answer does not depend on the thread count).
     static func firstNonFinite(_ bytes: UnsafeRawBufferPointer, as type: ElementType) -> Int? {
+        let width = type == .float32 ? 4 : 2
+        let count = bytes.count / width
+        let chunk = 1 << 20
+        let chunks = (count + chunk - 1) / chunk
+        guard chunks > 1 else { return firstNonFinite(bytes, as: type, in: 0..<count) }
+        let firsts = UnsafeMutableBufferPointer<Int>.allocate(capacity: chunks)
+        defer { firsts.deallocate() }
+        let box = IndexBox(firsts, bytes)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * chunk
+            box.buffer[c] = firstNonFinite(box.bytes, as: type, in: lo..<Swift.min(count, lo + chunk)) ?? Int.max
+        }
+        let first = firsts.min() ?? Int.max
+        return first == Int.max ? nil : first
+    }
+
+    /// `firstNonFinite` over the elements `range` (serial): 16 or 32 lanes at a time, then the exact
+    /// element in the first group that holds one.
+    private static func firstNonFinite(_ bytes: UnsafeRawBufferPointer, as type: ElementType, in range: Range<Int>) -> Int? {
+        var k = range.lowerBound
+        let end = range.upperBound
         switch type {
         case .float32:
-            for k in 0..<(bytes.count / 4) where UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: k &* 4, as: UInt32.self)) & 0x7F80_0000 == 0x7F80_0000 {
-                return k
+            #if _endian(little)
+            let exponent = SIMD16<UInt32>(repeating: 0x7F80_0000)
+            while k &+ 16 <= end, !any(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD16<UInt32>.self) & exponent .== exponent) {
+                k &+= 16
             }
-        case .float16:
-            for k in 0..<(bytes.count / 2) where UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) & 0x7C00 == 0x7C00 {
-                return k
+            #endif
+            for i in k..<end where UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self)) & 0x7F80_0000 == 0x7F80_0000 {
+                return i
             }
-        case .bfloat16:
-            for k in 0..<(bytes.count / 2) where UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) & 0x7F80 == 0x7F80 {
-                return k
+        case .float16, .bfloat16:
+            let mask: UInt16 = type == .float16 ? 0x7C00 : 0x7F80
+            #if _endian(little)
+            let exponent = SIMD32<UInt16>(repeating: mask)
+            while k &+ 32 <= end, !any(bytes.loadUnaligned(fromByteOffset: k &* 2, as: SIMD32<UInt16>.self) & exponent .== exponent) {
+                k &+= 32
+            }
+            #endif
+            for i in k..<end where UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) & mask == mask {
+                return i
             }
         }
         return nil
@@ -170,5 +202,15 @@ public struct GGUFTernaryStorage: Sendable, Hashable {
         let why = facts.alreadyTernary && s != 0 && ElementConversion.stored(s, as: .float16) != s
             ? "the common magnitude \(s) is not exactly an f16" : "f16(scale) of \(s) is 0, infinite or subnormal"
         return GGUFTernaryStorage(type: .f32, storedScale: s, note: "ternary as F32: \(why)")
+    }
+}
+
+/// Per-chunk results written from `concurrentPerform` (each chunk writes only its own slot).
+private final class IndexBox: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Int>
+    let bytes: UnsafeRawBufferPointer
+    init(_ buffer: UnsafeMutableBufferPointer<Int>, _ bytes: UnsafeRawBufferPointer) {
+        self.buffer = buffer
+        self.bytes = bytes
     }
 }

@@ -159,7 +159,7 @@ final class GGUFCheckpointWriter: CheckpointWriter {
             var done = 0
             try data.packed.withUnsafeBytes { raw in
                 while done < blocks {
-                    let n = Swift.min(4096, blocks - done)
+                    let n = Swift.min(16384, blocks - done)
                     try sink.write(bytes: TernaryBlocks.encode(storage.type, packed: raw, firstBlock: done, blockCount: n, d: d))
                     done += n
                 }

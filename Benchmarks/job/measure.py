@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Whole-job throughput of `ternq quantize` against `ternq bench` (warm page cache) and against the disk's
+sequential read (cold page cache), per output format, with peak RSS. See measure.sh."""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.dirname(os.path.dirname(here))
+ternq = os.environ.get("TERNQ", os.path.join(root, ".build", "release", "ternq"))
+work = sys.argv[1]
+reps = int(os.environ.get("REPS", "3"))
+st = os.path.join(work, "model.safetensors")
+gg = os.path.join(work, "model.gguf")
+
+# (label, input, extra ternq options, output extension)
+JOBS = [("safetensors -> tern", st, ["--format", "tern"], "tern"),
+        ("safetensors -> safetensors", st, ["--format", "safetensors"], "safetensors"),
+        ("safetensors -> gguf tq2_0", st, ["--format", "gguf", "--gguf-type", "tq2_0"], "gguf"),
+        ("safetensors -> gguf tq1_0", st, ["--format", "gguf", "--gguf-type", "tq1_0"], "gguf"),
+        ("gguf -> gguf tq2_0", gg, ["--format", "gguf", "--gguf-type", "tq2_0"], "gguf")]
+
+
+def load():
+    return os.getloadavg()[0]
+
+
+def run(cmd):
+    """Runs cmd; returns (wall seconds, peak RSS in MB of that child)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    dt = time.perf_counter() - t0
+    if status != 0:
+        sys.exit(f"failed ({status}): {' '.join(cmd)}")
+    return dt, usage.ru_maxrss / 1024
+
+
+def drop(*paths):
+    subprocess.run([sys.executable, os.path.join(here, "fadvise.py"), "drop", *paths], check=True)
+
+
+def disk_read(path):
+    drop(path)
+    out = subprocess.run([sys.executable, os.path.join(here, "fadvise.py"), "read", path], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)["gigabytes_per_second"]
+
+
+def read_bytes(report):
+    """Bytes of the tensors the job read (skipped tensors are not read)."""
+    return sum(layer["input_bytes"] for layer in report["layers"])
+
+
+def job(label, src, extra, ext, cold):
+    out = os.path.join(work, "out." + ext)
+    rep = os.path.join(work, "report.json")
+    if cold:
+        drop(src)
+    else:
+        subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)
+    la = load()
+    dt, rss = run([ternq, "quantize", src, "-o", out, *extra, "--backend", "cpu", "--force", "--quiet", "--json", rep])
+    with open(rep) as f:
+        report = json.load(f)
+    return {"wall_s": dt, "gbps": read_bytes(report) / dt / 1e9, "report_gbps": read_bytes(report) / report["totals"]["seconds"] / 1e9, "rss_mb": rss, "load": la,
+            "read_gb": read_bytes(report) / 1e9, "largest_mb": max(l["input_bytes"] for l in report["layers"]) / 1e6}
+
+
+def median(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+bench = []
+for _ in range(reps):
+    la = load()
+    out = subprocess.run([ternq, "bench", "--backend", "cpu", "--dtype", "F32", "--json",
+                          "--elements", os.environ.get("ELEMENTS", "65536000")], check=True, capture_output=True, text=True).stdout
+    obj = json.loads(out.strip().splitlines()[-1])
+    bench.append({"gbps": obj["input_gigabytes_per_second"] if "input_gigabytes_per_second" in obj else obj["gigabytes_per_second"], "load": la})
+bench_gbps = median(bench, "gbps")
+print(f"ternq bench F32 cpu: {bench_gbps:.2f} GB/s (median of {reps}; runs "
+      + ", ".join(f"{b['gbps']:.2f}@load {b['load']:.1f}" for b in bench) + ")")
+print()
+print("GB/s = bytes of the tensors the job reads / wall seconds of the whole process (start to exit, fsync and")
+print("rename included); 'loop' = the same bytes / the report's seconds (the job loop only).")
+print()
+print("| job | warm GB/s | / bench | warm loop GB/s | peak RSS MB | cold GB/s | disk GB/s | / disk | load (1-min) |")
+print("|---|---|---|---|---|---|---|---|---|")
+for label, src, extra, ext in JOBS:
+    warm = [job(label, src, extra, ext, cold=False) for _ in range(reps)]
+    disk, cold = [], []
+    for _ in range(reps):
+        disk.append(disk_read(src))
+        cold.append(job(label, src, extra, ext, cold=True))
+    w, c, d = median(warm, "gbps"), median(cold, "gbps"), statistics.median(disk)
+    loads = [r["load"] for r in warm + cold]
+    print(f"| {label} ({warm[0]['read_gb']:.2f} GB read, largest {warm[0]['largest_mb']:.0f} MB) | {w:.2f} | {w / bench_gbps:.2f} | {median(warm, 'report_gbps'):.2f} | "
+          f"{max(r['rss_mb'] for r in warm + cold):.0f} | {c:.2f} | {d:.2f} | {c / d:.2f} | {min(loads):.1f}–{max(loads):.1f} |", flush=True)
