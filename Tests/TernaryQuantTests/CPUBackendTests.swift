@@ -1,5 +1,6 @@
 import Testing
-@_spi(Testing) import TernaryQuant
+@_spi(Testing) import TernaryQuantCore
+import TernaryQuant
 
 @Suite("CPU backend construction and fast path")
 struct CPUBackendTests {

@@ -1,5 +1,6 @@
 import Testing
 import TernaryQuant
+import TernaryQuantBench
 
 /// The fast CPU path against the independent big-integer reference.
 @Suite("Exact absmean semantics")

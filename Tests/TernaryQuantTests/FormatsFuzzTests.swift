@@ -1,6 +1,11 @@
 import Foundation
 import Testing
-@testable import TernaryQuant
+import TernaryQuant
+import TernaryQuantBench
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// Mutation fuzzing of every reader: truncations, byte flips, inserted/deleted runs and header edits
 /// must all end in a clean thrown error or a valid parse, never a crash or hang.

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
-@testable import TernaryQuant
+import TernaryQuant
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 @Suite("Formats: .tern")
 struct FormatsTernTests {

@@ -1,5 +1,9 @@
 import Foundation
-@testable import TernaryQuant
+import TernaryQuant
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// Builds safetensors bytes by hand (header text given verbatim) for reader tests.
 enum SafetensorsBytes {

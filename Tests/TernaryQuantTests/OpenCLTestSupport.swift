@@ -1,6 +1,11 @@
 import Foundation
 @_spi(Testing) import SwiftOpenCL
-@testable import TernaryQuant
+import TernaryQuant
+import TernaryQuantBench
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// Shared helpers for the OpenCL suites.
 enum OpenCLTestSupport {

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
-@testable import TernaryQuant
+import TernaryQuant
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// Builds small GGUF files for the pipeline tests (header by `GGUFFormat.header`, data padded to 32).
 enum GGUFTestFile {

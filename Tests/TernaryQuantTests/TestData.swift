@@ -1,4 +1,5 @@
 import TernaryQuant
+import TernaryQuantBench
 
 /// Deterministic test tensors of the distributions the core issue names.
 enum TestData {
