@@ -86,6 +86,11 @@ let package = Package(
             dependencies: ["TernaryQuantCore", "TernaryQuantFormats", "TernaryQuantOpenCL", "SwiftOpenCL", "CTernaryKernels"],
             resources: [.embedInCode("../../Kernels/bench_copy.cl")]
         ),
+        // Test helpers shared by the test targets (reference quantizer, test data, tiny model); no product.
+        .target(
+            name: "TernaryQuantTestSupport",
+            dependencies: ["TernaryQuant", .product(name: "BigInt", package: "BigInt")]
+        ),
         // The `ternq` command-line tool (thin over the library).
         .executableTarget(
             name: "ternq",
@@ -102,6 +107,7 @@ let package = Package(
             dependencies: [
                 "TernaryQuant",
                 "TernaryQuantBench",
+                "TernaryQuantTestSupport",
                 "SwiftOpenCL",
                 .product(name: "BigInt", package: "BigInt"),
             ]

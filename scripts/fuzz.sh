@@ -38,7 +38,7 @@ module CFileGuard {
 MAP
     if ! { clang -c -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CFileGuard/include \
                Sources/CFileGuard/file_guard.c -o "$OUT/file_guard.o" &&
-           swiftc -O -g -sanitize=fuzzer,address -parse-as-library -module-name TernaryQuantCore -swift-version 6 \
+           swiftc -O -g -sanitize=fuzzer,address -parse-as-library -module-name TernaryQuantCore -package-name TernaryQuant -swift-version 6 \
                -I "$OUT/module" Fuzz/FuzzFormats.swift "${SOURCES[@]}" "$OUT/file_guard.o" -o "$BIN"; } \
            >"$OUT/build.log" 2>&1; then
         grep -v "Cannot export local symbol" "$OUT/build.log" >&2

@@ -1,6 +1,7 @@
 import Testing
 @_spi(Testing) import TernaryQuantCore
 import TernaryQuant
+import TernaryQuantTestSupport
 import TernaryQuantBench
 
 /// GGUF ternary blocks: the fast encoder (`TernaryBlocks.encode`, `CPUBackend.quantizeBlocks`) against the

@@ -1,5 +1,6 @@
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
 import TernaryQuantBench
 
 @Suite("Bad input throws typed errors")

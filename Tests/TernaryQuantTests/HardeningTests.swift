@@ -6,6 +6,7 @@ import Darwin
 import Foundation
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
 @testable import TernaryQuantCore
 @testable import TernaryQuantFormats
 @testable import TernaryQuantOpenCL

@@ -2,6 +2,7 @@ import Foundation
 @_spi(Testing) import SwiftOpenCL
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
 @testable import TernaryQuantCore
 @testable import TernaryQuantFormats
 @testable import TernaryQuantOpenCL

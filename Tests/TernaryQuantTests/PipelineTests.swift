@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
 @testable import TernaryQuantCore
 @testable import TernaryQuantFormats
 @testable import TernaryQuantOpenCL

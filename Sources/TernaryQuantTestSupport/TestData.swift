@@ -2,18 +2,18 @@ import TernaryQuant
 import TernaryQuantBench
 
 /// Deterministic test tensors of the distributions the core issue names.
-enum TestData {
-    enum Distribution: String, CaseIterable, CustomStringConvertible {
+package enum TestData {
+    package enum Distribution: String, CaseIterable, CustomStringConvertible {
         case normal, wideRange, subnormalOnly, integerValued, mixedSigns, sparseSpikes
-        var description: String { rawValue }
+        package var description: String { rawValue }
     }
 
-    static func tensor(_ distribution: Distribution, count: Int, seed: UInt64) -> [Float] {
+    package static func tensor(_ distribution: Distribution, count: Int, seed: UInt64) -> [Float] {
         var rng = SplitMix64(seed: seed &* 0x9E37_79B9 &+ UInt64(count))
         return (0..<count).map { _ in value(distribution, &rng) }
     }
 
-    static func value(_ distribution: Distribution, _ rng: inout SplitMix64) -> Float {
+    package static func value(_ distribution: Distribution, _ rng: inout SplitMix64) -> Float {
         let sign: Float = rng.next() & 1 == 0 ? 1 : -1
         switch distribution {
         case .normal:

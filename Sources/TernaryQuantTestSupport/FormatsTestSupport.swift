@@ -1,13 +1,9 @@
 import Foundation
 import TernaryQuant
-@testable import TernaryQuantCore
-@testable import TernaryQuantFormats
-@testable import TernaryQuantOpenCL
-@testable import TernaryQuantPipeline
 
 /// Builds safetensors bytes by hand (header text given verbatim) for reader tests.
-enum SafetensorsBytes {
-    static func make(header: String, data: [UInt8], headerLength: UInt64? = nil) -> [UInt8] {
+package enum SafetensorsBytes {
+    package static func make(header: String, data: [UInt8], headerLength: UInt64? = nil) -> [UInt8] {
         let h = Array(header.utf8)
         var out = [UInt8]()
         withUnsafeBytes(of: (headerLength ?? UInt64(h.count)).littleEndian) { out.append(contentsOf: $0) }
@@ -16,17 +12,17 @@ enum SafetensorsBytes {
         return out
     }
 
-    static func open(_ bytes: [UInt8], name: String = "test.safetensors") throws -> SafetensorsFile {
+    package static func open(_ bytes: [UInt8], name: String = "test.safetensors") throws -> SafetensorsFile {
         try SafetensorsFile(storage: ByteStorage(copying: bytes, name: name))
     }
 
-    static func floats(_ values: [Float]) -> [UInt8] {
+    package static func floats(_ values: [Float]) -> [UInt8] {
         values.withUnsafeBytes { Array($0) }
     }
 }
 
 /// A fresh temporary directory for one test.
-func makeTemporaryDirectory() throws -> String {
+package func makeTemporaryDirectory() throws -> String {
     let path = NSTemporaryDirectory() + "ternq-test-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
@@ -34,10 +30,10 @@ func makeTemporaryDirectory() throws -> String {
 
 /// A deterministic tiny checkpoint used for round trips and golden files: F32, F16 and BF16 weights,
 /// a sparse layer, a norm, an embedding, an I64 buffer and a scalar.
-enum TinyModel {
-    static func halfBits(_ x: Float) -> UInt16 { HalfFloat.bits(from: x) }
+package enum TinyModel {
+    package static func halfBits(_ x: Float) -> UInt16 { HalfFloat.bits(from: x) }
 
-    static func bytes() throws -> [UInt8] {
+    package static func bytes() throws -> [UInt8] {
         let entries: [SafetensorsWriter.Entry] = [
             .init(name: "model.embed_tokens.weight", dtype: .f16, shape: [4, 256]),
             .init(name: "model.layers.0.self_attn.q_proj.weight", dtype: .f32, shape: [4, 256]),
@@ -75,10 +71,10 @@ enum TinyModel {
         return sink.bytes
     }
 
-    static let config: JSONValue = .object([("model_type", .string("llama")), ("vocab_size", .number("4")),
+    package static let config: JSONValue = .object([("model_type", .string("llama")), ("vocab_size", .number("4")),
                                             ("hidden_size", .number("256")), ("num_hidden_layers", .number("1"))])
 
-    static func checkpoint() throws -> SafetensorsCheckpoint {
+    package static func checkpoint() throws -> SafetensorsCheckpoint {
         let file = try SafetensorsFile(storage: ByteStorage(copying: try bytes(), name: "tiny.safetensors"))
         return SafetensorsCheckpoint(file: file, config: config)
     }

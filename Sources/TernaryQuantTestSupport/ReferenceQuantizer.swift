@@ -4,15 +4,15 @@ import TernaryQuant
 /// A slow, obviously-correct absmean quantizer written independently of the library's fast paths:
 /// exact big-integer sum of |w|, the nearest float32 found by comparing exact distances of candidates,
 /// and trits by plain (correctly rounded) float32 division, as the seed rule states.
-enum ReferenceQuantizer {
-    struct Result: Equatable {
-        var scale: Float
-        var trits: [Int8]
-        var zeroCount: Int
+package enum ReferenceQuantizer {
+    package struct Result: Equatable {
+        package var scale: Float
+        package var trits: [Int8]
+        package var zeroCount: Int
     }
 
     /// |x| as an exact integer in units of 2^-149.
-    static func units(_ x: Float) -> BigInt {
+    package static func units(_ x: Float) -> BigInt {
         let m = x.magnitude
         if m == 0 { return 0 }
         // m = significand · 2^exponent exactly; scale by 2^149 (always an integer for float32).
@@ -22,7 +22,7 @@ enum ReferenceQuantizer {
     }
 
     /// The float32 nearest to S / (n · 2^149), ties to even, by direct comparison of exact distances.
-    static func nearestFloat(sumUnits s: BigInt, count n: Int) -> Float {
+    package static func nearestFloat(sumUnits s: BigInt, count n: Int) -> Float {
         // Start from a float64 approximation and search a window of neighbours.
         let approx = Float(Double(s) / Double(n) * 0x1p-149)
         var candidates = [approx]
@@ -45,7 +45,7 @@ enum ReferenceQuantizer {
         return best[0]
     }
 
-    static func quantize(_ weights: [Float]) -> Result {
+    package static func quantize(_ weights: [Float]) -> Result {
         var sum = BigInt(0)
         for w in weights { sum += units(w) }
         let scale: Float = sum == 0 ? 1.0 : nearestFloat(sumUnits: sum, count: weights.count)
@@ -62,7 +62,7 @@ enum ReferenceQuantizer {
     }
 
     /// Packs int8 trits with the documented layout, independently of `TritPacking`.
-    static func pack(_ trits: [Int8]) -> [UInt8] {
+    package static func pack(_ trits: [Int8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: (trits.count + 3) / 4)
         for (i, t) in trits.enumerated() {
             let code: UInt8 = t == 1 ? 1 : (t == -1 ? 2 : 0)
@@ -74,9 +74,9 @@ enum ReferenceQuantizer {
 
 /// Slow GGUF ternary block encoders written from the format text (FORMATS-AND-PLATFORM.md / ggml's
 /// block_tq2_0 and block_tq1_0), element by element, independently of `TernaryBlocks` and the C encoder.
-enum ReferenceBlocks {
+package enum ReferenceBlocks {
     /// TQ2_0: element k at byte 32·(k/128) + k%32, bits 2·((k%128)/32), code t + 1; then d little-endian.
-    static func tq2_0(_ trits: [Int8], d: UInt16) -> [UInt8] {
+    package static func tq2_0(_ trits: [Int8], d: UInt16) -> [UInt8] {
         var out = [UInt8]()
         for block in stride(from: 0, to: trits.count, by: 256) {
             var qs = [UInt8](repeating: 0, count: 64)
@@ -92,7 +92,7 @@ enum ReferenceBlocks {
     /// TQ1_0: base-3 digits t + 1, most significant first, stored as ceil(q·256/243); qs[m] holds elements
     /// m + 32n (m < 32, n < 5), qs[32 + m] holds 160 + m + 16n (m < 16), qh[j] holds 240 + j + 4n (n < 4) with
     /// a fifth digit 0 appended; then d little-endian.
-    static func tq1_0(_ trits: [Int8], d: UInt16) -> [UInt8] {
+    package static func tq1_0(_ trits: [Int8], d: UInt16) -> [UInt8] {
         func store(_ digits: [Int]) -> UInt8 {
             var q = 0
             for c in digits { q = q * 3 + c }
@@ -114,7 +114,7 @@ enum ReferenceBlocks {
     }
 
     /// The int8 trits of packed 2-bit data (00 = 0, 01 = +1, 10 = −1, 11 treated as 0).
-    static func unpack(_ packed: [UInt8], count: Int) -> [Int8] {
+    package static func unpack(_ packed: [UInt8], count: Int) -> [Int8] {
         (0..<count).map { i in
             let code = (packed[i / 4] >> UInt8(2 * (i % 4))) & 3
             return code == 1 ? 1 : (code == 2 ? -1 : 0)
