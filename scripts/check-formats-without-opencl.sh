@@ -34,7 +34,11 @@ do {
     exit(1)
 }
 SWIFT
-swift build --package-path "$PROBE" -q 2>&1 | grep -v "^$" || true
+if ! swift build --package-path "$PROBE" >"$PROBE/build.log" 2>&1; then
+    cat "$PROBE/build.log" >&2
+    echo "formats without OpenCL: probe build failed" >&2
+    exit 1
+fi
 BIN=$(swift build --package-path "$PROBE" --show-bin-path)/FormatsProbe
 count=$("$BIN" Tests/Fixtures/tiny/tiny.safetensors)
 if ldd "$BIN" | grep -i opencl; then
