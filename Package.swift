@@ -6,6 +6,12 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "TernaryQuant", targets: ["TernaryQuant"]),
+        .library(name: "TernaryQuantCore", targets: ["TernaryQuantCore"]),
+        .library(name: "TernaryQuantFormats", targets: ["TernaryQuantFormats"]),
+        .library(name: "TernaryQuantOpenCL", targets: ["TernaryQuantOpenCL"]),
+        .library(name: "TernaryQuantPipeline", targets: ["TernaryQuantPipeline"]),
+        // Benchmark support (for `ternq bench` and the Benchmarks/ package); not part of `TernaryQuant`.
+        .library(name: "TernaryQuantBench", targets: ["TernaryQuantBench"]),
         .library(name: "SwiftOpenCL", targets: ["SwiftOpenCL"]),
         .executable(name: "ternq", targets: ["ternq"]),
     ],
@@ -40,13 +46,22 @@ let package = Package(
             name: "SwiftOpenCL",
             dependencies: ["COpenCL"]
         ),
-        // Core math, backends and model formats.
+        // Quantization semantics (absmean, thresholds, trit packing, GGUF ternary blocks) and the CPU backend.
         .target(
-            name: "TernaryQuant",
+            name: "TernaryQuantCore",
+            dependencies: ["CTernaryKernels"]
+        ),
+        // Checkpoint formats (safetensors, GGUF, .tern), atomic output files, mapped inputs. No OpenCL.
+        .target(
+            name: "TernaryQuantFormats",
+            dependencies: ["TernaryQuantCore", "CFileGuard"]
+        ),
+        // The OpenCL backend (device groups, selection and CPU fallback) and its kernels.
+        .target(
+            name: "TernaryQuantOpenCL",
             dependencies: [
+                "TernaryQuantCore",
                 "SwiftOpenCL",
-                "CTernaryKernels",
-                "CFileGuard",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [
@@ -55,11 +70,33 @@ let package = Package(
                 .embedInCode("../../Kernels/ternarize.cl"),
             ]
         ),
+        // The checkpoint job: tensor selection, sources, writers, reports, the demo model.
+        .target(
+            name: "TernaryQuantPipeline",
+            dependencies: ["TernaryQuantCore", "TernaryQuantFormats"]
+        ),
+        // Umbrella: re-exports the four modules above so `import TernaryQuant` keeps working.
+        .target(
+            name: "TernaryQuant",
+            dependencies: ["TernaryQuantCore", "TernaryQuantFormats", "TernaryQuantOpenCL", "TernaryQuantPipeline"]
+        ),
+        // Benchmark support for `ternq bench` (throughput, rooflines, device bandwidth); not in the library product.
+        .target(
+            name: "TernaryQuantBench",
+            dependencies: ["TernaryQuantCore", "TernaryQuantFormats", "TernaryQuantOpenCL", "SwiftOpenCL", "CTernaryKernels"],
+            resources: [.embedInCode("../../Kernels/bench_copy.cl")]
+        ),
+        // Test helpers shared by the test targets (reference quantizer, test data, tiny model); no product.
+        .target(
+            name: "TernaryQuantTestSupport",
+            dependencies: ["TernaryQuant", .product(name: "BigInt", package: "BigInt")]
+        ),
         // The `ternq` command-line tool (thin over the library).
         .executableTarget(
             name: "ternq",
             dependencies: [
                 "TernaryQuant",
+                "TernaryQuantBench",
                 "SwiftOpenCL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -69,6 +106,8 @@ let package = Package(
             name: "TernaryQuantTests",
             dependencies: [
                 "TernaryQuant",
+                "TernaryQuantBench",
+                "TernaryQuantTestSupport",
                 "SwiftOpenCL",
                 .product(name: "BigInt", package: "BigInt"),
             ]

@@ -15,6 +15,7 @@ let package = Package(
             name: "QuantizeBenchmarks",
             dependencies: [
                 .product(name: "TernaryQuant", package: "TernaryQuant"),
+                .product(name: "TernaryQuantBench", package: "TernaryQuant"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/QuantizeBenchmarks",

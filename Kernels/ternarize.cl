@@ -7,7 +7,7 @@
  * elements (one packed byte, or four int8 trits) with one vector load; the last, partial group stops at
  * `count` and pads with 00. Non-zero trits are counted per work-group, followed by `tag ^ group` (a
  * per-launch host value: proof for the host that the counts it read back are this launch's) (local tree reduction;
- * any group size). Also holds `copy_words`, the device-bandwidth reference used by the benchmark.
+ * any group size).
  */
 
 /* f16_to_f32_bits, LOAD_* and LOAD4_* come from widen.cl, prepended by the host. */
@@ -99,9 +99,3 @@ __kernel void ternarize_int8_##SUFFIX(__global const T* input, const uint count,
 TERNARIZE_KERNELS(f32, uint, LOAD_F32, LOAD4_F32)
 TERNARIZE_KERNELS(f16, ushort, LOAD_F16, LOAD4_F16)
 TERNARIZE_KERNELS(bf16, ushort, LOAD_BF16, LOAD4_BF16)
-
-/* Bandwidth reference: copies `count` 16-byte words (grid-stride). */
-__kernel void copy_words(__global const uint4* input, __global uint4* output, const uint count) {
-    const uint stride = (uint)get_global_size(0);
-    for (uint i = (uint)get_global_id(0); i < count; i += stride) output[i] = input[i];
-}

@@ -21,9 +21,11 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors index tern gguf json)
 mkdir -p "$OUT/module"
 
-# The library files the format readers need (Formats/*.swift needs these Core files, nothing else).
-SOURCES=(Sources/TernaryQuant/Formats/*.swift
-         Sources/TernaryQuant/Core/{ElementType,HalfConversion,QuantizationError,Trit,TritPacking}.swift)
+# The library files the format readers need (the TernaryQuantFormats module needs these files of
+# TernaryQuantCore, nothing else; compiled as one module named TernaryQuantCore, so the Formats files'
+# `import TernaryQuantCore` is ignored).
+SOURCES=(Sources/TernaryQuantFormats/*.swift
+         Sources/TernaryQuantCore/Core/{Checked,ElementType,GGMLType,HalfConversion,QuantizationError,Trit,TritPacking}.swift)
 BIN=$OUT/fuzz-formats
 newest=$(ls -t Fuzz/FuzzFormats.swift "${SOURCES[@]}" Sources/CFileGuard/file_guard.c Sources/CFileGuard/include/file_guard.h | head -1)
 if [ ! -x "$BIN" ] || [ "$newest" -nt "$BIN" ]; then
@@ -36,7 +38,7 @@ module CFileGuard {
 MAP
     if ! { clang -c -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CFileGuard/include \
                Sources/CFileGuard/file_guard.c -o "$OUT/file_guard.o" &&
-           swiftc -O -g -sanitize=fuzzer,address -parse-as-library -module-name TernaryQuant -swift-version 6 \
+           swiftc -O -g -sanitize=fuzzer,address -parse-as-library -module-name TernaryQuantCore -package-name TernaryQuant -swift-version 6 \
                -I "$OUT/module" Fuzz/FuzzFormats.swift "${SOURCES[@]}" "$OUT/file_guard.o" -o "$BIN"; } \
            >"$OUT/build.log" 2>&1; then
         grep -v "Cannot export local symbol" "$OUT/build.log" >&2

@@ -15,6 +15,8 @@ TERNQ_REQUIRE_OPENCL="${TERNQ_REQUIRE_OPENCL-pocl}" swift test -c release -Xswif
 bash scripts/test-opencl-matrix.sh
 # Coverage-guided fuzzing of every parser (libFuzzer; 2,000 inputs each here, FUZZ_RUNS=100000 by hand).
 bash scripts/fuzz.sh
+# The formats module reads safetensors without linking libOpenCL (issue 9 item 1; `ldd` on a probe).
+bash scripts/check-formats-without-opencl.sh
 if [ -f Tests/interop/run.sh ]; then
     bash Tests/interop/run.sh
 fi

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TernaryQuant
+import TernaryQuantBench
 
 /// `ternq bench`: quantization throughput per backend against the machine's own measured memory roofline.
 struct BenchCommand: ParsableCommand {

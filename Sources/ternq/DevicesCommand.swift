@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SwiftOpenCL
 import TernaryQuant
+import TernaryQuantBench
 
 /// `ternq devices`: lists OpenCL platforms and devices and says what `--device auto` would use.
 struct DevicesCommand: ParsableCommand {

@@ -1,6 +1,11 @@
 import Foundation
 import Testing
-@testable import TernaryQuant
+import TernaryQuant
+import TernaryQuantTestSupport
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// End-to-end tests of the built `ternq` binary (found next to the test bundle in the build products).
 @Suite("CLI: ternq end to end", .serialized)

@@ -1,5 +1,7 @@
 import Testing
-@_spi(Testing) import TernaryQuant
+@_spi(Testing) import TernaryQuantCore
+import TernaryQuant
+import TernaryQuantTestSupport
 
 @Suite("CPU backend construction and fast path")
 struct CPUBackendTests {

@@ -1,5 +1,8 @@
 import Testing
-@_spi(Testing) import TernaryQuant
+@_spi(Testing) import TernaryQuantCore
+import TernaryQuant
+import TernaryQuantTestSupport
+import TernaryQuantBench
 
 /// GGUF ternary blocks: the fast encoder (`TernaryBlocks.encode`, `CPUBackend.quantizeBlocks`) against the
 /// slow encoders written from the format text.

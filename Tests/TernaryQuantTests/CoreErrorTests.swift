@@ -1,5 +1,7 @@
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
+import TernaryQuantBench
 
 @Suite("Bad input throws typed errors")
 struct CoreErrorTests {

@@ -1,5 +1,7 @@
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
+import TernaryQuantBench
 
 /// The fast CPU path against the independent big-integer reference.
 @Suite("Exact absmean semantics")

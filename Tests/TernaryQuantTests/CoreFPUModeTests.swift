@@ -2,6 +2,7 @@
 import Glibc
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
 
 /// Host exactness must not depend on the thread's FPU mode: with flush-to-zero and denormals-are-zero
 /// set (MXCSR bits 15 and 6, as fast-math code loaded into the same process sets them), subnormals would

@@ -1,6 +1,8 @@
 import CTernaryKernels
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
+import TernaryQuantBench
 
 /// F16 and BF16 decided on their 16-bit patterns: every pattern, many α, both kernel tables, against the
 /// float32 rule on the exact widening and the slow reference.

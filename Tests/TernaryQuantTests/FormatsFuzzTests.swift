@@ -1,6 +1,12 @@
 import Foundation
 import Testing
-@testable import TernaryQuant
+import TernaryQuant
+import TernaryQuantTestSupport
+import TernaryQuantBench
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// Mutation fuzzing of every reader: truncations, byte flips, inserted/deleted runs and header edits
 /// must all end in a clean thrown error or a valid parse, never a crash or hang.
@@ -9,13 +15,8 @@ import Testing
 struct FormatsFuzzTests {
     static let iterations = Int(ProcessInfo.processInfo.environment["TERNQ_FUZZ_ITERATIONS"] ?? "") ?? 1500
 
-    /// The project's deterministic generator with a bounded draw.
-    struct Rng {
-        var generator: SplitMix64
-        init(state: UInt64) { generator = SplitMix64(seed: state) }
-        mutating func next() -> UInt64 { generator.next() }
-        mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
-    }
+    /// The project's deterministic generator (`below` is in TernaryQuantTestSupport/Random.swift).
+    typealias Rng = SplitMix64
 
     static func mutate(_ seed: [UInt8], _ rng: inout Rng, headerEnd: Int) -> [UInt8] {
         var b = seed

@@ -1,6 +1,11 @@
 import Foundation
 import Testing
-@testable import TernaryQuant
+import TernaryQuant
+import TernaryQuantTestSupport
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// Hand-built GGUF bytes (independent of `GGUFFormat.header`), so reader tests do not trust the writer.
 struct RawGGUF {

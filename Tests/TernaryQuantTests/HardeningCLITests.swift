@@ -5,7 +5,12 @@ import Darwin
 #endif
 import Foundation
 import Testing
-@testable import TernaryQuant
+import TernaryQuant
+import TernaryQuantTestSupport
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// End-to-end hardening tests of the built `ternq`: usage errors, real write failures (a file-size
 /// limit), interruption, concurrent runs, inputs truncated mid-run, hostile names and bad configs.

@@ -5,7 +5,12 @@ import Darwin
 #endif
 import Foundation
 import Testing
-@testable import TernaryQuant
+import TernaryQuant
+import TernaryQuantTestSupport
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// A `ByteSink` that passes bytes on to `base` until `failAfterBytes` would be exceeded, then throws a
 /// write error (the fault-injection seam for tests; release code has no hook).
@@ -148,7 +153,7 @@ struct HardeningAtomicFileTests {
         // The old hooks made every AtomicFile in a process with TERNQ_TEST_* set fail or hang.
         let source = try String(contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Sources/TernaryQuant/Formats/AtomicFile.swift").path, encoding: .utf8)
+            .appendingPathComponent("Sources/TernaryQuantFormats/AtomicFile.swift").path, encoding: .utf8)
         #expect(!source.contains("environment"))
         #expect(!source.contains("TERNQ_TEST"))
     }

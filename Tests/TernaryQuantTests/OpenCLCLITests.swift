@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
 
 /// Runs the built `ternq` in a subprocess with a modified environment (the ICD loader and PoCL read
 /// their environment once per process, so fallback and multi-device behaviour are tested this way).

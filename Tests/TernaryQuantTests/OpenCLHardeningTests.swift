@@ -1,7 +1,12 @@
 import Foundation
 @_spi(Testing) import SwiftOpenCL
 import Testing
-@testable import TernaryQuant
+import TernaryQuant
+import TernaryQuantTestSupport
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 private typealias Support = OpenCLTestSupport
 

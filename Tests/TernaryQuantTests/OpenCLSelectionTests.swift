@@ -2,6 +2,7 @@ import Foundation
 @testable import SwiftOpenCL
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
 
 @Suite("Backend selection parsing and environment override")
 struct OpenCLSelectionTests {

@@ -1,6 +1,12 @@
 import Foundation
 @_spi(Testing) import SwiftOpenCL
-@testable import TernaryQuant
+import TernaryQuant
+import TernaryQuantTestSupport
+import TernaryQuantBench
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// Shared helpers for the OpenCL suites.
 enum OpenCLTestSupport {
@@ -62,17 +68,8 @@ enum OpenCLTestSupport {
     /// Whether OpenCL tests run: a device exists, or CI requires one (then a missing device fails them).
     static var available: Bool { firstDevice != nil || !required.isEmpty }
 
-    /// Deterministic generator (SplitMix64).
-    struct Random {
-        var generator: SplitMix64
-        init(state: UInt64) { generator = SplitMix64(seed: state) }
-        mutating func next() -> UInt64 { generator.next() }
-        mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
-        mutating func normal() -> Float {
-            let u = Swift.max(uniform(), 1e-300), v = uniform()
-            return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))
-        }
-    }
+    /// Deterministic generator: the package's one PRNG (draws in TernaryQuantTestSupport/Random.swift).
+    typealias Random = SplitMix64
 
     /// The largest tensor `compare` sends to the device: `TERNQ_TEST_MAX_ELEMENTS` (the CI matrix sets it
     /// for Oclgrind, a simulator that runs kernels thousands of times slower), else unlimited.

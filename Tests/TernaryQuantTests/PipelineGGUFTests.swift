@@ -1,6 +1,11 @@
 import Foundation
 import Testing
-@testable import TernaryQuant
+import TernaryQuant
+import TernaryQuantTestSupport
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantOpenCL
+@testable import TernaryQuantPipeline
 
 /// Builds small GGUF files for the pipeline tests (header by `GGUFFormat.header`, data padded to 32).
 enum GGUFTestFile {

@@ -1,5 +1,6 @@
 import Testing
 import TernaryQuant
+import TernaryQuantTestSupport
 
 @Suite("Seed conformance")
 struct SeedConformanceTests {

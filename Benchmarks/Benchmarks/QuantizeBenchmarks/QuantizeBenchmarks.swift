@@ -1,5 +1,6 @@
 import Benchmark
 import TernaryQuant
+import TernaryQuantBench
 
 /// Throughput and allocations per quantize call for a few tensor sizes, both output layouts and the
 /// three input types. Input bytes are prepared once outside the measured region.

@@ -1,0 +1,248 @@
+import CTernaryKernels
+import Dispatch
+import Foundation
+
+/// The native CPU backend: all cores (Dispatch) and SIMD, two memory passes per tensor.
+///
+/// Pass 1 sums |w| in float64 SIMD lanes per chunk and certifies α with `AbsMeanCertifier`
+/// (falling back to `ExactAbsSum` when the mean sits next to a rounding boundary); pass 2 compares bit
+/// patterns against `TritThreshold`. F16/BF16 are read in place (no widened copy). Extra memory per call is
+/// O(chunks) small per-chunk results; never a full-size buffer. Results do not depend on the threads'
+/// FPU modes (flush-to-zero / denormals-are-zero): the C sums clear them for their own duration and every
+/// other step is integer arithmetic.
+public struct CPUBackend: QuantizationBackend {
+    /// Worker threads used per tensor (≥ 1).
+    public let threadCount: Int
+    /// Elements per work item (a positive multiple of 64, at most `maximumChunkSize`).
+    public let chunkSize: Int
+    /// Implementation of the inner loops (results are identical either way).
+    public let instructionSet: CPUInstructionSet
+
+    /// Default elements per work item: 64 Ki (256 KiB of float32, cache-friendly).
+    public static let defaultChunkSize = 1 << 16
+    /// Largest chunk size an initializer keeps (2^40 elements); larger requests are clamped to it.
+    public static let maximumChunkSize = 1 << 40
+
+    /// Creates a CPU backend. `threadCount` defaults to the active processor count (values below 1 mean 1);
+    /// `chunkSize` is clamped to 64...`maximumChunkSize` and rounded up to a multiple of 64 (so packed
+    /// bytes never straddle chunks); `instructionSet` pins the inner loops (tests use
+    /// `.portable` to cover the non-AVX2 code on AVX2 machines). Never traps, whatever the values.
+    public init(threadCount: Int? = nil, chunkSize: Int = CPUBackend.defaultChunkSize,
+                instructionSet: CPUInstructionSet = .automatic) {
+        self.threadCount = Swift.max(1, threadCount ?? ProcessInfo.processInfo.activeProcessorCount)
+        let clamped = Swift.min(Swift.max(chunkSize, 64), Self.maximumChunkSize)  // no overflow below
+        self.chunkSize = (clamped + 63) / 64 * 64
+        self.instructionSet = instructionSet
+    }
+
+    public var name: String { "cpu" }
+    public var deviceDescription: String { "CPU (\(threadCount) thread\(threadCount == 1 ? "" : "s"), \(instructionSet.usesAVX2 ? "AVX2" : "portable SIMD"))" }
+    public var preferredConcurrency: Int { 1 }
+
+    public func quantize(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer) throws
+        -> QuantizationSummary
+    {
+        try checkOutputCapacity(input, layout: layout, output: output)
+        let scale = try absMean(input)
+        let threshold = TritThreshold(validScale: scale)
+        let zeros = ternarize(input, threshold: threshold, layout: layout, output: output)
+        return QuantizationSummary(scale: scale, elementCount: input.elementCount, zeroCount: zeros)
+    }
+
+    /// Quantizes `input` straight into GGUF ternary blocks of `type` (`.tq2_0` or `.tq1_0`, α as the
+    /// blocks' f16 scale `d`, rounded to nearest even), writing `elementCount / 256 × block bytes` bytes to
+    /// the start of `output`: the bytes `TernaryBlocks.encode` gives for this tensor's packed trits, in one
+    /// pass over the input after α. Throws `QuantizationError.notWholeBlocks` when the element count is not a
+    /// multiple of 256, `.unsupportedBlockType` for another type, `.byteCountMismatch` when `output` is too
+    /// small, and what `quantize` throws for bad input.
+    public func quantizeBlocks(_ input: TensorInput, type: GGMLType, into output: UnsafeMutableRawBufferPointer) throws
+        -> QuantizationSummary
+    {
+        let blockBytes = tq_block_bytes(Int32(type.rawValue))
+        guard type == .tq1_0 || type == .tq2_0, blockBytes > 0 else {
+            throw QuantizationError.unsupportedBlockType(rawType: type.rawValue)
+        }
+        let blockSize = TernaryBlocks.blockSize
+        guard input.elementCount % blockSize == 0 else {
+            throw QuantizationError.notWholeBlocks(name: input.name, elementCount: input.elementCount, blockSize: blockSize)
+        }
+        let needed = (input.elementCount / blockSize).multipliedReportingOverflow(by: blockBytes)
+        guard !needed.overflow, output.count >= needed.partialValue, let outputBase = output.baseAddress else {
+            throw QuantizationError.byteCountMismatch(name: input.name, expected: needed.partialValue, actual: output.count)
+        }
+        let scale = try absMean(input)
+        let threshold = CPUKernels.threshold(TritThreshold(validScale: scale), for: input.elementType)
+        let d = HalfConversion.float16Bits(scale)
+        let out = SendableRawPointer(outputBase)
+        let kernels = SendableKernels(instructionSet.kernels)
+        let rawType = Int32(type.rawValue)
+        // Work items of whole blocks: the chunk size rounded up to a multiple of 256.
+        let blockChunk = (chunkSize + blockSize - 1) / blockSize * blockSize
+        let nonZero = perChunkResults(count: input.elementCount, chunkSize: blockChunk, initial: 0) { range in
+            CPUKernels.quantizeBlocks(input, range: range, threshold: threshold, type: rawType, d: d,
+                                      output: out.pointer, kernels: kernels.table)
+        }
+        return QuantizationSummary(scale: scale, elementCount: input.elementCount,
+                                   zeroCount: input.elementCount - nonZero.reduce(0, +))
+    }
+
+    // MARK: - α
+
+    /// α for `input`: certified fast float64 sum, or the exact binned sum near a rounding boundary.
+    /// Throws `QuantizationError.nonFiniteValue` naming the first NaN/Inf element.
+    public func absMean(_ input: TensorInput) throws -> Float {
+        let count = input.elementCount
+        let estimate = absSumEstimate(input)
+        if estimate.hasNonFinite, let error = input.firstNonFiniteError() {
+            throw error
+        }
+        switch AbsMeanCertifier.certify(estimate, count: count) {
+        case .certified(let scale):
+            return scale
+        case .needsExactSum:
+            return exactAbsMean(input)
+        }
+    }
+
+    /// The fast pass of `absMean`: the float64 sum of |w| over every chunk (chunk partials added in chunk
+    /// order) with its summation-tree depth, as `AbsMeanCertifier` takes it. Non-finite input gives a
+    /// non-finite sum. Exposed for tests that check ordinary data certifies on this fast path.
+    @_spi(Testing)
+    public func absSumEstimate(_ input: TensorInput) -> AbsSumEstimate {
+        let count = input.elementCount
+        let kernels = SendableKernels(instructionSet.kernels)
+        let partials = perChunkResults(count: count, chunkSize: chunkSize, initial: 0.0) { range in
+            CPUKernels.absSum(input, range: range, kernels: kernels.table)
+        }
+        var total = 0.0
+        for p in partials { total += p }
+        let perChunkDepth = Swift.min(chunkSize, count) / CPUKernels.lanes + CPUKernels.depthSlack
+        return AbsSumEstimate(floatingSum: total, additionDepth: perChunkDepth + partials.count)
+    }
+
+    /// α by exact integer accumulation (slow path; also used by other backends' host fallback).
+    /// Input must be finite.
+    public func exactAbsMean(_ input: TensorInput) -> Float {
+        let count = input.elementCount
+        let workers = Swift.min(threadCount, chunkCount(count))
+        let box = SendableArrayBox([ExactAbsSum](repeating: ExactAbsSum(), count: workers))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var sum = ExactAbsSum()
+            var chunk = worker
+            while chunk < chunkCount(count) {
+                for i in chunkRange(chunk, count: count) { sum.add(bits: input.float32Bits(at: i)) }
+                chunk += workers
+            }
+            box.set(worker, sum)
+        }
+        var total = ExactAbsSum()
+        for s in box.values { total.merge(s) }
+        return total.roundedMean(count: count) ?? 1.0  // count > 0: TensorInput rejects empty tensors
+    }
+
+    // MARK: - trits
+
+    private func ternarize(_ input: TensorInput, threshold: TritThreshold, layout: TritLayout,
+                           output: UnsafeMutableRawBufferPointer) -> Int {
+        let count = input.elementCount
+        guard let outputBase = output.baseAddress else { return count }
+        let out = SendableRawPointer(outputBase)
+        let kernels = SendableKernels(instructionSet.kernels)
+        let bits = CPUKernels.threshold(threshold, for: input.elementType)
+        let nonZero = perChunkResults(count: count, chunkSize: chunkSize, initial: 0) { range in
+            CPUKernels.ternarize(input, range: range, threshold: bits, layout: layout, output: out.pointer,
+                                 kernels: kernels.table)
+        }
+        return count - nonZero.reduce(0, +)
+    }
+
+    // MARK: - scheduling
+
+    /// Number of chunks of `count` elements (no overflow for any count).
+    func chunkCount(_ count: Int, chunkSize: Int? = nil) -> Int {
+        let size = chunkSize ?? self.chunkSize
+        return count / size + (count % size == 0 ? 0 : 1)
+    }
+
+    /// Element range of `chunk` (no overflow for any count).
+    func chunkRange(_ chunk: Int, count: Int, chunkSize: Int? = nil) -> Range<Int> {
+        let size = chunkSize ?? self.chunkSize
+        let start = chunk * size  // ≤ count: chunk < chunkCount(count)
+        return start..<(start + Swift.min(size, count - start))
+    }
+
+    /// Runs `body` for every chunk of `chunkSize` elements, spread over `threadCount` workers (chunk k on
+    /// worker k mod workers), and returns the per-chunk results in chunk order.
+    func perChunkResults<T>(count: Int, chunkSize: Int, initial: T, _ body: @Sendable (Range<Int>) -> T) -> [T] {
+        let chunks = chunkCount(count, chunkSize: chunkSize)
+        var results = [T](repeating: initial, count: chunks)
+        let workers = Swift.min(threadCount, chunks)
+        results.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            let out = SendablePointer(base)
+            withoutActuallyEscaping(body) { body in
+                let work: @Sendable (Int) -> Void = { worker in
+                    var chunk = worker
+                    while chunk < chunks {
+                        out.pointer[chunk] = body(chunkRange(chunk, count: count, chunkSize: chunkSize))
+                        chunk += workers
+                    }
+                }
+                if workers == 1 {
+                    work(0)
+                } else {
+                    DispatchQueue.concurrentPerform(iterations: workers, execute: work)
+                }
+            }
+        }
+        return results
+    }
+}
+
+/// A pointer handed to Dispatch workers that write disjoint elements.
+struct SendablePointer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
+}
+
+/// The immutable C kernel table, shared by Dispatch workers.
+struct SendableKernels: @unchecked Sendable {
+    let table: UnsafePointer<tq_kernel_table>
+    init(_ table: UnsafePointer<tq_kernel_table>) { self.table = table }
+}
+
+/// A raw pointer handed to Dispatch workers that write disjoint bytes.
+struct SendableRawPointer: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
+}
+
+/// A read-only raw pointer handed to Dispatch workers (also used by the bench module's memory probes).
+package struct SendableConstRawPointer: @unchecked Sendable {
+    package let pointer: UnsafeRawPointer?
+    package init(_ pointer: UnsafeRawPointer?) { self.pointer = pointer }
+}
+
+/// An optional writable raw pointer handed to Dispatch workers (the bench module's copy probe).
+package struct SendableMutableRawPointerOptional: @unchecked Sendable {
+    package let pointer: UnsafeMutableRawPointer?
+    package init(_ pointer: UnsafeMutableRawPointer?) { self.pointer = pointer }
+}
+
+/// Per-worker results written from Dispatch workers (each index written by exactly one worker).
+package final class SendableArrayBox<T>: @unchecked Sendable {
+    package private(set) var values: [T]
+    private let lock = NSLock()
+    package init(_ values: [T]) { self.values = values }
+    package func set(_ index: Int, _ value: T) {
+        lock.lock()
+        values[index] = value
+        lock.unlock()
+    }
+
+    package func add(_ index: Int, _ value: T) where T: FixedWidthInteger {
+        lock.lock()
+        values[index] &+= value
+        lock.unlock()
+    }
+}

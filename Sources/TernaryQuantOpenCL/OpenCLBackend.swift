@@ -1,0 +1,580 @@
+import TernaryQuantCore
+import Foundation
+@_spi(Testing) import SwiftOpenCL
+
+/// The OpenCL backend on one device: byte-identical to `CPUBackend` (same α bits, trits and zero count).
+///
+/// - One context and two in-order queues (transfer and compute) per backend; kernels are built once, in
+///   `init`, and reused. Device buffers are kept and reused across tensors (grown when needed).
+/// - Tensors are processed in chunks of `chunkElements` (clamped to the device's max allocation); chunk
+///   boundaries are multiples of 256 elements, so packed bytes never straddle chunks and the result is
+///   identical to one-shot processing. Two buffer slots alternate: chunk k+1 is uploaded (transfer queue,
+///   non-blocking) while chunk k is processed (compute queue), ordered by events.
+/// - α: the device produces per-work-group partial float64 sums of normal magnitudes (exact per term),
+///   exact integer sums of subnormal mantissas and a non-finite flag; the host certifies α with
+///   `AbsMeanCertifier` from a rigorous tree-depth bound (the host merges the group partials of every
+///   launch, piece or chunk, sequentially, and counts them all), or runs `CPUBackend.exactAbsMean` on the host.
+/// - A tensor that fits one chunk is uploaded once, into one resident buffer, in pieces of at least
+///   `pieceElements` (at most `maxPieces` pieces, boundaries at multiples of 256 elements; a tensor up to
+///   `pieceElements` is one piece): each piece is a non-blocking write on the transfer queue, and the α
+///   kernel for that piece runs on the compute queue waiting only on that piece's upload, so piece k is
+///   reduced while piece k+1 crosses the bus. The trit kernel then runs
+///   once over the whole resident buffer (no re-upload). Larger tensors stream chunk by chunk through the
+///   two slots and are uploaded twice (α pass, trit pass).
+///   Devices without `cl_khr_fp64` compute α on the host CPU and use the device for trits only (one upload
+///   per chunk, not split into pieces).
+/// - Trits: integer comparison with `TritThreshold.magnitudeBits`; no float arithmetic on the device.
+///
+/// Thread-safe: concurrent `quantize` calls on one backend are serialized by a lock (use
+/// `OpenCLDeviceGroup` to spread calls across devices).
+public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
+    /// Default chunk: 2^30 elements, clamped per device (max allocation / 4 bytes, global memory / 16), so
+    /// most tensors are one chunk and cross the bus once (in pieces, see `pieceElements`). Buffers are sized to
+    /// the tensors actually seen.
+    public static let defaultChunkElements = 1 << 30
+    /// Default work-group size (capped by what the device and kernels accept).
+    public static let defaultWorkGroupSize = 256
+    /// Default minimum upload piece of a single-chunk tensor: 4 Mi elements (16 MiB of F32), large enough
+    /// that per-command overhead is small next to the transfer; smaller tensors go up in one piece.
+    public static let defaultPieceElements = 1 << 22
+    /// At most this many pieces per single-chunk tensor (pieces grow beyond `pieceElements` to respect it).
+    public static let maxPieces = 16
+
+    /// The device.
+    public let device: CLDevice
+    /// The device's properties, queried once.
+    public let info: CLDeviceInfo
+    /// Elements per chunk actually used (a multiple of 256).
+    public let chunkElements: Int
+    /// Work-group size actually used (≥ 1; any size, not only powers of two).
+    public let workGroupSize: Int
+    /// Minimum upload piece of a single-chunk tensor actually used (a multiple of 256 elements).
+    public let pieceElements: Int
+    /// Work-groups per kernel launch at most.
+    public let maxGroups: Int
+    /// Whether α partial sums run on the device (`cl_khr_fp64` present); otherwise the host computes α.
+    public let computesScaleOnDevice: Bool
+
+    package let context: CLContext
+    package let compute: CLCommandQueue
+    package let transfer: CLCommandQueue
+    package let absmeanKernels: [ElementType: CLKernel]
+    package let packedKernels: [ElementType: CLKernel]
+    package let int8Kernels: [ElementType: CLKernel]
+
+    package let lock = NSLock()
+    private var slots: [Slot] = []
+    /// Chunk size in use (lock held): `chunkElements`, halved after each out-of-memory failure.
+    private var activeChunkElements: Int
+    /// Per-launch tag the kernels echo next to each work-group's result (`tag ^ group`): a read-back that did
+    /// not land, or returned an earlier launch's buffer, fails the check (lock held; high bit always set).
+    private var launchCounter: UInt32 = 0
+
+    func nextTag() -> UInt32 {
+        launchCounter = launchCounter &+ 1
+        return 0x8000_0000 | (launchCounter & 0x7FFF_FFFF)
+    }
+
+    /// Device buffers for one pipeline slot.
+    package final class Slot {
+        package var input: CLBuffer
+        var output: CLBuffer
+        var sums: CLBuffer
+        var subnormals: CLBuffer
+        var flags: CLBuffer
+        var counts: CLBuffer
+        let elements: Int
+
+        init(context: CLContext, elements: Int, groups: Int) throws(CLError) {
+            self.elements = elements
+            input = try CLBuffer(context: context, byteCount: elements * 4, flags: .readOnly)
+            output = try CLBuffer(context: context, byteCount: elements, flags: .writeOnly)
+            sums = try CLBuffer(context: context, byteCount: groups * 8)
+            subnormals = try CLBuffer(context: context, byteCount: groups * 8)
+            flags = try CLBuffer(context: context, byteCount: groups * 8)  // (flag, tag ^ group) per group
+            counts = try CLBuffer(context: context, byteCount: groups * 8)  // (non-zero count, tag ^ group)
+        }
+
+        /// The arguments of an `absmean_*` kernel (Kernels/absmean.cl, in parameter order) over elements
+        /// [base, base + count) of this slot's input, with local memory for `local` work-items.
+        package func absmeanArguments(count: Int, base: Int, local: Int, tag: UInt32) -> [CLKernelArgument] {
+            [.buffer(input), .uint32(UInt32(count)), .buffer(sums), .buffer(subnormals), .buffer(flags),
+             .local(byteCount: local * 8), .local(byteCount: local * 8), .local(byteCount: local * 4),
+             .uint32(UInt32(base)), .uint32(tag)]
+        }
+
+        /// The arguments of a `ternarize_*` kernel (Kernels/ternarize.cl, in parameter order) over the first
+        /// `count` elements of this slot's input.
+        package func ternarizeArguments(count: Int, threshold: UInt32, local: Int, tag: UInt32) -> [CLKernelArgument] {
+            [.buffer(input), .uint32(UInt32(count)), .uint32(threshold), .buffer(output), .buffer(counts),
+             .local(byteCount: local * 4), .uint32(tag)]
+        }
+    }
+
+    /// Creates a backend on `device`, building the kernels.
+    ///
+    /// - Parameters:
+    ///   - chunkElements: elements per chunk (rounded up to a multiple of 256; clamped to the device's max
+    ///     allocation and 2^30). Results do not depend on it.
+    ///   - workGroupSize: requested work-group size (capped by the device's and the kernels' limits; any
+    ///     size ≥ 1). Results do not depend on it.
+    ///   - pieceElements: minimum upload piece of a single-chunk tensor (rounded up to a multiple of 256);
+    ///     a tensor is split into at most `maxPieces` pieces. Results do not depend on it.
+    /// - Throws: `OpenCLBackendError.buildFailed` (with the build log) or `.deviceFailure`.
+    public convenience init(device: CLDevice, chunkElements: Int = OpenCLBackend.defaultChunkElements,
+                            workGroupSize: Int = OpenCLBackend.defaultWorkGroupSize,
+                            pieceElements: Int = OpenCLBackend.defaultPieceElements) throws(OpenCLBackendError) {
+        try self.init(device: device, chunkElements: chunkElements, workGroupSize: workGroupSize,
+                      absmeanSource: OpenCLBackend.kernelSource(PackageResources.absmean_cl),
+                      ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
+                      hostScaleOnly: false, pieceElements: pieceElements)
+    }
+
+    /// A kernel file's embedded bytes preceded by the shared widening helpers (`Kernels/widen.cl`).
+    static func kernelSource(_ kernel: [UInt8]) -> String {
+        String(decoding: PackageResources.widen_cl, as: UTF8.self) + "\n" + String(decoding: kernel, as: UTF8.self)
+    }
+
+    /// Designated initializer; tests pass broken sources to exercise build failures, and `hostScaleOnly`
+    /// to exercise the no-fp64 path (α on the host CPU) on a device that has fp64.
+    /// `interceptor` (tests only) sees every OpenCL call the backend makes, to inject faults.
+    init(device: CLDevice, chunkElements: Int, workGroupSize: Int, absmeanSource: String,
+         ternarizeSource: String, hostScaleOnly: Bool,
+         pieceElements: Int = OpenCLBackend.defaultPieceElements,
+         interceptor: (any CLCallInterceptor)? = nil) throws(OpenCLBackendError) {
+        self.device = device
+        self.pieceElements = (Swift.min(Swift.max(pieceElements, 1), 1 << 30) + 255) / 256 * 256
+        let deviceName = device.name
+        func wrap<T>(_ body: () throws(CLError) -> T) throws(OpenCLBackendError) -> T {
+            do { return try body() } catch { throw OpenCLBackendError.deviceFailure(device: deviceName, error: error) }
+        }
+        let info = try wrap { () throws(CLError) in try device.info() }
+        self.info = info
+        let context = try wrap { () throws(CLError) in try CLContext(devices: [device], interceptor: interceptor) }
+        self.context = context
+        compute = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
+        transfer = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
+        computesScaleOnDevice = info.supportsFP64 && !hostScaleOnly
+
+        let options = "-cl-std=CL1.2"
+        func build(_ source: String) throws(OpenCLBackendError) -> CLProgram {
+            do {
+                return try CLProgram(context: context, source: source, options: options)
+            } catch {
+                if error.status == .buildProgramFailure || error.buildLog != nil {
+                    throw OpenCLBackendError.buildFailed(device: info.name, error: error)
+                }
+                throw OpenCLBackendError.deviceFailure(device: info.name, error: error)
+            }
+        }
+        let ternarizeProgram = try build(ternarizeSource)
+        let absmeanProgram = computesScaleOnDevice ? try build(absmeanSource) : nil
+        let suffixes: [(ElementType, String)] = [(.float32, "f32"), (.float16, "f16"), (.bfloat16, "bf16")]
+        var absmean: [ElementType: CLKernel] = [:]
+        var packed: [ElementType: CLKernel] = [:]
+        var int8: [ElementType: CLKernel] = [:]
+        for (type, suffix) in suffixes {
+            if let absmeanProgram {
+                absmean[type] = try wrap { () throws(CLError) in try CLKernel(program: absmeanProgram, name: "absmean_\(suffix)") }
+            }
+            packed[type] = try wrap { () throws(CLError) in try CLKernel(program: ternarizeProgram, name: "ternarize_packed_\(suffix)") }
+            int8[type] = try wrap { () throws(CLError) in try CLKernel(program: ternarizeProgram, name: "ternarize_int8_\(suffix)") }
+        }
+        absmeanKernels = absmean
+        packedKernels = packed
+        int8Kernels = int8
+
+        // Work-group size: the request, capped by the device limit and every kernel's limit (any size ≥ 1:
+        // the kernels' tails and tree reductions handle groups of 1, 2, 3, … items).
+        var limit = Swift.max(1, Swift.min(workGroupSize, info.maxWorkGroupSize))
+        for kernel in Array(absmean.values) + Array(packed.values) + Array(int8.values) {
+            let kernelLimit = try wrap { () throws(CLError) in try kernel.maxWorkGroupSize(on: device) }
+            limit = Swift.min(limit, Swift.max(1, kernelLimit))
+        }
+        self.workGroupSize = limit
+
+        // Chunk: multiple of 256 elements, ≤ max allocation / 4 bytes, ≤ 2^30 (kernels index with uint).
+        // Two slots of (4 + 1) bytes per element must also fit comfortably in global memory.
+        let maxByAllocation = Int(clamping: info.maxAllocationBytes / 4) / 256 * 256
+        let maxByMemory = Int(clamping: info.globalMemoryBytes / 16) / 256 * 256
+        let requested = (Swift.max(chunkElements, 1) + 255) / 256 * 256
+        self.chunkElements = Swift.max(256, Swift.min(requested, maxByAllocation, maxByMemory, 1 << 30))
+        activeChunkElements = self.chunkElements
+        self.maxGroups = Swift.max(1, Swift.min(info.computeUnits * 8, 1024))
+    }
+
+    /// `"opencl"`.
+    public var name: String { "opencl" }
+    /// Device name, type and platform.
+    public var deviceDescription: String { "\(info.name) (\(info.type), \(device.platform.name))" }
+    /// 1: one tensor at a time per device.
+    public var preferredConcurrency: Int { 1 }
+
+    /// Quantizes `input` on the device (see the type's documentation). Throws `QuantizationError` for bad
+    /// input (non-finite element with its first index, output too small) and `OpenCLBackendError` when the
+    /// device fails.
+    public func quantize(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer) throws
+        -> QuantizationSummary
+    {
+        try checkOutputCapacity(input, layout: layout, output: output)
+        lock.lock()
+        defer { lock.unlock() }
+        while true {
+            do {
+                return try quantizeLocked(input, layout: layout, output: output)
+            } catch let error as CLError {
+                drainQueues()
+                // Out of device memory: release the buffers, halve the chunk and retry (same result), down to
+                // `minimumChunkElements`; then report the failure.
+                if error.isOutOfMemory && activeChunkElements > Self.minimumChunkElements {
+                    slots = []
+                    activeChunkElements = Swift.max(Self.minimumChunkElements, activeChunkElements / 2 / 256 * 256)
+                    continue
+                }
+                throw OpenCLBackendError.deviceFailure(device: info.name, error: error)
+            } catch {
+                drainQueues()
+                throw error
+            }
+        }
+    }
+
+    /// The smallest chunk the out-of-memory retry shrinks to (64 Ki elements).
+    public static let minimumChunkElements = 1 << 16
+
+    /// One attempt with the current chunk size (lock held). Throws `CLError` for device failures.
+    private func quantizeLocked(_ input: TensorInput, layout: TritLayout, output: UnsafeMutableRawBufferPointer) throws
+        -> QuantizationSummary
+    {
+        let resident: Bool
+        let scale: Float
+        if computesScaleOnDevice {
+            let estimate = try deviceAbsSum(input)
+            resident = chunkCount(input.elementCount) == 1
+            if estimate.flagged {
+                if let error = input.firstNonFiniteError() { throw error }
+            }
+            switch AbsMeanCertifier.certify(estimate.estimate, count: input.elementCount) {
+            case .certified(let value): scale = value
+            case .needsExactSum: scale = CPUBackend().exactAbsMean(input)
+            }
+        } else {
+            scale = try CPUBackend().absMean(input)
+            resident = false
+        }
+        let threshold = TritThreshold(validScale: scale)
+        let nonZero = try deviceTernarize(input, threshold: threshold.magnitudeBits, layout: layout,
+                                          output: output, inputResident: resident)
+        return QuantizationSummary(scale: scale, elementCount: input.elementCount,
+                                   zeroCount: input.elementCount - nonZero)
+    }
+
+    // MARK: - Pipeline
+
+    func chunkCount(_ count: Int) -> Int { (count + activeChunkElements - 1) / activeChunkElements }
+
+    func chunkRange(_ chunk: Int, count: Int) -> Range<Int> {
+        let start = chunk * activeChunkElements
+        return start..<Swift.min(start + activeChunkElements, count)
+    }
+
+    /// Upload pieces of a single-chunk tensor of `count` elements: each at least `pieceElements` long, at
+    /// most `maxPieces` of them, every boundary a multiple of 256 elements; one piece when `count` is small.
+    func pieceRanges(count: Int) -> [Range<Int>] {
+        let spread = ((count + Self.maxPieces - 1) / Self.maxPieces + 255) / 256 * 256
+        let length = Swift.max(pieceElements, spread)
+        return stride(from: 0, to: count, by: length).map { $0..<Swift.min($0 + length, count) }
+    }
+
+    /// Work-groups for a launch over `units` 4-element vectors: one vector per work-item, at most `maxGroups`.
+    package func groupCount(units: Int) -> Int {
+        Swift.max(1, Swift.min(maxGroups, (units + workGroupSize - 1) / workGroupSize))
+    }
+
+    /// Finishes both queues (belt and braces after an error; each pass already waited on its own events).
+    private func drainQueues() {
+        _ = try? transfer.finish()
+        _ = try? compute.finish()
+    }
+
+    /// Makes sure `slots[0]` (and `slots[1]` when the tensor has several chunks) hold `elements` elements.
+    private func ensureSlots(elements: Int, chunks: Int) throws(CLError) {
+        let needed = chunks > 1 ? 2 : 1
+        if slots.count >= needed, slots.prefix(needed).allSatisfy({ $0.elements >= elements }) { return }
+        slots = []  // release old buffers first
+        for _ in 0..<needed { slots.append(try Slot(context: context, elements: elements, groups: maxGroups)) }
+    }
+
+    /// Slot 0 after `ensureKernelSlot` (benchmark use; lock held).
+    package var slotForBenchmark: Slot? { slots.first }
+
+    /// `ensureSlots` for the benchmark (lock held).
+    package func ensureKernelSlot(elements: Int) throws(CLError) { try ensureSlots(elements: elements, chunks: 1) }
+
+    /// Enqueues the upload of elements `range` of the tensor into `slot` at element `offset`, after `after`
+    /// (the slot's previous kernel) finished; the event joins `pending` before anything else can throw.
+    private func upload(_ input: TensorInput, range: Range<Int>, into slot: Slot, offset: Int = 0,
+                        after: CLEvent?, pending: InFlight) throws(CLError) -> CLEvent {
+        let width = input.elementType.byteWidth
+        guard let base = input.bytes.baseAddress else { throw CLError(.invalidValue, call: "upload") }
+        let event = pending.track(try transfer.unsafeEnqueueWrite(
+            slot.input, offset: offset * width, from: base + range.lowerBound * width,
+            byteCount: range.count * width, waitingFor: after.map { [$0] } ?? []))
+        try transfer.flush()
+        return event
+    }
+
+    struct DeviceEstimate {
+        var estimate: AbsSumEstimate
+        var flagged: Bool
+    }
+
+    /// The driver returned results that cannot be right (a read-back that never landed, a stale buffer).
+    private func corrupt(_ detail: String) -> OpenCLBackendError {
+        OpenCLBackendError.inconsistentResult(device: info.name, detail: detail)
+    }
+
+    /// Device pass 1: partial sums for every piece (single chunk) or every chunk, merged on the host with a
+    /// rigorous depth bound. A single-chunk tensor stays resident in slot 0 for pass 2.
+    ///
+    /// Every non-blocking command's event is tracked and waited on before this returns or throws, so no
+    /// transfer touches the staging arrays (or the caller's input) after they go away. The staging arrays are
+    /// pre-filled with values no kernel writes (NaN sums, out-of-range subnormal sums, tags that never match)
+    /// and checked after the wait: a driver whose reads did not land gives an error, never a wrong α.
+    private func deviceAbsSum(_ input: TensorInput) throws -> DeviceEstimate {
+        guard let kernel = absmeanKernels[input.elementType] else { throw CLError(.invalidKernelName, call: "absmean") }
+        let count = input.elementCount
+        let chunks = chunkCount(count)
+        try ensureSlots(elements: Swift.min(count, activeChunkElements), chunks: chunks)
+        // One launch per upload: (tensor range, slot, element offset in the slot's buffer).
+        let launches: [(range: Range<Int>, slot: Int, offset: Int)] = chunks == 1
+            ? pieceRanges(count: count).map { ($0, 0, $0.lowerBound) }
+            : (0..<chunks).map { (chunkRange($0, count: count), $0 & 1, 0) }
+        var sums = [Double](repeating: .nan, count: launches.count * maxGroups)
+        var subnormals = [UInt64](repeating: .max, count: launches.count * maxGroups)
+        var flags = [UInt32](repeating: 0, count: launches.count * maxGroups * 2)
+        var groupsPerLaunch = [Int](repeating: 0, count: launches.count)
+        var tags = [UInt32](repeating: 0, count: launches.count)
+        var maxPerItem = 0
+        let local = workGroupSize
+        try sums.withUnsafeMutableBytes { sumsOut in
+            try subnormals.withUnsafeMutableBytes { subOut in
+                try flags.withUnsafeMutableBytes { flagsOut in
+                    guard let sumsBase = sumsOut.baseAddress, let subBase = subOut.baseAddress,
+                          let flagsBase = flagsOut.baseAddress else { throw CLError(.invalidValue, call: "absmean") }
+                    let pending = InFlight()
+                    defer { pending.drain(queues: [compute, transfer]) }  // also on every error path
+                    var lastKernel: [CLEvent?] = [nil, nil]
+                    for (index, launch) in launches.enumerated() {
+                        let slot = slots[launch.slot]
+                        let range = launch.range
+                        let groups = groupCount(units: (range.count + 3) / 4)
+                        groupsPerLaunch[index] = groups
+                        let items = groups * local
+                        // Per lane: one addition per 4-element vector, up to three for the tail (one work-item
+                        // takes them all when the launch has a single item), two to combine lanes.
+                        let vectors = range.count / 4
+                        maxPerItem = Swift.max(maxPerItem, (vectors + items - 1) / items + 5)
+                        // Pieces of one chunk fill disjoint parts of slot 0: their uploads wait for nothing, so
+                        // the transfer queue runs ahead of the kernels. A chunk waits for its slot's last kernel.
+                        let after = chunks == 1 ? nil : lastKernel[launch.slot]
+                        let written = try upload(input, range: range, into: slot, offset: launch.offset, after: after,
+                                                 pending: pending)
+                        let tag = nextTag()
+                        tags[index] = tag
+                        try kernel.bind(slot.absmeanArguments(count: range.count, base: launch.offset, local: local, tag: tag))
+                        let ran = pending.track(try compute.run(kernel, globalSize: items, localSize: local, waitingFor: [written]))
+                        lastKernel[launch.slot] = ran
+                        let at = index * maxGroups
+                        // In-order queue: these reads finish before the next kernel reuses the partial buffers. They
+                        // also wait on the kernel's event explicitly rather than trusting the queue order alone (the
+                        // kernel itself waits on the other queue's upload).
+                        let afterKernel = [ran]
+                        pending.track(try compute.unsafeEnqueueRead(slot.sums, into: sumsBase + at * 8, byteCount: groups * 8,
+                                                                    waitingFor: afterKernel))
+                        pending.track(try compute.unsafeEnqueueRead(slot.subnormals, into: subBase + at * 8, byteCount: groups * 8,
+                                                                    waitingFor: afterKernel))
+                        pending.track(try compute.unsafeEnqueueRead(slot.flags, into: flagsBase + at * 8, byteCount: groups * 8,
+                                                                    waitingFor: afterKernel))
+                        try compute.flush()
+                    }
+                    try pending.waitAll()  // the read events themselves: clFinish does not wait for them everywhere
+                }
+            }
+        }
+        var total = 0.0
+        var units: UInt64 = 0
+        var overflow = false
+        var flagged = false
+        var totalGroups = 0
+        for launch in 0..<launches.count {
+            let range = launches[launch].range
+            for g in 0..<groupsPerLaunch[launch] {
+                let index = launch * maxGroups + g
+                // Checks that cost nothing: each group's tag, a finite non-negative sum, a subnormal sum within
+                // what the launch's elements can give, a 0/1 flag.
+                guard flags[2 * index + 1] == tags[launch] ^ UInt32(g), flags[2 * index] <= 1 else {
+                    throw corrupt("α partials of launch \(launch), group \(g) were not written (tag check failed)")
+                }
+                guard sums[index].isFinite, sums[index] >= 0, subnormals[index] <= UInt64(range.count) << 23 else {
+                    throw corrupt("α partial of launch \(launch), group \(g) is impossible (sum \(sums[index]), subnormal units \(subnormals[index]))")
+                }
+                total += sums[index]
+                let (sum, carried) = units.addingReportingOverflow(subnormals[index])
+                units = sum
+                overflow = overflow || carried
+                flagged = flagged || flags[2 * index] != 0
+            }
+            totalGroups += groupsPerLaunch[launch]
+        }
+        // Depth bound: a work-item's lanes (maxPerItem additions, the first onto 0.0, lanes combined; the
+        // maximum over all launches), the local tree (ceil(log2) of the group size), and the host's sequential merge
+        // of every group partial of every launch (pieces or chunks: `totalGroups` counts them all).
+        var treeDepth = 0  // ceil(log2(workGroupSize)): levels of the kernels' tree over any group size
+        var partials = workGroupSize
+        while partials > 1 { partials = (partials + 1) / 2; treeDepth += 1 }
+        let depth = maxPerItem + treeDepth + totalGroups + 2
+        // An (unrealistic) overflow of the subnormal sum makes the estimate unusable: force the exact path.
+        let floating = overflow ? Double.nan : total
+        let estimate = AbsSumEstimate(floatingSum: flagged ? .infinity : floating, subnormalUnits: units, additionDepth: depth)
+        return DeviceEstimate(estimate: estimate, flagged: flagged)
+    }
+
+    /// Device pass 2: trits into `output`, returning the number of non-zero trits.
+    ///
+    /// Waits on every tracked event before returning or throwing (the trits go straight into the caller's
+    /// `output`). Then checks what came back: every group's tag, and per chunk the kernel's non-zero count
+    /// against the non-zero trits actually in `output` (with valid codes and zero padding), so reads that
+    /// did not land or stale buffers give `OpenCLBackendError.inconsistentResult`, never wrong bytes.
+    private func deviceTernarize(_ input: TensorInput, threshold: UInt32, layout: TritLayout,
+                                 output: UnsafeMutableRawBufferPointer, inputResident: Bool) throws -> Int {
+        let kernels = layout == .packed2Bit ? packedKernels : int8Kernels
+        guard let kernel = kernels[input.elementType], let outBase = output.baseAddress else {
+            throw CLError(.invalidKernelName, call: "ternarize")
+        }
+        let count = input.elementCount
+        let chunks = chunkCount(count)
+        try ensureSlots(elements: Swift.min(count, activeChunkElements), chunks: chunks)
+        var counts = [UInt32](repeating: 0, count: chunks * maxGroups * 2)
+        var groupsPerChunk = [Int](repeating: 0, count: chunks)
+        var tags = [UInt32](repeating: 0, count: chunks)
+        let local = workGroupSize
+        try counts.withUnsafeMutableBytes { countsOut in
+            guard let countsBase = countsOut.baseAddress else { throw CLError(.invalidValue, call: "ternarize") }
+            let pending = InFlight()
+            defer { pending.drain(queues: [compute, transfer]) }  // also on every error path
+            var lastKernel: [CLEvent?] = [nil, nil]
+            for chunk in 0..<chunks {
+                let slot = slots[chunk & 1]
+                let range = chunkRange(chunk, count: count)
+                let groups = groupCount(units: (range.count + 3) / 4)
+                groupsPerChunk[chunk] = groups
+                var waits: [CLEvent] = []
+                if !(inputResident && chunks == 1) {
+                    waits.append(try upload(input, range: range, into: slot, after: lastKernel[chunk & 1], pending: pending))
+                }
+                let tag = nextTag()
+                tags[chunk] = tag
+                try kernel.bind(slot.ternarizeArguments(count: range.count, threshold: threshold, local: local, tag: tag))
+                let ran = pending.track(try compute.run(kernel, globalSize: groups * local, localSize: local, waitingFor: waits))
+                lastKernel[chunk & 1] = ran
+                let byteOffset = layout.byteCount(forTrits: range.lowerBound)  // lowerBound is a multiple of 256
+                // Explicitly after the kernel, not only by queue order (see deviceAbsSum).
+                pending.track(try compute.unsafeEnqueueRead(slot.output, into: outBase + byteOffset,
+                                                            byteCount: layout.byteCount(forTrits: range.count), waitingFor: [ran]))
+                pending.track(try compute.unsafeEnqueueRead(slot.counts, into: countsBase + chunk * maxGroups * 8,
+                                                            byteCount: groups * 8, waitingFor: [ran]))
+                try compute.flush()
+            }
+            try pending.waitAll()  // the read events themselves: clFinish does not wait for them everywhere
+        }
+        var nonZero = 0
+        for chunk in 0..<chunks {
+            var chunkNonZero = 0
+            for g in 0..<groupsPerChunk[chunk] {
+                let index = chunk * maxGroups + g
+                guard counts[2 * index + 1] == tags[chunk] ^ UInt32(g) else {
+                    throw corrupt("trit counts of chunk \(chunk), group \(g) were not written (tag check failed)")
+                }
+                chunkNonZero += Int(counts[2 * index])
+            }
+            let range = chunkRange(chunk, count: count)
+            let start = layout.byteCount(forTrits: range.lowerBound)
+            let bytes = UnsafeRawBufferPointer(rebasing: output[start..<(start + layout.byteCount(forTrits: range.count))])
+            guard let found = TritReadBack.nonZeroCount(bytes, layout: layout, trits: range.count) else {
+                throw corrupt("trits of chunk \(chunk) read back hold invalid codes or non-zero padding")
+            }
+            guard found == chunkNonZero else {
+                throw corrupt("trits of chunk \(chunk) read back hold \(found) non-zero trits, the kernel counted \(chunkNonZero)")
+            }
+            nonZero += chunkNonZero
+        }
+        return nonZero
+    }
+}
+
+/// The events of one operation's commands, waited on before the memory they use goes away.
+final class InFlight {
+    private var events: [CLEvent] = []
+
+    /// Adds `event` and returns it.
+    @discardableResult
+    func track(_ event: CLEvent) -> CLEvent {
+        events.append(event)
+        return event
+    }
+
+    /// Waits for every tracked command (success path). Throws `CLError` when one failed.
+    func waitAll() throws(CLError) {
+        try CLEvent.waitAll(events)
+        events = []
+    }
+
+    /// Error path: waits on each remaining event (a failed one has stopped) and finishes `queues`, ignoring errors.
+    func drain(queues: [CLCommandQueue]) {
+        if events.isEmpty { return }
+        for event in events { _ = try? event.wait() }
+        for queue in queues { _ = try? queue.finish() }
+        events = []
+    }
+}
+
+/// The consistency check on trits read back from a device.
+enum TritReadBack {
+    /// Non-zero trits among the first `trits` of `bytes` in `layout`, or `nil` when a byte is no valid
+    /// encoding (packed code 11, an int8 value other than 0, 1, −1) or the padding after `trits` is not zero.
+    static func nonZeroCount(_ bytes: UnsafeRawBufferPointer, layout: TritLayout, trits: Int) -> Int? {
+        let words = bytes.count / 8
+        var nonZero = 0
+        var bad: UInt64 = 0
+        switch layout {
+        case .packed2Bit:
+            for w in 0..<words {
+                let word = bytes.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self)
+                bad |= word & (word >> 1) & 0x5555_5555_5555_5555
+                nonZero += ((word | (word >> 1)) & 0x5555_5555_5555_5555).nonzeroBitCount
+            }
+            for i in (words * 8)..<bytes.count {
+                let byte = bytes[i]
+                bad |= UInt64(byte & (byte >> 1) & 0x55)
+                nonZero += ((byte | (byte >> 1)) & 0x55).nonzeroBitCount
+            }
+            let used = trits % 4
+            if used != 0, let last = bytes.last, last >> (2 * used) != 0 { return nil }
+        case .int8:
+            // Valid bytes are 0x00, 0x01, 0xFF: the byte equals its sign spread over all bits OR its low bit.
+            let low: UInt64 = 0x0101_0101_0101_0101
+            for w in 0..<words {
+                let word = bytes.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self)
+                bad |= word ^ ((((word >> 7) & low) &* 0xFF) | (word & low))
+                nonZero += (word & low).nonzeroBitCount
+            }
+            for i in (words * 8)..<bytes.count {
+                let byte = bytes[i]
+                if byte != 0 && byte != 1 && byte != 0xFF { bad = 1 }
+                nonZero += Int(byte & 1)
+            }
+        }
+        return bad == 0 ? nonZero : nil
+    }
+}

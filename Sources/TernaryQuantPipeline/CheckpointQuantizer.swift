@@ -1,0 +1,426 @@
+import TernaryQuantFormats
+import TernaryQuantCore
+import Dispatch
+import Foundation
+
+/// Options of a checkpoint quantization job.
+public struct QuantizationOptions: Sendable, Hashable {
+    /// Output format.
+    public var format: OutputFormat
+    /// Ternary type for GGUF output.
+    public var ggufType: GGUFTernaryType
+    /// `.tern` layers with sparsity ≥ this are stored as CSR.
+    public var csrThreshold: Double
+    /// Which tensors to quantize.
+    public var selection: TensorSelection
+    /// Replace an existing output file (never an input file).
+    public var overwrite: Bool
+    /// GGUF output: what a selected tensor whose row length is not a multiple of 256 becomes.
+    public var fallback: TernaryFallback
+    /// Write the ternary network as ordinary weights (selected tensors hold s·t in their own dtype) in the
+    /// input's format instead of packed trits.
+    public var dequantize: Bool
+
+    /// Creates options (defaults: TQ2_0, CSR threshold 0.75, default selection, no overwrite, ternary
+    /// fallback, no dequantization).
+    public init(format: OutputFormat, ggufType: GGUFTernaryType = .tq2_0, csrThreshold: Double = TernFormat.defaultCSRThreshold,
+                selection: TensorSelection = TensorSelection(), overwrite: Bool = false,
+                fallback: TernaryFallback = .ternary, dequantize: Bool = false) {
+        self.format = format
+        self.ggufType = ggufType
+        self.csrThreshold = csrThreshold
+        self.selection = selection
+        self.overwrite = overwrite
+        self.fallback = fallback
+        self.dequantize = dequantize
+    }
+}
+
+/// What a selected GGUF tensor that TQ blocks cannot hold (row length not a multiple of 256) becomes.
+public enum TernaryFallback: String, Sendable, Hashable, CaseIterable, Codable {
+    /// F16 holding f16(α)·t: the network stays ternary (default).
+    case ternary
+    /// The tensor's original values.
+    case keep
+}
+
+/// A failure of a job, with the file it concerns: `"<file>: <reason>"` in one line.
+public struct JobError: Error, Sendable, CustomStringConvertible {
+    /// The file being read or written.
+    public var file: String
+    /// The underlying error.
+    public var underlying: any Error
+
+    /// Creates an error.
+    public init(file: String, underlying: any Error) {
+        self.file = file
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        if let format = underlying as? FormatError { return format.description }
+        return "\(file): \(underlying)"
+    }
+}
+
+/// Quantizes a checkpoint (any `CheckpointSource`) into `.tern`, GGUF or safetensors, tensor by tensor.
+///
+/// Memory: the input is memory-mapped; per tensor the job holds the packed trits (n/4 bytes) and, for
+/// `.tern` CSR layers, the CSR arrays, so peak memory follows the largest tensor, not the model. A tensor
+/// whose working memory exceeds the machine's physical memory is refused before anything is allocated.
+public final class CheckpointQuantizer: Sendable {
+    /// The quantizer (and its backend).
+    public let quantizer: Quantizer
+
+    /// Uses `backend` for every tensor.
+    public init(backend: any QuantizationBackend) {
+        self.quantizer = Quantizer(backend: backend)
+    }
+
+    /// Decides, for every tensor, what the job will do in `options.format`.
+    public func plan(_ source: any CheckpointSource, options: QuantizationOptions) -> [TensorPlan] {
+        plan(source, options: options, known: [:])
+    }
+
+    func plan(_ source: any CheckpointSource, options: QuantizationOptions, known: [String: TernaryFacts]) -> [TensorPlan] {
+        let writer = CheckpointWriters.type(for: options.format)
+        return source.tensors.map { t in
+            let decision = options.selection.decide(name: t.name, elementType: t.dtype.elementType, dtypeLabel: t.dtype.label,
+                                                    shape: t.shape, naming: source.naming)
+            return writer.plan(t, decision: decision, options: options, known: known[t.name])
+        }
+    }
+
+    /// Quantizes `source` into the file at `outputPath` atomically (temporary file, fsync, rename).
+    /// Refuses to overwrite any input file (shards, index, config; with `overwrite` too), and an existing
+    /// output unless `options.overwrite`. On any error nothing is left at `outputPath` (an existing file
+    /// stays untouched). Throws `JobError`.
+    public func run(_ source: any CheckpointSource, outputPath: String, options: QuantizationOptions,
+                    progress: ((JobProgress) -> Void)? = nil) throws -> QuantizationReport {
+        for file in source.inputFiles where Self.sameFile(file, outputPath) {
+            throw JobError(file: outputPath, underlying: FormatError.unsupported(file: outputPath, reason: "output would overwrite the input file \(file)"))
+        }
+        var known: [String: TernaryFacts] = [:]
+        // At most two attempts: the first assumes every GGUF scale fits an f16; when one does not, every
+        // fact is gathered and the second attempt's header holds the right types.
+        for attempt in 0..<2 {
+            let output: AtomicFile
+            do {
+                output = try AtomicFile(path: outputPath, overwrite: options.overwrite)
+            } catch {
+                throw JobError(file: outputPath, underlying: error)
+            }
+            do {
+                var report = try perform(source, to: output, outputName: outputPath, options: options, known: known, progress: progress)
+                try output.commit()
+                report.totals.outputBytes = output.bytesWritten
+                report.totals.compressionVsF16 = output.bytesWritten > 0 ? Double(report.totals.f16Bytes) / Double(output.bytesWritten) : 0
+                return report
+            } catch let replan as ReplanNeeded where attempt == 0 {
+                output.abort()
+                known = replan.facts
+            } catch {
+                output.abort()
+                if error is JobError { throw error }
+                throw JobError(file: outputPath, underlying: error)
+            }
+        }
+        throw JobError(file: outputPath, underlying: FormatError.unsupported(file: outputPath, reason: "internal error: the GGUF plan changed twice"))
+    }
+
+    /// `run` for a safetensors checkpoint.
+    public func run(_ checkpoint: SafetensorsCheckpoint, outputPath: String, options: QuantizationOptions,
+                    progress: ((JobProgress) -> Void)? = nil) throws -> QuantizationReport {
+        try run(SafetensorsSource(checkpoint), outputPath: outputPath, options: options, progress: progress)
+    }
+
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+
+    /// Streams the output to `sink` (an `AtomicFile` or a `MemorySink`) and returns the report.
+    /// `outputName` is used in the report and errors. For GGUF output the tensors' facts are gathered
+    /// first (the header's types depend on them), so the input is read twice.
+    public func write(_ source: any CheckpointSource, to sink: any ByteSink, outputName: String,
+                      options: QuantizationOptions, progress: ((JobProgress) -> Void)? = nil) throws -> QuantizationReport {
+        var known: [String: TernaryFacts] = [:]
+        if CheckpointWriters.type(for: options.format).headerNeedsFacts && !options.dequantize {
+            for p in plan(source, options: options) where p.action == .quantized {
+                known[p.tensor.name] = try facts(of: p.tensor).facts
+            }
+        }
+        do {
+            return try perform(source, to: sink, outputName: outputName, options: options, known: known, progress: progress)
+        } catch is ReplanNeeded {
+            throw JobError(file: outputName, underlying: FormatError.unsupported(file: outputName, reason: "internal error: the GGUF plan changed with every fact known"))
+        }
+    }
+
+    /// `write` for a safetensors checkpoint.
+    public func write(_ checkpoint: SafetensorsCheckpoint, to sink: any ByteSink, outputName: String,
+                      options: QuantizationOptions, progress: ((JobProgress) -> Void)? = nil) throws -> QuantizationReport {
+        try write(SafetensorsSource(checkpoint), to: sink, outputName: outputName, options: options, progress: progress)
+    }
+
+    /// Physical memory of this machine in bytes (`Int.max` when unknown).
+    static var physicalMemory: Int {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return Int.max }
+        return Checked.mul(pages, size) ?? Int.max
+    }
+
+    /// Working memory the job allocates for a quantized tensor: the packed trits plus what the writer
+    /// allocates (the CSR arrays for `.tern`).
+    static func workingBytes(_ tensor: SourceTensor, writer: any CheckpointWriter.Type, options: QuantizationOptions) -> Int {
+        let packed = tensor.elementCount / 4 + 1
+        return Checked.add(packed, writer.extraWorkingBytes(elements: tensor.elementCount, options: options)) ?? Int.max
+    }
+
+    /// Quantizes one tensor: its packed trits and facts (α, already-ternary magnitude, sparsity).
+    func facts(of tensor: SourceTensor) throws -> QuantizedData {
+        guard let elementType = tensor.dtype.elementType else {
+            throw FormatError.invalidTensor(file: tensor.file, tensor: tensor.name, reason: "type \(tensor.dtype.label) cannot be quantized")
+        }
+        let input = try TensorInput(name: tensor.name, shape: tensor.shape, elementType: elementType, bytes: tensor.bytes)
+        var packed = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: input.elementCount))
+        let summary = try packed.withUnsafeMutableBytes { try quantizer.quantize(input, layout: .packed2Bit, into: $0) }
+        // Every non-zero value of one magnitude a: the trits are sign(w) (|w| = a > α/2), the scale a.
+        let common = ElementConversion.commonMagnitude(tensor.bytes, as: elementType)
+        let facts = TernaryFacts(scale: common ?? summary.scale, absmean: summary.scale, alreadyTernary: common != nil, sparsity: summary.sparsity)
+        return QuantizedData(input: input, packed: packed, facts: facts)
+    }
+
+    /// The job loop: plan, begin the writer, append each tensor, finish. Knows no format.
+    func perform(_ source: any CheckpointSource, to sink: any ByteSink, outputName: String, options: QuantizationOptions,
+                 known: [String: TernaryFacts], progress: ((JobProgress) -> Void)?) throws -> QuantizationReport {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let writerType = CheckpointWriters.type(for: options.format)
+        try writerType.validate(source, options: options)
+        let plans = plan(source, options: options, known: known)
+        let memory = Self.physicalMemory
+        for p in plans where p.action == .quantized {
+            let need = Self.workingBytes(p.tensor, writer: writerType, options: options)
+            guard need <= memory else {
+                throw JobError(file: p.tensor.file, underlying: FormatError.invalidTensor(file: p.tensor.file, tensor: p.tensor.name,
+                    reason: "quantizing it needs \(need) bytes of working memory (\(p.tensor.byteCount) bytes of data), more than this machine's \(memory) bytes of physical memory; exclude it with --exclude '\(p.tensor.name)' or run on a machine with more memory"))
+            }
+        }
+        let info = source.modelInfo
+        let totalBytes = source.totalBytes
+        let writer = try writerType.init(sink: sink, source: source, plans: plans, options: options)
+        var layers: [LayerReport] = []
+        var warnings = source.warnings
+        var bytesDone = 0
+        var discovered = known
+
+        // Look-ahead: the next quantized tensor is quantized on a background thread while the current one
+        // is encoded and written (at most one pending, so memory stays at two tensors' trits).
+        func nextQuantized(after index: Int) -> Int? {
+            plans[(index + 1)...].firstIndex { $0.action == .quantized }
+        }
+        func lookAhead(_ index: Int?) -> PendingQuantization? {
+            guard let index else { return nil }
+            let tensor = plans[index].tensor
+            tensor.readAhead()
+            return PendingQuantization(index: index) { try self.facts(of: tensor) }
+        }
+        var pending = lookAhead(nextQuantized(after: -1))
+        let writeback = OutputWriteback(sink)
+        defer {
+            // No background work outlives the job, whatever it throws.
+            pending?.wait()
+            writeback.wait()
+        }
+
+        for (index, p) in plans.enumerated() {
+            let t = p.tensor
+            var row = LayerReport(name: t.name, shape: t.shape, dtype: t.dtype.label, action: p.action, reason: p.reason,
+                                  scale: nil, scaleBits: nil, sparsity: nil, mse: nil, storage: p.storage,
+                                  inputBytes: t.byteCount, outputBytes: 0)
+            var notes = p.notes
+            // Before reading a tensor's bytes: the place for a per-tensor check that the mapping still
+            // covers them (issue 8.4, a shrinking input file).
+            do {
+                switch p.action {
+                case .skipped:
+                    row.inputBytes = 0
+                case .quantized:
+                    var data: QuantizedData
+                    if let ready = pending, ready.index == index {
+                        pending = nil
+                        data = try ready.value()
+                    } else {
+                        data = try facts(of: t)
+                    }
+                    pending = lookAhead(nextQuantized(after: index))
+                    discovered[t.name] = data.facts
+                    let stored: QuantizedAppend
+                    do {
+                        stored = try writer.appendQuantized(p, &data)
+                    } catch let replan as ReplanNeeded {
+                        // Gather every remaining fact, then let the caller start again with a correct header.
+                        discovered.merge(replan.facts) { a, _ in a }
+                        if let ready = pending {
+                            pending = nil
+                            discovered[plans[ready.index].tensor.name] = try ready.value().facts
+                            source.releasePages(plans[ready.index].tensor)
+                        }
+                        for later in plans[(index + 1)...] where later.action == .quantized && discovered[later.tensor.name] == nil {
+                            discovered[later.tensor.name] = try facts(of: later.tensor).facts
+                            source.releasePages(later.tensor)
+                        }
+                        throw ReplanNeeded(facts: discovered)
+                    }
+                    let f = data.facts
+                    row.scale = f.scale
+                    row.scaleBits = Self.hex(f.scale.bitPattern)
+                    row.sparsity = f.sparsity
+                    row.storage = stored.storage
+                    row.outputBytes = stored.outputBytes
+                    if stored.storedScale.bitPattern != f.scale.bitPattern {
+                        row.storedScale = stored.storedScale
+                        row.storedScaleBits = Self.hex(stored.storedScale.bitPattern)
+                    }
+                    if f.alreadyTernary {
+                        row.absmean = f.absmean
+                        notes.append("already ternary: every non-zero value has magnitude \(f.scale), encoded with that scale")
+                    }
+                    notes += stored.notes
+                    row.mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: stored.storedScale) }
+                case .kept:
+                    t.readAhead()
+                    if let elementType = t.dtype.elementType, let k = ElementConversion.firstNonFinite(t.bytes, as: elementType) {
+                        let warning = "kept tensor '\(t.name)' holds a NaN or infinite value (element \(k)); it is written unchanged"
+                        notes.append("warning: " + warning)
+                        warnings.append(warning)
+                    }
+                    row.outputBytes = try writer.appendKept(p)
+                }
+            } catch {
+                if error is FormatError || error is ReplanNeeded || error is JobError { throw error }
+                throw JobError(file: t.file, underlying: error)
+            }
+            // The file shrank or changed while it was read (issue 8.4): an error naming it, no output.
+            try t.storage.checkIntact()
+            source.releasePages(t)
+            if p.action != .skipped { writeback.start() }
+            row.notes = notes.isEmpty ? nil : notes
+            bytesDone += t.byteCount
+            layers.append(row)
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            progress?(JobProgress(tensorsDone: index + 1, tensorCount: plans.count, bytesDone: bytesDone, totalBytes: totalBytes,
+                                  elapsed: elapsed, currentTensor: t.name))
+        }
+        try writer.finish(info)
+
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let present = layers.filter { $0.action != .skipped }
+        let f16Bytes = present.reduce(0) { $0 + 2 * (Checked.product($1.shape) ?? 0) }
+        let outputBytes = (sink as? MemorySink)?.bytes.count ?? (sink as? AtomicFile)?.bytesWritten ?? 0
+        let totals = ReportTotals(
+            parameters: source.tensors.reduce(0) { $0 + $1.elementCount },
+            quantizedParameters: layers.filter { $0.action == .quantized }.reduce(0) { $0 + (Checked.product($1.shape) ?? 0) },
+            tensorsQuantized: layers.filter { $0.action == .quantized }.count,
+            tensorsKept: layers.filter { $0.action == .kept }.count,
+            tensorsSkipped: layers.filter { $0.action == .skipped }.count,
+            inputBytes: totalBytes, outputBytes: outputBytes, f16Bytes: f16Bytes,
+            compressionVsF16: outputBytes > 0 ? Double(f16Bytes) / Double(outputBytes) : 0,
+            seconds: seconds, gigabytesPerSecond: seconds > 0 ? Double(totalBytes) / seconds / 1e9 : 0)
+        var report = QuantizationReport(input: source.path, output: outputName, format: options.format,
+                                        ggufType: writer.reportedGGUFType, csrThreshold: writer.reportedCSRThreshold,
+                                        backend: quantizer.backend.name, device: quantizer.backend.deviceDescription,
+                                        model: info, layers: layers, totals: totals, notes: writer.notes + warnings.map { "warning: " + $0 })
+        report.inputFormat = source.format
+        report.dequantize = options.dequantize ? true : nil
+        report.warnings = warnings
+        return report
+    }
+
+    static func hex(_ bits: UInt32) -> String {
+        let s = String(bits, radix: 16)
+        return String(repeating: "0", count: 8 - s.count) + s
+    }
+
+    /// Shape of the U8 tensor holding 2-bit trits packed along the last dimension.
+    public static func packedShape(_ shape: [Int]) -> [Int] {
+        guard let last = shape.last else { return [1] }
+        return Array(shape.dropLast()) + [(last + 3) / 4]
+    }
+
+    /// The four trits of each packed byte as float64 lanes (invalid code 11 → 0).
+    static let tritLanes: [SIMD4<Double>] = (0..<256).map { byte in
+        var lanes = SIMD4<Double>(repeating: 0)
+        for s in 0..<4 {
+            let c = (byte >> (2 * s)) & 3
+            lanes[s] = c == 1 ? 1 : (c == 2 ? -1 : 0)
+        }
+        return lanes
+    }
+
+    /// Mean of (w − α·t)² in float64 over the tensor, streaming (no float copy), chunked across cores
+    /// with a fixed chunking so the result does not depend on the thread count.
+    public static func meanSquaredError(_ input: TensorInput, packed: UnsafeRawBufferPointer, scale: Float) -> Double {
+        let count = input.elementCount
+        let chunk = 1 << 16
+        let chunks = (count + chunk - 1) / chunk
+        let partials = UnsafeMutableBufferPointer<Double>.allocate(capacity: Swift.max(chunks, 1))
+        defer { partials.deallocate() }
+        let out = PartialsBox(partials, packed)
+        let alpha = Double(scale)
+        let tritTable = Self.tritLanes
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * chunk  // a multiple of 4: whole packed bytes
+            let hi = Swift.min(count, lo + chunk)
+            let bytes = input.bytes
+            let packed = out.packed
+            @inline(__always) func widened(_ k: Int) -> Float {
+                switch input.elementType {
+                case .float32: return bytes.loadUnaligned(fromByteOffset: k &* 4, as: Float.self)
+                case .float16: return Float(bitPattern: Float32Bits.fromFloat16(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)))
+                case .bfloat16: return Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) &<< 16)
+                }
+            }
+            var acc = SIMD4<Double>(repeating: 0)
+            var k = lo
+            // Four elements (one packed byte) at a time: d = w − α·t in float64.
+            if input.elementType == .float32 {
+                while k + 4 <= hi {
+                    let w = SIMD4<Double>(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD4<Float>.self))
+                    let d = w - tritTable[Int(packed[k &>> 2])] * alpha
+                    acc += d * d
+                    k += 4
+                }
+            } else {
+                while k + 4 <= hi {
+                    let w = SIMD4<Double>(Double(widened(k)), Double(widened(k + 1)), Double(widened(k + 2)), Double(widened(k + 3)))
+                    let d = w - tritTable[Int(packed[k &>> 2])] * alpha
+                    acc += d * d
+                    k += 4
+                }
+            }
+            var sum = (acc[0] + acc[1]) + (acc[2] + acc[3])
+            while k < hi {
+                let code = (packed[k &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (k & 3))) & 3
+                let r = code == 1 ? alpha : (code == 2 ? -alpha : 0)
+                let d = Double(widened(k)) - r
+                sum += d * d
+                k += 1
+            }
+            out.buffer[c] = sum
+        }
+        var total = 0.0
+        for c in 0..<chunks { total += partials[c] }
+        return count > 0 ? total / Double(count) : 0
+    }
+}
+
+private final class PartialsBox: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Double>
+    let packed: UnsafeRawBufferPointer
+    init(_ buffer: UnsafeMutableBufferPointer<Double>, _ packed: UnsafeRawBufferPointer) {
+        self.buffer = buffer
+        self.packed = packed
+    }
+}

@@ -1,0 +1,218 @@
+import Dispatch
+import TernaryQuantFormats
+import TernaryQuantCore
+/// Every element-type conversion the pipeline writes, in one place: exact BF16 → F32 widening, float32 →
+/// F16/BF16 rounding of a scale, and α·t written as F32, F16 or BF16 elements. All by integer bit logic
+/// (round to nearest, ties to even), independent of the FPU mode.
+enum ElementConversion {
+    /// Elements converted per chunk (bounded staging memory).
+    static let chunkElements = 1 << 16
+
+    /// The bfloat16 bit pattern nearest to `value` (ties to even; NaN stays a quiet NaN with its sign).
+    static func bfloat16Bits(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        if bits & 0x7FFF_FFFF > 0x7F80_0000 { return UInt16(bits >> 16) | 0x0040 }
+        let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
+        return UInt16(rounded >> 16)
+    }
+
+    /// The value `scale` becomes when stored as one element of `type` (exact for F32).
+    static func stored(_ scale: Float, as type: ElementType) -> Float {
+        switch type {
+        case .float32: return scale
+        case .float16: return Float(bitPattern: Float32Bits.fromFloat16(HalfConversion.float16Bits(scale)))
+        case .bfloat16: return Float(bitPattern: Float32Bits.fromBFloat16(bfloat16Bits(scale)))
+        }
+    }
+
+    /// Writes `bytes` (little-endian BF16) as little-endian F32, exactly, in bounded chunks.
+    static func writeWidenedBF16(_ bytes: UnsafeRawBufferPointer, to sink: any ByteSink) throws {
+        let count = bytes.count / 2
+        let chunk = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: chunkElements)
+        defer { chunk.deallocate() }
+        var i = 0
+        while i < count {
+            let n = Swift.min(chunkElements, count - i)
+            for k in 0..<n {
+                let h = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: (i &+ k) &* 2, as: UInt16.self))
+                chunk[k] = Float32Bits.fromBFloat16(h).littleEndian
+            }
+            try sink.write(UnsafeRawBufferPointer(start: chunk.baseAddress, count: 4 * n))
+            i += n
+        }
+    }
+
+    /// Writes `count` elements s·t of `type`, where t comes from 2-bit packed trits (00 = 0, 01 = +1,
+    /// 10 = −1) and s = `stored(scale, as: type)`; zero trits are +0. Returns the bytes written.
+    @discardableResult
+    static func writeTernary(packed: UnsafeRawBufferPointer, count: Int, scale: Float, as type: ElementType,
+                             to sink: any ByteSink) throws -> Int {
+        let plus: UInt32, minus: UInt32
+        switch type {
+        case .float32:
+            plus = scale.bitPattern & 0x7FFF_FFFF
+            minus = plus | 0x8000_0000
+        case .float16:
+            plus = UInt32(HalfConversion.float16Bits(scale) & 0x7FFF)
+            minus = plus | 0x8000
+        case .bfloat16:
+            plus = UInt32(bfloat16Bits(scale) & 0x7FFF)
+            minus = plus | 0x8000
+        }
+        let width = type.byteWidth
+        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkElements * width, alignment: 4)
+        defer { staging.deallocate() }
+        var i = 0
+        while i < count {
+            let n = Swift.min(chunkElements, count - i)
+            for k in 0..<n {
+                let e = i &+ k
+                let code = (packed[e &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (e & 3))) & 3
+                let bits: UInt32 = code == 1 ? plus : (code == 2 ? minus : 0)
+                if width == 4 {
+                    staging.storeBytes(of: bits.littleEndian, toByteOffset: k &* 4, as: UInt32.self)
+                } else {
+                    staging.storeBytes(of: UInt16(truncatingIfNeeded: bits).littleEndian, toByteOffset: k &* 2, as: UInt16.self)
+                }
+            }
+            try sink.write(UnsafeRawBufferPointer(rebasing: staging[0..<(n * width)]))
+            i += n
+        }
+        return count * width
+    }
+
+    /// The index of the first NaN or ±Inf element of `bytes` read as `type`, or `nil` when all are finite.
+    /// Scans fixed chunks of 1 Mi elements on every core (the answer does not depend on the thread count).
+    static func firstNonFinite(_ bytes: UnsafeRawBufferPointer, as type: ElementType) -> Int? {
+        let width = type == .float32 ? 4 : 2
+        let count = bytes.count / width
+        let chunk = 1 << 20
+        let chunks = (count + chunk - 1) / chunk
+        guard chunks > 1 else { return firstNonFinite(bytes, as: type, in: 0..<count) }
+        let firsts = UnsafeMutableBufferPointer<Int>.allocate(capacity: chunks)
+        defer { firsts.deallocate() }
+        let box = IndexBox(firsts, bytes)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * chunk
+            box.buffer[c] = firstNonFinite(box.bytes, as: type, in: lo..<Swift.min(count, lo + chunk)) ?? Int.max
+        }
+        let first = firsts.min() ?? Int.max
+        return first == Int.max ? nil : first
+    }
+
+    /// `firstNonFinite` over the elements `range` (serial): 16 or 32 lanes at a time, then the exact
+    /// element in the first group that holds one.
+    private static func firstNonFinite(_ bytes: UnsafeRawBufferPointer, as type: ElementType, in range: Range<Int>) -> Int? {
+        var k = range.lowerBound
+        let end = range.upperBound
+        switch type {
+        case .float32:
+            #if _endian(little)
+            let exponent = SIMD16<UInt32>(repeating: 0x7F80_0000)
+            while k &+ 16 <= end, !any(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD16<UInt32>.self) & exponent .== exponent) {
+                k &+= 16
+            }
+            #endif
+            for i in k..<end where UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self)) & 0x7F80_0000 == 0x7F80_0000 {
+                return i
+            }
+        case .float16, .bfloat16:
+            let mask: UInt16 = type == .float16 ? 0x7C00 : 0x7F80
+            #if _endian(little)
+            let exponent = SIMD32<UInt16>(repeating: mask)
+            while k &+ 32 <= end, !any(bytes.loadUnaligned(fromByteOffset: k &* 2, as: SIMD32<UInt16>.self) & exponent .== exponent) {
+                k &+= 32
+            }
+            #endif
+            for i in k..<end where UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) & mask == mask {
+                return i
+            }
+        }
+        return nil
+    }
+
+    /// When every non-zero element of `bytes` (read as `type`) has one magnitude a, returns a as a
+    /// float32 (exact widening); `nil` when magnitudes differ, an element is NaN/±Inf, or all are zero.
+    /// Stops at the first differing magnitude, so ordinary weights cost a few elements.
+    static func commonMagnitude(_ bytes: UnsafeRawBufferPointer, as type: ElementType) -> Float? {
+        switch type {
+        case .float32:
+            var magnitude: UInt32 = 0
+            for k in 0..<(bytes.count / 4) {
+                let m = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: k &* 4, as: UInt32.self)) & 0x7FFF_FFFF
+                if m == 0 { continue }
+                if magnitude == 0 { magnitude = m } else if m != magnitude { return nil }
+            }
+            guard magnitude != 0, magnitude < 0x7F80_0000 else { return nil }
+            return Float(bitPattern: magnitude)
+        case .float16, .bfloat16:
+            var magnitude: UInt16 = 0
+            for k in 0..<(bytes.count / 2) {
+                let m = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) & 0x7FFF
+                if m == 0 { continue }
+                if magnitude == 0 { magnitude = m } else if m != magnitude { return nil }
+            }
+            guard magnitude != 0 else { return nil }
+            let bits = type == .float16 ? Float32Bits.fromFloat16(magnitude) : Float32Bits.fromBFloat16(magnitude)
+            guard bits & 0x7F80_0000 != 0x7F80_0000 else { return nil }
+            return Float(bitPattern: bits)
+        }
+    }
+}
+
+/// The scale and facts of one quantized tensor, known once its data has been read.
+public struct TernaryFacts: Sendable, Hashable {
+    /// α (absmean), or the common magnitude a when the tensor is already ternary.
+    public var scale: Float
+    /// The absmean α of the tensor.
+    public var absmean: Float
+    /// Whether every non-zero value has one magnitude (then `scale` is that magnitude).
+    public var alreadyTernary: Bool
+    /// Fraction of zero trits.
+    public var sparsity: Double
+}
+
+/// How a quantized tensor is stored in GGUF output, decided from its facts (see docs/FORMATS.md).
+public struct GGUFTernaryStorage: Sendable, Hashable {
+    /// The ggml type: TQ2_0/TQ1_0, F16 (ternary as F16) or F32 (scale not representable in f16).
+    public var type: GGMLType
+    /// The scale the stored values carry (f16(s) for TQ/F16, s for F32).
+    public var storedScale: Float
+    /// The report line, if any.
+    public var note: String?
+
+    /// Whether `scale` survives as an f16 scale: 0 exactly, or f16(scale) a normal finite f16 that,
+    /// when `exact` (already ternary), equals `scale`.
+    public static func halfScaleIsSafe(_ scale: Float, exact: Bool) -> Bool {
+        if scale == 0 { return true }
+        let h = HalfConversion.float16Bits(scale)
+        let exponent = (h >> 10) & 0x1F
+        guard exponent != 0, exponent != 0x1F else { return false }
+        return !exact || Float(bitPattern: Float32Bits.fromFloat16(h)) == scale
+    }
+
+    /// The storage for a tensor with scale `facts.scale`: TQ blocks (`blockType`) when `blockEligible`
+    /// (ne0 % 256 == 0) and the scale is safe, F16 holding f16(s)·t when not block-eligible and safe, and
+    /// F32 holding s·t when the scale is not safe.
+    public static func choose(_ facts: TernaryFacts, blockEligible: Bool, blockType: GGMLType) -> GGUFTernaryStorage {
+        let s = facts.scale
+        if halfScaleIsSafe(s, exact: facts.alreadyTernary) {
+            let half = ElementConversion.stored(s, as: .float16)
+            if blockEligible { return GGUFTernaryStorage(type: blockType, storedScale: half, note: nil) }
+            return GGUFTernaryStorage(type: .f16, storedScale: half, note: "ternary as F16 (row length not a multiple of 256)")
+        }
+        let why = facts.alreadyTernary && s != 0 && ElementConversion.stored(s, as: .float16) != s
+            ? "the common magnitude \(s) is not exactly an f16" : "f16(scale) of \(s) is 0, infinite or subnormal"
+        return GGUFTernaryStorage(type: .f32, storedScale: s, note: "ternary as F32: \(why)")
+    }
+}
+
+/// Per-chunk results written from `concurrentPerform` (each chunk writes only its own slot).
+private final class IndexBox: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Int>
+    let bytes: UnsafeRawBufferPointer
+    init(_ buffer: UnsafeMutableBufferPointer<Int>, _ bytes: UnsafeRawBufferPointer) {
+        self.buffer = buffer
+        self.bytes = bytes
+    }
+}
