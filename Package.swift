@@ -83,7 +83,7 @@ let package = Package(
         // Benchmark support for `ternq bench` (throughput, rooflines, device bandwidth); not in the library product.
         .target(
             name: "TernaryQuantBench",
-            dependencies: ["TernaryQuantCore", "TernaryQuantFormats", "TernaryQuantOpenCL", "SwiftOpenCL", "CTernaryKernels"],
+            dependencies: ["TernaryQuantCore", "TernaryQuantFormats", "TernaryQuantOpenCL", "TernaryQuantPipeline", "SwiftOpenCL", "CTernaryKernels"],
             resources: [.embedInCode("../../Kernels/bench_copy.cl")]
         ),
         // Test helpers shared by the test targets (reference quantizer, test data, tiny model); no product.

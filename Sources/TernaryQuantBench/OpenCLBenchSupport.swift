@@ -1,3 +1,4 @@
+import TernaryQuantPipeline
 import TernaryQuantOpenCL
 import TernaryQuantFormats
 import TernaryQuantCore
@@ -85,26 +86,13 @@ extension OpenCLBenchSupport {
             }
             tensors.append((type, bytes))
         }
-        // All tensors go through `quantizeLayers`, so a device group runs them on several devices at once.
-        let (expected, actual) = try tensors[0].1.withUnsafeBytes { a in
-            try tensors[1].1.withUnsafeBytes { b in
-                try tensors[2].1.withUnsafeBytes { c in
-                    let inputs = try zip(tensors.map(\.0), [a, b, c]).map { type, raw in
-                        try TensorInput(name: "check-\(type.rawValue)", shape: [elements], elementType: type, bytes: raw)
-                    }
-                    return (try Quantizer(backend: CPUBackend()).quantizeLayers(inputs),
-                            try Quantizer(backend: backend).quantizeLayers(inputs))
-                }
-            }
+        // Owning inputs through `BackendComparison.compare`, which uses `quantizeLayers`: a device group
+        // runs them on several devices at once.
+        let inputs = try tensors.map { type, bytes in
+            try TensorInput(name: "check-\(type.rawValue)", shape: [elements], elementType: type, copying: bytes)
         }
-        var problems: [String] = []
-        for (x, y) in zip(expected, actual) {
-            if x.scale.bitPattern != y.scale.bitPattern { problems.append("\(x.name): α \(x.scale) vs \(y.scale)") }
-            if x.summary.zeroCount != y.summary.zeroCount {
-                problems.append("\(x.name): zeros \(x.summary.zeroCount) vs \(y.summary.zeroCount)")
-            }
-            if x.data != y.data { problems.append("\(x.name): packed bytes differ") }
-        }
+        let problems = try BackendComparison.compare(inputs, backends: [("cpu", CPUBackend()), (backend.name, backend)])
+            .map { "\($0.tensor): \($0.detail)" }
         return problems
     }
 }

@@ -32,13 +32,13 @@ public final class AtomicFile {
     private var finished = false
 
     /// Creates the temporary file for `path` (after removing stale temporaries of dead processes in its
-    /// directory). Throws `FormatError.unsupported` when `path` exists and `overwrite` is false, or `.io`
+    /// directory). Throws `FormatError.refused` (remedy `.allowOverwrite`) when `path` exists and `overwrite` is false, or `.io`
     /// when the directory is not writable.
     public init(path: String, overwrite: Bool = false) throws {
         self.path = path
         self.overwrite = overwrite
         if !overwrite, FileManager.default.fileExists(atPath: path) {
-            throw FormatError.unsupported(file: path, reason: "output already exists; pass --force to replace it")
+            throw FormatError.refused(file: path, reason: "output already exists", remedy: .allowOverwrite)
         }
         let directory = (path as NSString).deletingLastPathComponent
         let base = (path as NSString).lastPathComponent
@@ -135,7 +135,7 @@ public final class AtomicFile {
     }
 
     private func publishWithoutReplacing() throws {
-        let exists = FormatError.unsupported(file: path, reason: "output already exists (created while this run was writing; another run to the same output?); it was left untouched: pass --force to replace it")
+        let exists = FormatError.refused(file: path, reason: "output already exists (created while this run was writing; another run to the same output?); it was left untouched", remedy: .allowOverwrite)
         if tfg_rename_noreplace(temporaryPath, path) == 0 { return }
         let renameError = errno
         if renameError == EEXIST {
@@ -150,7 +150,7 @@ public final class AtomicFile {
         let linkError = errno
         unlink(temporaryPath)
         if linkError == EEXIST { throw exists }
-        throw FormatError.io(file: path, reason: "cannot publish the output without replacing an existing file (rename: \(String(cString: strerror(renameError))); link: \(String(cString: strerror(linkError)))); pass --force to use a plain rename")
+        throw FormatError.refused(file: path, reason: "cannot publish the output without replacing an existing file (rename: \(String(cString: strerror(renameError))); link: \(String(cString: strerror(linkError)))); allowing overwrites uses a plain rename", remedy: .allowOverwrite)
     }
 
     /// Discards everything written: closes and removes the temporary file. The destination is untouched.

@@ -10,6 +10,9 @@ public enum FormatError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidTensor(file: String, tensor: String, reason: String)
     /// The request cannot be honoured (bad option, unsupported combination, refused overwrite).
     case unsupported(file: String, reason: String)
+    /// The request was refused, and `remedy` says what the user can do (an output that already exists,
+    /// a tensor too large for this machine).
+    case refused(file: String, reason: String, remedy: Remedy)
 
     /// One line; every control character (and bidirectional override) coming from a file is escaped
     /// (`DisplayText.escaped`), so a hostile name cannot forge output.
@@ -24,7 +27,23 @@ public enum FormatError: Error, Sendable, Hashable, CustomStringConvertible {
             return DisplayText.escaped("\(file): tensor '\(tensor)': \(reason)")
         case .unsupported(let file, let reason):
             return DisplayText.escaped("\(file): \(reason)")
+        case .refused:
+            return message()
         }
+    }
+}
+
+extension FormatError: RemediableError {
+    /// The description without the remedy (escaped like `description`).
+    public var problem: String {
+        if case .refused(let file, let reason, _) = self { return DisplayText.escaped("\(file): \(reason)") }
+        return description
+    }
+
+    /// `.refused`'s remedy; `nil` for every other case.
+    public var remedy: Remedy? {
+        if case .refused(_, _, let remedy) = self { return remedy }
+        return nil
     }
 }
 

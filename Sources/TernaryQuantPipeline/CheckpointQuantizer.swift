@@ -203,8 +203,8 @@ public final class CheckpointQuantizer: Sendable {
         for p in plans where p.action == .quantized {
             let need = Self.workingBytes(p.tensor, writer: writerType, options: options)
             guard need <= memory else {
-                throw JobError(file: p.tensor.file, underlying: FormatError.invalidTensor(file: p.tensor.file, tensor: p.tensor.name,
-                    reason: "quantizing it needs \(need) bytes of working memory (\(p.tensor.byteCount) bytes of data), more than this machine's \(memory) bytes of physical memory; exclude it with --exclude '\(p.tensor.name)' or run on a machine with more memory"))
+                throw JobError(file: p.tensor.file, underlying: FormatError.refused(file: p.tensor.file,
+                    reason: "tensor '\(p.tensor.name)': quantizing it needs \(need) bytes of working memory (\(p.tensor.byteCount) bytes of data), more than this machine's \(memory) bytes of physical memory; run on a machine with more memory", remedy: .excludeTensor(p.tensor.name)))
             }
         }
         let info = source.modelInfo

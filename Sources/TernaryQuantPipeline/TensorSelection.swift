@@ -66,7 +66,7 @@ public struct TensorSelection: Sendable, Hashable {
     /// norms and biases are kept.
     public func decide(name: String, elementType: ElementType?, dtypeLabel: String, shape: [Int], naming: TensorNaming) -> Decision {
         if let p = exclude.first(where: { Self.matches($0, name) }) {
-            return Decision(quantize: false, reason: "excluded by --exclude '\(p)'")
+            return Decision(quantize: false, reason: "excluded by exclude pattern '\(p)'")
         }
         let included = include.first(where: { Self.matches($0, name) })
         guard elementType != nil else {
@@ -76,7 +76,7 @@ public struct TensorSelection: Sendable, Hashable {
             return Decision(quantize: false, reason: "tensor is empty")
         }
         if let p = included {
-            return Decision(quantize: true, reason: "included by --include '\(p)'")
+            return Decision(quantize: true, reason: "included by include pattern '\(p)'")
         }
         guard shape.count >= 2 else {
             return Decision(quantize: false, reason: "rank \(shape.count) < 2 (biases, scalars)")

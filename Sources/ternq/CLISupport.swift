@@ -2,31 +2,146 @@ import ArgumentParser
 import Foundation
 import Logging
 import TernaryQuant
+import TernaryQuantBench
 
-/// The one place the CLI turns `--backend`/`--device` into a backend, through the library's
-/// `BackendSelection` + `makeBackend` factory.
-///
-/// `--backend auto` (default; honours `TERNQ_DEVICE`), `cpu`, `opencl`, or any selection text
-/// (`opencl:1`, `opencl:all`, `opencl:<name>`). `--device` refines `opencl`/`auto`: an index, a name
-/// substring, or `all`.
-func makeBackend(named name: String, device: String?) throws -> any QuantizationBackend {
-    let lower = name.lowercased()
-    let selection: BackendSelection
-    if let device, !device.isEmpty {
-        switch lower {
-        case "cpu":
-            throw CLIError("--device '\(device)' does not apply to the CPU backend")
-        case "auto", "opencl", "gpu":
-            selection = try BackendSelection(parsing: device.lowercased().hasPrefix("opencl") ? device : "opencl:\(device)")
-        default:
-            throw CLIError("--device cannot be combined with --backend \(name); use --backend opencl --device \(device)")
-        }
-    } else if lower == "auto" {
-        selection = try BackendSelection.resolve(nil)
-    } else {
-        selection = try BackendSelection(parsing: name)
+/// The one version string of `ternq` (`ternq --version`).
+enum TernQVersion {
+    static let current = "0.9.0"
+}
+
+// MARK: - Option values (validation, help and shell completion from ArgumentParser)
+
+extension ExpressibleByArgument where Self: RawRepresentable<String>, Self: CaseIterable {
+    /// The case whose raw value equals `argument`, ignoring case.
+    init?(caseInsensitive argument: String) {
+        guard let match = Self.allCases.first(where: { $0.rawValue.lowercased() == argument.lowercased() }) else { return nil }
+        self = match
     }
-    return try TernaryQuant.makeBackend(selection, logger: Logger(label: "ternq"))
+}
+
+extension OutputFormat: ExpressibleByArgument {
+    public init?(argument: String) { self.init(caseInsensitive: argument) }
+}
+
+extension GGUFTernaryType: ExpressibleByArgument {
+    public init?(argument: String) { self.init(caseInsensitive: argument) }
+}
+
+extension TernaryFallback: ExpressibleByArgument {
+    public init?(argument: String) { self.init(caseInsensitive: argument) }
+}
+
+extension ElementType: ExpressibleByArgument {
+    public init?(argument: String) { self.init(caseInsensitive: argument) }
+}
+
+extension BenchLayout: ExpressibleByArgument {
+    public init?(argument: String) { self.init(caseInsensitive: argument) }
+}
+
+/// A `--backend` value: one backend selection (`auto`, `cpu`, `opencl`, `opencl:<index|name|all>`,
+/// the `BackendSelection` syntax), or `all`: every backend, for the commands that compare backends
+/// (`bench`, `verify`).
+enum BackendChoice: ExpressibleByArgument, Hashable, CustomStringConvertible {
+    case one(BackendSelection)
+    case every
+
+    init?(argument: String) {
+        if argument.trimmingCharacters(in: .whitespaces).lowercased() == "all" {
+            self = .every
+        } else if let selection = try? BackendSelection(parsing: argument) {
+            self = .one(selection)
+        } else {
+            return nil
+        }
+    }
+
+    static var allValueStrings: [String] { ["auto", "cpu", "opencl", "opencl:all", "all"] }
+
+    var defaultValueDescription: String { description }
+
+    var description: String {
+        switch self {
+        case .one(let selection): return selection.description
+        case .every: return "all"
+        }
+    }
+}
+
+// MARK: - Option groups shared by the commands
+
+/// `--include` / `--exclude`: which tensors are quantized (quantize, verify).
+struct TensorSelectionOptions: ParsableArguments {
+    @Option(parsing: .singleValue, help: "Glob of tensor names to quantize (repeatable).")
+    var include: [String] = []
+
+    @Option(parsing: .singleValue, help: "Glob of tensor names never to quantize (repeatable).")
+    var exclude: [String] = []
+
+    /// The library's selection for these options.
+    var selection: TensorSelection { TensorSelection(include: include, exclude: exclude) }
+}
+
+/// `--backend` / `--device`: the one place the CLI turns them into backends, through the library's
+/// `BackendSelection` + `makeBackend` factory (quantize, verify, bench, devices).
+struct BackendOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Backend: auto (OpenCL GPU if any, else CPU; honours TERNQ_DEVICE), cpu, opencl, opencl:<index|name|all>; bench and verify also take all (every backend). Default: auto; bench: cpu; verify: all.",
+        valueName: "backend"))
+    var backend: BackendChoice?
+
+    @Option(help: "OpenCL device for --backend auto/opencl/all: an index, a name substring, or 'all' (see 'ternq devices').")
+    var device: String?
+
+    func validate() throws {
+        guard let device else { return }
+        guard !device.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--device must not be empty") }
+        switch backend {
+        case .one(.cpu):
+            throw ValidationError("--device '\(device)' does not apply to the CPU backend")
+        case .one(.opencl(.default)), .one(.automatic), .every, nil:
+            guard (try? deviceSelection(device)) != nil else {
+                throw ValidationError("--device '\(device)' is not a device: use an index, a name substring or 'all'")
+            }
+        case .some(let choice):
+            throw ValidationError("--device cannot be combined with --backend \(choice); use --backend opencl --device \(device)")
+        }
+    }
+
+    /// `--device` as an OpenCL selection (`opencl:<device>`).
+    private func deviceSelection(_ device: String) throws -> BackendSelection {
+        try BackendSelection(parsing: device.lowercased().hasPrefix("opencl") ? device : "opencl:\(device)")
+    }
+
+    /// The choice, with `--device` folded in; `fallback` when `--backend` was not given.
+    func choice(default fallback: BackendChoice) throws -> BackendChoice {
+        let chosen = backend ?? fallback
+        guard let device else { return chosen }
+        if case .every = chosen { return .every }
+        return .one(try deviceSelection(device))
+    }
+
+    /// The OpenCL selection `--backend all` uses: `--device`'s, else the default device.
+    func openCLSelectionForAll() throws -> BackendSelection {
+        try device.map(deviceSelection) ?? .opencl(device: .default)
+    }
+
+    /// One backend (quantize, devices): `--backend all` is refused, it names several.
+    func makeSingle(default fallback: BackendChoice = .one(.automatic), cpuThreads: Int? = nil) throws -> any QuantizationBackend {
+        switch try choice(default: fallback) {
+        case .every:
+            throw ValidationError("--backend all compares backends (bench, verify); to use every OpenCL device use --backend opencl:all")
+        case .one(let selection):
+            return try Self.make(selection, cpuThreads: cpuThreads)
+        }
+    }
+
+    /// Builds `selection` (`.automatic` honours TERNQ_DEVICE); `cpuThreads` sizes a CPU backend.
+    static func make(_ selection: BackendSelection, cpuThreads: Int? = nil) throws -> any QuantizationBackend {
+        let resolved = selection == .automatic ? try BackendSelection.resolve(nil) : selection
+        if resolved == .cpu, let cpuThreads { return CPUBackend(threadCount: cpuThreads) }
+        return try TernaryQuant.makeBackend(resolved, logger: Logger(label: "ternq"))
+    }
 }
 
 /// Every backend `ternq verify` compares: the CPU backend, a single-threaded CPU backend with a different
@@ -47,7 +162,7 @@ func availableBackends() -> [(label: String, backend: any QuantizationBackend)] 
         do {
             list.append(("opencl:\(entry.index)", try TernaryQuant.makeBackend(.opencl(device: .index(entry.index)), logger: logger)))
         } catch {
-            printError("ternq: note: OpenCL device \(entry.summary) left out: \(error)")
+            printError("ternq: note: OpenCL device \(entry.summary) left out: \(cliMessage(error))")
         }
     }
     if entries.count > 1, let group = try? TernaryQuant.makeBackend(.openclAll, logger: logger) {
@@ -56,7 +171,9 @@ func availableBackends() -> [(label: String, backend: any QuantizationBackend)] 
     return list
 }
 
-/// A failure reported as one line on stderr.
+// MARK: - The one error path
+
+/// A failure reported as one line on stderr (exit status 1).
 struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
@@ -67,7 +184,34 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
-/// Runs `body`, turning any error into one `ternq: error: …` line on stderr and exit status 1.
+/// A library remedy in `ternq`'s own terms (its options and environment variable).
+func cliPhrase(_ remedy: Remedy) -> String {
+    switch remedy {
+    case .allowOverwrite: return "pass --force to replace it"
+    case .useCPUBackend: return "select the CPU backend instead (--backend cpu, or TERNQ_DEVICE=cpu)"
+    case .excludeTensor(let name): return "exclude it with --exclude '\(name)'"
+    }
+}
+
+/// `error` as one line: a `RemediableError`'s problem with its remedy phrased by `cliPhrase`, escaped.
+func cliMessage(_ error: any Error) -> String {
+    let text = (error as? any RemediableError)?.message(phrasingRemedy: cliPhrase) ?? String(describing: error)
+    return DisplayText.escaped(text.replacingOccurrences(of: "\n", with: " "))
+}
+
+/// A `ternq` subcommand: `execute()` runs inside the one error path (`reportingErrors`).
+protocol TernQCommand: ParsableCommand {
+    /// The command's work; any error becomes one `ternq: error: …` line and exit status 1, a
+    /// `ValidationError` a usage error (exit status 64), an `ExitCode` that status.
+    func execute() throws
+}
+
+extension TernQCommand {
+    func run() throws { try reportingErrors(execute) }
+}
+
+/// Runs `body`, turning any error into one `ternq: error: …` line on stderr and exit status 1
+/// (`ExitCode` and `ValidationError`, the usage errors with status 64, pass through to ArgumentParser).
 func reportingErrors(_ body: () throws -> Void) throws {
     AtomicFile.installSignalCleanup()
     do {
@@ -77,8 +221,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let error as ValidationError {
         throw error
     } catch {
-        let text = DisplayText.escaped(String(describing: error).replacingOccurrences(of: "\n", with: " "))
-        printError("ternq: error: \(text)")
+        printError("ternq: error: \(cliMessage(error))")
         throw ExitCode.failure
     }
 }

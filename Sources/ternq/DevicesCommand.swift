@@ -6,20 +6,25 @@ import TernaryQuant
 import TernaryQuantBench
 
 /// `ternq devices`: lists OpenCL platforms and devices and says what `--device auto` would use.
-struct DevicesCommand: ParsableCommand {
+struct DevicesCommand: TernQCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
         abstract: "List OpenCL platforms and devices, and the device automatic selection picks.",
         discussion: """
-            Device selection syntax (for --check and the TERNQ_DEVICE environment variable): auto, cpu, \
-            opencl, opencl:<index>, opencl:<name substring>, opencl:all.
+            Device selection syntax (for --backend and the TERNQ_DEVICE environment variable): auto, cpu, \
+            opencl, opencl:<index>, opencl:<name substring>, opencl:all. --check creates the backend \
+            --backend/--device select (default: auto) and quantizes a test vector with it; a backend that \
+            cannot be created or gives wrong bytes is an error (exit 1).
             """)
 
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
 
-    @Option(name: .long, help: "Create the backend for this selection and quantize a small test tensor with it (fails with the reason if it cannot be used).")
-    var check: String?
+    @Flag(name: .long, help: "Create the backend --backend/--device select and quantize a small test tensor with it (fails with the reason if it cannot be used).")
+    var check = false
+
+    @OptionGroup(title: "Backend (with --check)")
+    var backendOptions: BackendOptions
 
     @Option(name: .long, help: "With --check: also compare the backend with the CPU backend byte for byte on random F32, F16 and BF16 tensors of this many elements.")
     var checkElements: Int = 0
@@ -27,10 +32,15 @@ struct DevicesCommand: ParsableCommand {
     func validate() throws {
         guard checkElements >= 0 else { throw ValidationError("--check-elements must not be negative") }
         if checkElements > 0 { try validateElementCount(checkElements, bytesPerElement: 4, copies: 4, option: "--check-elements") }
+        if !check && (backendOptions.backend != nil || backendOptions.device != nil || checkElements > 0) {
+            throw ValidationError("--backend, --device and --check-elements apply with --check")
+        }
+        if case .every = backendOptions.backend {
+            throw ValidationError("--backend all names several backends; --check checks one (use opencl:all for every OpenCL device)")
+        }
     }
 
-    func run() throws {
-        let logger = Logger(label: "ternq")
+    func execute() throws {
         var entries: [OpenCLDeviceEntry] = []
         var problem: String?
         do {
@@ -40,19 +50,18 @@ struct DevicesCommand: ParsableCommand {
         }
         let automatic = OpenCLDeviceList.describeAutomaticChoice()
         var checked: String?
-        if let check {
-            let selection = try BackendSelection(parsing: check)
-            let backend = try makeBackend(selection, logger: logger)
+        if check, case .one(let selection) = try backendOptions.choice(default: .one(.automatic)) {
+            let backend = try BackendOptions.make(selection)
             let weights = (-8...7).map(Float.init)
             let result = try Quantizer(backend: backend).quantize(weights, name: "check", shape: [16])
             guard result.data == [0xAA, 0x0A, 0x40, 0x55] else {
-                throw ValidationError("backend \(backend.name) gave wrong trits on the check vector")
+                throw CLIError("backend \(backend.name) gave wrong trits on the check vector")
             }
             checked = "\(selection) -> \(backend.name): \(backend.deviceDescription) (check vector OK)"
             if checkElements > 0 {
                 let problems = try OpenCLBenchSupport.crossCheck(backend, elements: checkElements)
                 guard problems.isEmpty else {
-                    throw ValidationError("backend \(backend.name) differs from the CPU backend: \(problems.joined(separator: "; "))")
+                    throw CLIError("backend \(backend.name) differs from the CPU backend: \(problems.joined(separator: "; "))")
                 }
                 checked? += "; byte-identical to the CPU backend on \(checkElements) elements (F32, F16, BF16)"
             }

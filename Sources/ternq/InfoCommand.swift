@@ -3,7 +3,7 @@ import Foundation
 import TernaryQuant
 
 /// `ternq info`: summarise a .tern, .gguf or .safetensors file.
-struct InfoCommand: ParsableCommand {
+struct InfoCommand: TernQCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
         abstract: "Summarise a .tern, .gguf or .safetensors file (validating it).")
@@ -18,21 +18,19 @@ struct InfoCommand: ParsableCommand {
         guard limit >= 0 else { throw ValidationError("--limit must not be negative (0 shows all tensors)") }
     }
 
-    func run() throws {
-        try reportingErrors {
-            let storage = try ByteStorage(mapping: file)
-            let bytes = storage.bytes
-            let text: String
-            if bytes.count >= 4 && Array(bytes[0..<4]) == Array("GGUF".utf8) {
-                text = try InfoPrinter.gguf(path: file, limit: limit)
-            } else if file.lowercased().hasSuffix(".tern") {
-                text = try InfoPrinter.tern(storage)
-            } else {
-                text = try InfoPrinter.safetensors(storage, limit: limit)
-            }
-            try storage.checkIntact()  // the file shrank or changed while read: what was validated is not the file
-            print(DisplayText.escapedLines(text))
+    func execute() throws {
+        let storage = try ByteStorage(mapping: file)
+        let bytes = storage.bytes
+        let text: String
+        if bytes.count >= 4 && Array(bytes[0..<4]) == Array("GGUF".utf8) {
+            text = try InfoPrinter.gguf(path: file, limit: limit)
+        } else if file.lowercased().hasSuffix(".tern") {
+            text = try InfoPrinter.tern(storage)
+        } else {
+            text = try InfoPrinter.safetensors(storage, limit: limit)
         }
+        try storage.checkIntact()  // the file shrank or changed while read: what was validated is not the file
+        print(DisplayText.escapedLines(text))
     }
 }
 

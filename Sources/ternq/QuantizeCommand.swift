@@ -4,7 +4,7 @@ import TernaryQuant
 
 /// `ternq quantize`: quantize a safetensors or GGUF checkpoint (or the built-in demo model) to .tern, GGUF
 /// or safetensors, with a per-layer report.
-struct QuantizeCommand: ParsableCommand {
+struct QuantizeCommand: TernQCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
         abstract: "Quantize a safetensors or GGUF checkpoint (or the built-in demo model) to ternary weights.",
@@ -26,32 +26,26 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file (default: <input stem>.<format> in the current directory).")
     var output: String?
 
-    @Option(help: "Output format: tern, gguf or safetensors (default: from the output extension, else the input's format for GGUF input or --dequantize, else tern).")
-    var format: String?
+    @Option(help: "Output format (default: from the output extension, else the input's format for GGUF input or --dequantize, else tern).")
+    var format: OutputFormat?
 
-    @Option(name: .customLong("gguf-type"), help: "GGUF ternary type: tq2_0 or tq1_0.")
-    var ggufType: String = "tq2_0"
+    @Option(name: .customLong("gguf-type"), help: "GGUF ternary type.")
+    var ggufType: GGUFTernaryType = .tq2_0
 
     @Option(name: .customLong("csr-threshold"), help: ".tern: store a layer as CSR when its sparsity >= this (0...1).")
     var csrThreshold: Double = TernFormat.defaultCSRThreshold
 
-    @Option(help: "Backend: auto (OpenCL GPU if any, else CPU; honours TERNQ_DEVICE), cpu, opencl, opencl:<index|name|all>.")
-    var backend: String = "auto"
-
-    @Option(help: "OpenCL device for --backend opencl/auto: an index, a name substring, or 'all' (see 'ternq devices').")
-    var device: String?
+    @OptionGroup(title: "Backend")
+    var backendOptions: BackendOptions
 
     @Option(help: "GGUF output: a selected tensor whose row length is not a multiple of 256 becomes 'ternary' (F16 holding f16(α)·t) or 'keep' (original values).")
-    var fallback: String = "ternary"
+    var fallback: TernaryFallback = .ternary
 
     @Flag(help: "Write the ternary network as ordinary weights (selected tensors hold α·t in their own dtype), in the input's format.")
     var dequantize = false
 
-    @Option(parsing: .singleValue, help: "Glob of tensor names to quantize (repeatable).")
-    var include: [String] = []
-
-    @Option(parsing: .singleValue, help: "Glob of tensor names never to quantize (repeatable).")
-    var exclude: [String] = []
+    @OptionGroup(title: "Tensor selection")
+    var tensors: TensorSelectionOptions
 
     @Option(help: "Write the JSON report (schema ternq.quantize-report/1) to this file ('-' for stdout).")
     var json: String?
@@ -63,14 +57,8 @@ struct QuantizeCommand: ParsableCommand {
     var force = false
 
     func validate() throws {
-        if let format, OutputFormat(rawValue: format.lowercased()) == nil {
-            throw ValidationError("--format must be tern, gguf or safetensors")
-        }
-        if GGUFTernaryType(rawValue: ggufType.lowercased()) == nil {
-            throw ValidationError("--gguf-type must be tq2_0 or tq1_0")
-        }
-        if TernaryFallback(rawValue: fallback.lowercased()) == nil {
-            throw ValidationError("--fallback must be ternary or keep")
+        if case .every = backendOptions.backend {
+            throw ValidationError("--backend all compares backends (bench, verify); to quantize on every OpenCL device use --backend opencl:all")
         }
         if !(0...1).contains(csrThreshold) {
             throw ValidationError("--csr-threshold must be between 0 and 1")
@@ -80,7 +68,7 @@ struct QuantizeCommand: ParsableCommand {
     var inputIsGGUF: Bool { input?.lowercased().hasSuffix(".gguf") ?? false }
 
     func resolvedFormat() -> OutputFormat {
-        if let format, let f = OutputFormat(rawValue: format.lowercased()) { return f }
+        if let format { return format }
         if let output, let f = OutputFormat.inferred(fromPath: output) { return f }
         if inputIsGGUF { return .gguf }
         if dequantize && input != nil { return .safetensors }
@@ -99,50 +87,47 @@ struct QuantizeCommand: ParsableCommand {
         if stem.isEmpty || stem == "." { stem = "model" }
         if dequantize { return "\(stem).dequantized.\(format.fileExtension)" }
         if format == .safetensors { return "\(stem).ternary.safetensors" }
-        if format == .gguf && inputIsGGUF { return "\(stem)-\(ggufType.lowercased()).gguf" }
+        if format == .gguf && inputIsGGUF { return "\(stem)-\(ggufType.rawValue).gguf" }
         return "\(stem).\(format.fileExtension)"
     }
 
-    func run() throws {
-        try reportingErrors {
-            let format = resolvedFormat()
-            let outputPath = output ?? defaultOutput(format)
-            let backend = try makeBackend(named: backend, device: device)
-            let checkpoint: any CheckpointSource = try input.map { try CheckpointSources.open(path: $0) }
-                ?? SafetensorsSource(try openCheckpoint(nil))
-            let openWarnings = checkpoint.warnings
-            for warning in openWarnings { printError("ternq: warning: \(DisplayText.escaped(warning))") }
-            let options = QuantizationOptions(
-                format: format, ggufType: GGUFTernaryType(rawValue: ggufType.lowercased()) ?? .tq2_0,
-                csrThreshold: csrThreshold, selection: TensorSelection(include: include, exclude: exclude), overwrite: force,
-                fallback: TernaryFallback(rawValue: fallback.lowercased()) ?? .ternary, dequantize: dequantize)
-            let job = CheckpointQuantizer(backend: backend)
-            let bar: ProgressBar? = (!quiet && ProgressBar.enabled) ? ProgressBar() : nil
-            let report: QuantizationReport
-            do {
-                report = try job.run(checkpoint, outputPath: outputPath, options: options) { bar?.update($0) }
-                bar?.finish()
-            } catch {
-                bar?.finish()
-                throw error
-            }
-            if let json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                let data = try encoder.encode(report)
-                if json == "-" {
-                    FileHandle.standardOutput.write(data + Data("\n".utf8))
-                } else {
-                    let file = try AtomicFile(path: json, overwrite: true)
-                    try file.write(Array(data) + Array("\n".utf8))
-                    try file.commit()
-                }
-            }
-            for warning in (report.warnings ?? []).dropFirst(openWarnings.count) {
-                printError("ternq: warning: \(DisplayText.escaped(warning))")
-            }
-            if !quiet && json != "-" { print(ReportPrinter.text(report)) }
+    func execute() throws {
+        let format = resolvedFormat()
+        let outputPath = output ?? defaultOutput(format)
+        let backend = try backendOptions.makeSingle()
+        let checkpoint: any CheckpointSource = try input.map { try CheckpointSources.open(path: $0) }
+            ?? SafetensorsSource(try openCheckpoint(nil))
+        let openWarnings = checkpoint.warnings
+        for warning in openWarnings { printError("ternq: warning: \(DisplayText.escaped(warning))") }
+        let options = QuantizationOptions(
+            format: format, ggufType: ggufType, csrThreshold: csrThreshold, selection: tensors.selection,
+            overwrite: force, fallback: fallback, dequantize: dequantize)
+        let job = CheckpointQuantizer(backend: backend)
+        let bar: ProgressBar? = (!quiet && ProgressBar.enabled) ? ProgressBar() : nil
+        let report: QuantizationReport
+        do {
+            report = try job.run(checkpoint, outputPath: outputPath, options: options) { bar?.update($0) }
+            bar?.finish()
+        } catch {
+            bar?.finish()
+            throw error
         }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data = try encoder.encode(report)
+            if json == "-" {
+                FileHandle.standardOutput.write(data + Data("\n".utf8))
+            } else {
+                let file = try AtomicFile(path: json, overwrite: true)
+                try file.write(Array(data) + Array("\n".utf8))
+                try file.commit()
+            }
+        }
+        for warning in (report.warnings ?? []).dropFirst(openWarnings.count) {
+            printError("ternq: warning: \(DisplayText.escaped(warning))")
+        }
+        if !quiet && json != "-" { print(ReportPrinter.text(report)) }
     }
 }
 

@@ -105,7 +105,7 @@ struct HardeningCLITests {
         (["bench", "--elements", "9223372036854775807"], "--elements"),
         (["bench", "--elements", "4611686018427387904"], "--elements"),
         (["bench", "--elements", "0"], "--elements"),
-        (["devices", "--check", "cpu", "--check-elements", "9223372036854775807"], "--check-elements"),
+        (["devices", "--check", "--backend", "cpu", "--check-elements", "9223372036854775807"], "--check-elements"),
         (["info", "--limit=-1", "x.safetensors"], "--limit"),
     ])
     func absurdOptionsAreUsageErrors(arguments: [String], option: String) throws {

@@ -94,7 +94,7 @@ struct OpenCLCLITests {
     @Test("no OpenCL platform: automatic falls back to the CPU with one warning")
     func automaticFallsBack() throws {
         let empty = try TernqProcess.emptyDirectory()
-        let result = try TernqProcess.run(["devices", "--check", "auto"], environment: ["OCL_ICD_VENDORS": empty])
+        let result = try TernqProcess.run(["devices", "--check", "--backend", "auto"], environment: ["OCL_ICD_VENDORS": empty])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("check: auto -> cpu"))
         #expect(result.stdout.contains("CL_PLATFORM_NOT_FOUND_KHR"))
@@ -107,7 +107,7 @@ struct OpenCLCLITests {
     func explicitFails() throws {
         let empty = try TernqProcess.emptyDirectory()
         for selection in ["opencl", "opencl:0", "opencl:all"] {
-            let result = try TernqProcess.run(["devices", "--check", selection], environment: ["OCL_ICD_VENDORS": empty])
+            let result = try TernqProcess.run(["devices", "--check", "--backend", selection], environment: ["OCL_ICD_VENDORS": empty])
             #expect(result.status != 0)
             #expect(result.stderr.contains("install pocl-opencl-icd"), "\(result.stderr)")
         }
@@ -117,23 +117,24 @@ struct OpenCLCLITests {
           .enabled(if: TernqProcess.oclgrindLibrary != nil || OpenCLTestSupport.required.contains("oclgrind")))
     func automaticSkipsOclgrind() throws {
         let vendors = try #require(try TernqProcess.oclgrindVendors(), "Oclgrind is required but its ICD library is missing")
-        let result = try TernqProcess.run(["devices", "--check", "auto"], environment: ["OCL_ICD_VENDORS": vendors])
+        let result = try TernqProcess.run(["devices", "--check", "--backend", "auto"], environment: ["OCL_ICD_VENDORS": vendors])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("Oclgrind"), "\(result.stdout)")
         #expect(result.stdout.contains("check: auto -> cpu"), "\(result.stdout)")
     }
 
-    @Test("a bad --check selection is rejected with the accepted syntax")
+    @Test("a bad --backend selection is a usage error that lists the accepted values")
     func badSelection() throws {
-        let result = try TernqProcess.run(["devices", "--check", "metal"], environment: [:])
-        #expect(result.status != 0)
-        #expect(result.stderr.contains("invalid device selection"))
+        let result = try TernqProcess.run(["devices", "--check", "--backend", "metal"], environment: [:])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("'metal' is invalid for '--backend <backend>'") && result.stderr.contains("'opencl:all'"),
+                "\(result.stderr)")
     }
 
     @Test("POCL_DEVICES='pthread pthread': PoCL lists two devices; opencl:all is byte-identical to the CPU backend",
           .enabled(if: OpenCLTestSupport.hasPoCL))
     func twoPoCLDevices() throws {
-        let result = try TernqProcess.run(["devices", "--json", "--check", "opencl:all", "--check-elements", "50001"],
+        let result = try TernqProcess.run(["devices", "--json", "--check", "--backend", "opencl:all", "--check-elements", "50001"],
                                           environment: ["POCL_DEVICES": "pthread pthread"])
         #expect(result.status == 0, "\(result.stderr)")
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]

@@ -230,12 +230,10 @@ struct OpenCLEqualityTests {
         #expect(group.preferredConcurrency == 2)
         var random = Support.Random(state: 17)
         let arrays = (0..<8).map { k in (0..<(1000 * k + 333)).map { _ in random.normal() } }
-        let inputs = try arrays.map { a in
-            try a.withUnsafeBufferPointer { try TensorInput(name: "l", shape: [a.count], floats: $0) }
-        }
-        // `inputs` borrow `arrays`, which stay alive (and unmoved) until the end of this scope.
-        let actual = try withExtendedLifetime(arrays) { try Quantizer(backend: group).quantizeLayers(inputs) }
-        let expected = try withExtendedLifetime(arrays) { try Quantizer(backend: CPUBackend()).quantizeLayers(inputs) }
+        // Owning inputs: each holds its own copy of the weights (no pointer leaves a closure).
+        let inputs = try arrays.map { a in try TensorInput(name: "l", shape: [a.count], floats: a) }
+        let actual = try Quantizer(backend: group).quantizeLayers(inputs)
+        let expected = try Quantizer(backend: CPUBackend()).quantizeLayers(inputs)
         #expect(actual == expected)
     }
 

@@ -85,20 +85,15 @@ enum OpenCLTestSupport {
         try bytes.withUnsafeBytes { raw in
             let input = try TensorInput(name: "t", shape: [count], elementType: type, bytes: raw)
             for layout in TritLayout.allCases {
-                var expected = [UInt8](repeating: 0xEE, count: layout.byteCount(forTrits: count))
-                var actual = expected
-                let a = try expected.withUnsafeMutableBytes { try CPUBackend().quantize(input, layout: layout, into: $0) }
-                let b = try actual.withUnsafeMutableBytes { try backend.quantize(input, layout: layout, into: $0) }
-                if a.scale.bitPattern != b.scale.bitPattern {
-                    problems.append("\(type) n=\(count) \(layout): scale \(a.scale) vs \(b.scale)")
+                // Outputs start as 0xEE so an unwritten byte shows; the library's one comparison decides.
+                let mismatches = try BackendComparison.compare(
+                    tensor: "\(type) n=\(count) \(layout)", backends: [("cpu", CPUBackend()), ("device", backend)], layout: layout
+                ) { candidate in
+                    var out = [UInt8](repeating: 0xEE, count: layout.byteCount(forTrits: count))
+                    let summary = try out.withUnsafeMutableBytes { try candidate.quantize(input, layout: layout, into: $0) }
+                    return BackendComparison.Output(summary: summary, bytes: out)
                 }
-                if a.zeroCount != b.zeroCount {
-                    problems.append("\(type) n=\(count) \(layout): zeros \(a.zeroCount) vs \(b.zeroCount)")
-                }
-                if expected != actual {
-                    let first = zip(expected, actual).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1
-                    problems.append("\(type) n=\(count) \(layout): bytes differ first at \(first)")
-                }
+                problems += mismatches.map { "\($0.tensor): \($0.detail)" }
             }
         }
         return problems

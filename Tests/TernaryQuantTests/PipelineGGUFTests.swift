@@ -484,7 +484,8 @@ struct PipelineSafetyTests {
                 Issue.record("a 1 TiB tensor was accepted")
             } catch {
                 let text = String(describing: error)
-                #expect(text.contains("big.weight") && text.contains("physical memory") && text.contains("--exclude"), "\(text)")
+                #expect(text.contains("big.weight") && text.contains("physical memory") && !text.contains("--"), "\(text)")
+                #expect((error as? any RemediableError)?.remedy == .excludeTensor("big.weight"))
             }
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["big.safetensors"])

@@ -23,7 +23,7 @@ struct PipelineSelectionTests {
         #expect(custom.decide(name: "lm_head.weight", dtype: .f32, shape: [4, 4]).quantize)
         #expect(custom.decide(name: "a.bias", dtype: .f16, shape: [4]).quantize)
         #expect(!custom.decide(name: "a.q_proj.weight", dtype: .f32, shape: [4, 4]).quantize)
-        #expect(custom.decide(name: "a.q_proj.weight", dtype: .f32, shape: [4, 4]).reason.contains("--exclude"))
+        #expect(custom.decide(name: "a.q_proj.weight", dtype: .f32, shape: [4, 4]).reason.contains("exclude pattern"))
         #expect(!custom.decide(name: "lm_head.weight", dtype: .u8, shape: [4, 4]).quantize)
     }
 

@@ -43,6 +43,9 @@ public final class Quantizer: Sendable {
     /// Quantizes several tensors, running up to `backend.preferredConcurrency` of them at once (so a
     /// multi-device backend keeps every device busy). Results are in input order; the first error thrown
     /// (in input order) is rethrown after all running work finishes.
+    ///
+    /// Inputs built outside a pointer's closure must own their bytes (`TensorInput`'s owning
+    /// initializers); a borrowed input is only valid inside the closure that made it.
     public func quantizeLayers(_ inputs: [TensorInput], layout: TritLayout = .packed2Bit) throws -> [QuantizedTensor] {
         let concurrency = Swift.max(1, Swift.min(backend.preferredConcurrency, inputs.count))
         if concurrency == 1 {

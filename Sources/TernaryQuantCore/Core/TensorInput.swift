@@ -1,8 +1,17 @@
-/// A borrowed, read-only view of one tensor's raw little-endian elements, as a backend consumes it.
+/// A read-only view of one tensor's raw little-endian elements, as a backend consumes it.
 ///
-/// The view does not own its bytes: the caller keeps them alive (an `Array`, a memory-mapped file) for
-/// the duration of the call it passes the view to. Data may be unaligned. Construction validates the
-/// shape against the byte count, so every backend receives a consistent tensor.
+/// Two kinds of input:
+/// - owning: `init(name:shape:elementType:copying:)`, `init(name:shape:floats:)` with an array, or
+///   `init(name:shape:elementType:bytes:keepingAlive:)` with the object that holds the bytes (a
+///   memory-mapped file). The input keeps its bytes alive: it may be stored, put in an array for
+///   `Quantizer.quantizeLayers`, and sent to other threads.
+/// - borrowing: `init(name:shape:elementType:bytes:)` and `init(name:shape:floats:)` with a buffer
+///   pointer. The caller keeps the bytes alive, and the input must not outlive the closure that
+///   gave the pointer (`withUnsafeBytes`, `withUnsafeBufferPointer`): returning it from that closure is
+///   undefined behaviour. Use an owning input whenever the input leaves the closure.
+///
+/// Data may be unaligned. Construction validates the shape against the byte count, so every backend
+/// receives a consistent tensor.
 public struct TensorInput: @unchecked Sendable {
     /// Tensor name used in reports and error messages.
     public let name: String
@@ -14,10 +23,42 @@ public struct TensorInput: @unchecked Sendable {
     public let bytes: UnsafeRawBufferPointer
     /// Number of elements (the product of `shape`).
     public let elementCount: Int
+    /// What keeps `bytes` alive: the input's own copy, the caller's owner, or `nil` for a borrowed view.
+    public let owner: (any AnyObject & Sendable)?
 
-    /// Wraps raw bytes. Throws `QuantizationError` when the shape is invalid, empty, or disagrees with the
-    /// byte count.
+    /// Borrows raw bytes (see the type's note on lifetime). Throws `QuantizationError` when the shape is
+    /// invalid, empty, or disagrees with the byte count.
     public init(name: String, shape: [Int], elementType: ElementType, bytes: UnsafeRawBufferPointer) throws {
+        try self.init(name: name, shape: shape, elementType: elementType, bytes: bytes, owner: nil)
+    }
+
+    /// Views `bytes`, which `owner` keeps alive and unchanged (e.g. the memory-mapped file they lie in);
+    /// the input holds `owner` so the bytes live as long as the input. Throws like
+    /// `init(name:shape:elementType:bytes:)`.
+    public init(name: String, shape: [Int], elementType: ElementType, bytes: UnsafeRawBufferPointer,
+                keepingAlive owner: any AnyObject & Sendable) throws {
+        try self.init(name: name, shape: shape, elementType: elementType, bytes: bytes, owner: .some(owner))
+    }
+
+    /// Copies `bytes` into storage the input owns. Throws like `init(name:shape:elementType:bytes:)`.
+    public init(name: String, shape: [Int], elementType: ElementType, copying bytes: [UInt8]) throws {
+        let storage = TensorStorage(copying: bytes)
+        try self.init(name: name, shape: shape, elementType: elementType, bytes: storage.bytes, owner: storage)
+    }
+
+    /// Copies float32 `weights` into storage the input owns. Throws like `init(name:shape:floats:)` with
+    /// a buffer.
+    public init(name: String, shape: [Int], floats weights: [Float]) throws {
+        let count = try TensorShape.elementCount(of: shape, name: name)
+        guard count == weights.count else {
+            throw QuantizationError.shapeMismatch(name: name, shape: shape, elementCount: weights.count)
+        }
+        let storage = weights.withUnsafeBytes { TensorStorage(copying: $0) }
+        try self.init(name: name, shape: shape, elementType: .float32, bytes: storage.bytes, owner: storage)
+    }
+
+    private init(name: String, shape: [Int], elementType: ElementType, bytes: UnsafeRawBufferPointer,
+                 owner: (any AnyObject & Sendable)?) throws {
         let count = try TensorShape.elementCount(of: shape, name: name)
         let expected = count.multipliedReportingOverflow(by: elementType.byteWidth)
         guard !expected.overflow else { throw QuantizationError.shapeOverflow(name: name, shape: shape) }
@@ -30,9 +71,10 @@ public struct TensorInput: @unchecked Sendable {
         self.elementType = elementType
         self.bytes = bytes
         self.elementCount = count
+        self.owner = owner
     }
 
-    /// Wraps float32 weights. Throws like `init(name:shape:elementType:bytes:)`, reporting a shape whose
+    /// Borrows float32 weights (see the type's note on lifetime). Throws like `init(name:shape:elementType:bytes:)`, reporting a shape whose
     /// product differs from `weights.count` as `.shapeMismatch`.
     public init(name: String, shape: [Int], floats weights: UnsafeBufferPointer<Float>) throws {
         let count = try TensorShape.elementCount(of: shape, name: name)
@@ -83,4 +125,24 @@ public enum TensorShape {
         }
         return total
     }
+}
+
+/// Bytes an owning `TensorInput` holds: allocated once, written once at creation, freed with the last input.
+final class TensorStorage: @unchecked Sendable {
+    /// The bytes (read-only after `init`).
+    let bytes: UnsafeRawBufferPointer
+
+    init(copying source: some Collection<UInt8>) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: source.count, alignment: 16)
+        buffer.copyBytes(from: source)
+        bytes = UnsafeRawBufferPointer(buffer)
+    }
+
+    init(copying source: UnsafeRawBufferPointer) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: source.count, alignment: 16)
+        buffer.copyMemory(from: source)
+        bytes = UnsafeRawBufferPointer(buffer)
+    }
+
+    deinit { bytes.deallocate() }
 }

@@ -57,7 +57,7 @@ final class GGUFCheckpointWriter: CheckpointWriter {
             let blockEligible = ne0 % TernaryBlocks.blockSize == 0
             if !blockEligible && options.fallback == .keep, let keptType {
                 return TensorPlan(tensor: tensor, action: .kept,
-                                  reason: "row length \(ne0) is not a multiple of 256 (TQ block size): original values kept (--fallback keep)",
+                                  reason: "row length \(ne0) is not a multiple of 256 (TQ block size): original values kept (fallback: keep)",
                                   storage: label(keptType), ggmlType: keptType, notes: keptNotes)
             }
             let type: GGMLType
@@ -74,7 +74,7 @@ final class GGUFCheckpointWriter: CheckpointWriter {
 
     static func validate(_ source: any CheckpointSource, options: QuantizationOptions) throws {
         if options.dequantize && source.format != .gguf {
-            throw FormatError.unsupported(file: source.path, reason: "--dequantize writes the input's own format: use a .\(source.format.rawValue) output")
+            throw FormatError.unsupported(file: source.path, reason: "dequantized output is written in the input's own format: use a .\(source.format.rawValue) output")
         }
     }
 

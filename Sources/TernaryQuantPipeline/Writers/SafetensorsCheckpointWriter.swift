@@ -22,7 +22,7 @@ final class SafetensorsCheckpointWriter: CheckpointWriter {
 
     static func validate(_ source: any CheckpointSource, options: QuantizationOptions) throws {
         if options.dequantize && source.format != .safetensors {
-            throw FormatError.unsupported(file: source.path, reason: "--dequantize writes the input's own format: use a .\(source.format.rawValue) output")
+            throw FormatError.unsupported(file: source.path, reason: "dequantized output is written in the input's own format: use a .\(source.format.rawValue) output")
         }
     }
 

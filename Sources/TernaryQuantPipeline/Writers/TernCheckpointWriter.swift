@@ -25,7 +25,7 @@ final class TernCheckpointWriter: CheckpointWriter {
 
     static func validate(_ source: any CheckpointSource, options: QuantizationOptions) throws {
         if options.dequantize {
-            throw FormatError.unsupported(file: source.path, reason: "--dequantize writes the input's own format (safetensors or GGUF), not .tern")
+            throw FormatError.unsupported(file: source.path, reason: "dequantized output is written in the input's own format (safetensors or GGUF), not .tern")
         }
     }
 
