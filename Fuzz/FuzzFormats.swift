@@ -15,10 +15,10 @@ import Glibc
 import Darwin
 #endif
 
-/// The GGUF entry point. The gguf-reader rewrite replaces `GGUFFormat.decode` with `GGUFFile(storage:)`:
-/// switch by changing the one line below to `_ = try GGUFFile(storage: storage)`.
+/// The GGUF entry point: the mapped reader (`GGUFFile`), including every tensor's data range.
 func fuzzGGUF(_ storage: ByteStorage) throws {
-    _ = try GGUFFormat.decode(storage.bytes, file: storage.path)
+    let file = try GGUFFile(storage: storage)
+    for tensor in file.tensors { _ = file.data(for: tensor).count }
 }
 
 enum FuzzTarget: String {

@@ -25,7 +25,7 @@ mkdir -p "$OUT/module"
 # TernaryQuantCore, nothing else; compiled as one module named TernaryQuantCore, so the Formats files'
 # `import TernaryQuantCore` is ignored).
 SOURCES=(Sources/TernaryQuantFormats/*.swift
-         Sources/TernaryQuantCore/Core/{Checked,ElementType,GGMLType,HalfConversion,QuantizationError,Trit,TritPacking}.swift)
+         Sources/TernaryQuantCore/Core/{Checked,ElementType,GGMLType,HalfConversion,QuantizationError,Remedy,Trit,TritPacking}.swift)
 BIN=$OUT/fuzz-formats
 newest=$(ls -t Fuzz/FuzzFormats.swift "${SOURCES[@]}" Sources/CFileGuard/file_guard.c Sources/CFileGuard/include/file_guard.h | head -1)
 if [ ! -x "$BIN" ] || [ "$newest" -nt "$BIN" ]; then
