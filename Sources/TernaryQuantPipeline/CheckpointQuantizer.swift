@@ -367,14 +367,14 @@ public final class CheckpointQuantizer: Sendable {
         let chunks = (count + chunk - 1) / chunk
         let partials = UnsafeMutableBufferPointer<Double>.allocate(capacity: Swift.max(chunks, 1))
         defer { partials.deallocate() }
-        let out = PartialsBox(partials, packed)
+        let out = ChunkResults(partials, packed)
         let alpha = Double(scale)
         let tritTable = Self.tritLanes
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let lo = c * chunk  // a multiple of 4: whole packed bytes
             let hi = Swift.min(count, lo + chunk)
             let bytes = input.bytes
-            let packed = out.packed
+            let packed = out.bytes
             @inline(__always) func widened(_ k: Int) -> Float {
                 switch input.elementType {
                 case .float32: return bytes.loadUnaligned(fromByteOffset: k &* 4, as: Float.self)
@@ -416,11 +416,3 @@ public final class CheckpointQuantizer: Sendable {
     }
 }
 
-private final class PartialsBox: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<Double>
-    let packed: UnsafeRawBufferPointer
-    init(_ buffer: UnsafeMutableBufferPointer<Double>, _ packed: UnsafeRawBufferPointer) {
-        self.buffer = buffer
-        self.packed = packed
-    }
-}

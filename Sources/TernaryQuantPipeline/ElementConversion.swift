@@ -91,7 +91,7 @@ enum ElementConversion {
         guard chunks > 1 else { return firstNonFinite(bytes, as: type, in: 0..<count) }
         let firsts = UnsafeMutableBufferPointer<Int>.allocate(capacity: chunks)
         defer { firsts.deallocate() }
-        let box = IndexBox(firsts, bytes)
+        let box = ChunkResults(firsts, bytes)
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let lo = c * chunk
             box.buffer[c] = firstNonFinite(box.bytes, as: type, in: lo..<Swift.min(count, lo + chunk)) ?? Int.max
@@ -207,11 +207,12 @@ public struct GGUFTernaryStorage: Sendable, Hashable {
     }
 }
 
-/// Per-chunk results written from `concurrentPerform` (each chunk writes only its own slot).
-private final class IndexBox: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<Int>
+/// Per-chunk results written from `concurrentPerform` (each chunk writes only its own slot of `buffer`),
+/// with the read-only bytes the chunks read. Shared by the pipeline's parallel scans.
+final class ChunkResults<Element>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Element>
     let bytes: UnsafeRawBufferPointer
-    init(_ buffer: UnsafeMutableBufferPointer<Int>, _ bytes: UnsafeRawBufferPointer) {
+    init(_ buffer: UnsafeMutableBufferPointer<Element>, _ bytes: UnsafeRawBufferPointer) {
         self.buffer = buffer
         self.bytes = bytes
     }
