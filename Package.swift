@@ -31,10 +31,15 @@ let package = Package(
                 .brew(["opencl-headers", "ocl-icd"]),
             ]
         ),
-        // CPU backend inner loops (portable C plus AVX2 versions chosen at run time).
+        // CPU backend inner loops (portable C plus AVX2 and AVX-512 versions chosen at run time).
         .target(
             name: "CTernaryKernels",
             path: "Sources/CTernaryKernels"
+        ),
+        // The memory-read probe of `ternq bench` (benchmark only; not linked by the library product).
+        .target(
+            name: "CBenchProbe",
+            path: "Sources/CBenchProbe"
         ),
         // SIGBUS guard for read-only file mappings and a no-replace rename (hardening; tiny C).
         .target(
@@ -83,7 +88,7 @@ let package = Package(
         // Benchmark support for `ternq bench` (throughput, rooflines, device bandwidth); not in the library product.
         .target(
             name: "TernaryQuantBench",
-            dependencies: ["TernaryQuantCore", "TernaryQuantFormats", "TernaryQuantOpenCL", "TernaryQuantPipeline", "SwiftOpenCL", "CTernaryKernels"],
+            dependencies: ["TernaryQuantCore", "TernaryQuantFormats", "TernaryQuantOpenCL", "TernaryQuantPipeline", "SwiftOpenCL", "CBenchProbe"],
             resources: [.embedInCode("../../Kernels/bench_copy.cl")]
         ),
         // Test helpers shared by the test targets (reference quantizer, test data, tiny model); no product.

@@ -68,8 +68,94 @@ static void encode_block_tq1_0(const int8_t *t, uint16_t d, unsigned char *out) 
     out[53] = (unsigned char)(d >> 8);
 }
 
-static void encode_blocks_int8(int ggml_type, const int8_t *trits, size_t block_count, uint16_t d, unsigned char *out) {
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define TQ_BLOCKS_HAVE_AVX2 1
+#include <immintrin.h>
+#define TQ_BLOCKS_AVX2 __attribute__((target("avx2")))
+
+/* ---- the same two encodings on 32 (or 16) trits at a time ---- */
+
+/* Codes t + 1 of 32 / 16 int8 trits. */
+static inline TQ_BLOCKS_AVX2 __m256i codes32(const int8_t *t) {
+    return _mm256_add_epi8(_mm256_loadu_si256((const __m256i *)(const void *)t), _mm256_set1_epi8(1));
+}
+static inline TQ_BLOCKS_AVX2 __m128i codes16(const int8_t *t) {
+    return _mm_add_epi8(_mm_loadu_si128((const __m128i *)(const void *)t), _mm_set1_epi8(1));
+}
+
+/* Byte-wise q = 3q + c (q stays below 243, so no byte overflows). */
+static inline TQ_BLOCKS_AVX2 __m256i times3_plus32(__m256i q, __m256i c) { return _mm256_add_epi8(_mm256_add_epi8(q, _mm256_add_epi8(q, q)), c); }
+static inline TQ_BLOCKS_AVX2 __m128i times3_plus16(__m128i q, __m128i c) { return _mm_add_epi8(_mm_add_epi8(q, _mm_add_epi8(q, q)), c); }
+
+/* ceil(q·256/243) per byte for q ∈ [0, 242]: q·256 + 242 in 16-bit lanes (q in the high byte), then
+ * ⌊y / 243⌋ = ⌊⌊y · 8631 / 2^16⌋ / 2^5⌋, exact for all 243 such y (the block tests encode every q in
+ * every base-3 field). The in-lane unpack and pack restore the byte order. */
+static inline TQ_BLOCKS_AVX2 __m256i scale_base3_32(__m256i q) {
+    const __m256i zero = _mm256_setzero_si256(), bias = _mm256_set1_epi16(242), m = _mm256_set1_epi16((short)8631);
+    __m256i lo = _mm256_srli_epi16(_mm256_mulhi_epu16(_mm256_add_epi16(_mm256_unpacklo_epi8(zero, q), bias), m), 5);
+    __m256i hi = _mm256_srli_epi16(_mm256_mulhi_epu16(_mm256_add_epi16(_mm256_unpackhi_epi8(zero, q), bias), m), 5);
+    return _mm256_packus_epi16(lo, hi);
+}
+static inline TQ_BLOCKS_AVX2 __m128i scale_base3_16(__m128i q) {
+    const __m128i zero = _mm_setzero_si128(), bias = _mm_set1_epi16(242), m = _mm_set1_epi16((short)8631);
+    __m128i lo = _mm_srli_epi16(_mm_mulhi_epu16(_mm_add_epi16(_mm_unpacklo_epi8(zero, q), bias), m), 5);
+    __m128i hi = _mm_srli_epi16(_mm_mulhi_epu16(_mm_add_epi16(_mm_unpackhi_epi8(zero, q), bias), m), 5);
+    return _mm_packus_epi16(lo, hi);
+}
+
+static TQ_BLOCKS_AVX2 void encode_block_tq2_0_avx2(const int8_t *t, uint16_t d, unsigned char *out) {
+    for (int h = 0; h < 2; h++) {
+        const int8_t *base = t + 128 * h;
+        /* Codes are at most 2, so 16-bit shifts by 2, 4, 6 never carry into the next byte. */
+        __m256i b = codes32(base);
+        b = _mm256_or_si256(b, _mm256_slli_epi16(codes32(base + 32), 2));
+        b = _mm256_or_si256(b, _mm256_slli_epi16(codes32(base + 64), 4));
+        b = _mm256_or_si256(b, _mm256_slli_epi16(codes32(base + 96), 6));
+        _mm256_storeu_si256((__m256i *)(void *)(out + 32 * h), b);
+    }
+    out[64] = (unsigned char)(d & 0xFFu);
+    out[65] = (unsigned char)(d >> 8);
+}
+
+static TQ_BLOCKS_AVX2 void encode_block_tq1_0_avx2(const int8_t *t, uint16_t d, unsigned char *out) {
+    __m256i q32 = _mm256_setzero_si256();
+    for (int n = 0; n < 5; n++) q32 = times3_plus32(q32, codes32(t + 32 * n));
+    _mm256_storeu_si256((__m256i *)(void *)out, scale_base3_32(q32));
+    __m128i q16 = _mm_setzero_si128();
+    for (int n = 0; n < 5; n++) q16 = times3_plus16(q16, codes16(t + 160 + 16 * n));
+    _mm_storeu_si128((__m128i *)(void *)(out + 32), scale_base3_16(q16));
+    /* qh: bytes 4n..4n+3 of the last 16 trits are digit n of qh[0..3]; a fifth digit 0 (× 3). */
+    __m128i c = codes16(t + 240);
+    __m128i qh = times3_plus16(_mm_setzero_si128(), c);
+    qh = times3_plus16(qh, _mm_srli_si128(c, 4));
+    qh = times3_plus16(qh, _mm_srli_si128(c, 8));
+    qh = times3_plus16(qh, _mm_srli_si128(c, 12));
+    qh = times3_plus16(qh, _mm_setzero_si128());
+    uint32_t four = (uint32_t)_mm_cvtsi128_si32(scale_base3_16(qh));
+    memcpy(out + 48, &four, 4);
+    out[52] = (unsigned char)(d & 0xFFu);
+    out[53] = (unsigned char)(d >> 8);
+}
+#endif
+
+/* Encodes block_count blocks from int8 trits; `vector` selects the AVX2 encoders (same bytes). */
+static void encode_blocks_int8(int ggml_type, const int8_t *trits, size_t block_count, uint16_t d, unsigned char *out,
+                               int vector) {
     size_t bytes = tq_block_bytes(ggml_type);
+#ifdef TQ_BLOCKS_HAVE_AVX2
+    if (vector) {
+        for (size_t b = 0; b < block_count; b++) {
+            if (ggml_type == TQ_GGML_TYPE_TQ2_0) {
+                encode_block_tq2_0_avx2(trits + TQ_BLOCK_ELEMENTS * b, d, out + bytes * b);
+            } else {
+                encode_block_tq1_0_avx2(trits + TQ_BLOCK_ELEMENTS * b, d, out + bytes * b);
+            }
+        }
+        return;
+    }
+#else
+    (void)vector;
+#endif
     for (size_t b = 0; b < block_count; b++) {
         if (ggml_type == TQ_GGML_TYPE_TQ2_0) {
             encode_block_tq2_0(trits + TQ_BLOCK_ELEMENTS * b, d, out + bytes * b);
@@ -96,7 +182,7 @@ void tq_encode_blocks_packed(int ggml_type, const uint8_t *packed, size_t block_
             uint32_t four = unpack_byte(source[j]);
             memcpy(trits + 4 * j, &four, 4);
         }
-        encode_blocks_int8(ggml_type, trits, 1, d, output + tq_block_bytes(ggml_type) * b);
+        encode_blocks_int8(ggml_type, trits, 1, d, output + tq_block_bytes(ggml_type) * b, tq_best_level() >= TQ_LEVEL_AVX2);
     }
 }
 
@@ -118,7 +204,7 @@ size_t tq_quantize_blocks(const tq_kernel_table *kernels, const void *source, si
         } else {
             nonzero += kernels->int8_h16(at, n * TQ_BLOCK_ELEMENTS, threshold, trits);
         }
-        encode_blocks_int8(ggml_type, trits, n, d, output + bytes * b);
+        encode_blocks_int8(ggml_type, trits, n, d, output + bytes * b, kernels->level >= TQ_LEVEL_AVX2);
     }
     return nonzero;
 }

@@ -100,6 +100,16 @@ TQ_INLINE double element_magnitude(const unsigned char *p, size_t i, int kind) {
 
 /* ---- shared bodies, instantiated portable and with the AVX2 target ---- */
 
+/* Lanes stored in lane order (the AVX-512 loop passes 32), merged pairwise, then the scalar tail. */
+TQ_INLINE double merge_lanes(double *lane, int lanes, const unsigned char *p, size_t i, size_t count, int kind) {
+    for (int w = lanes / 2; w >= 1; w /= 2) {
+        for (int k = 0; k < w; k++) lane[k] = lane[k] + lane[k + w];
+    }
+    double tail = 0;
+    for (; i < count; i++) tail += element_magnitude(p, i, kind);
+    return lane[0] + tail;
+}
+
 /* The 16-lane sum tree of the header, for any element kind. */
 TQ_INLINE double abs_sum_generic(const unsigned char *p, size_t count, int kind, double *lane) {
     const size_t width = kind == 0 ? 4 : 2;
@@ -108,12 +118,7 @@ TQ_INLINE double abs_sum_generic(const unsigned char *p, size_t count, int kind,
         __builtin_prefetch(p + width * i + 1024);
         for (int k = 0; k < TQ_ABS_SUM_LANES; k++) lane[k] += element_magnitude(p, i + k, kind);
     }
-    for (int w = TQ_ABS_SUM_LANES / 2; w >= 1; w /= 2) {
-        for (int k = 0; k < w; k++) lane[k] = lane[k] + lane[k + w];
-    }
-    double tail = 0;
-    for (; i < count; i++) tail += element_magnitude(p, i, kind);
-    return lane[0] + tail;
+    return merge_lanes(lane, TQ_ABS_SUM_LANES, p, i, count, kind);
 }
 
 /* Trits of count elements of element_width bytes, in either layout: the one scalar trit loop. `limit` is
@@ -144,18 +149,20 @@ TQ_INLINE size_t ternarize_generic(const unsigned char *p, size_t count, uint32_
     return nonzero;
 }
 
-/* The float32 sum, instantiated portable and for AVX2 (where the compiler vectorizes the 16 lanes). */
-#define TQ_DEFINE_ABS_SUM_F32(SUFFIX, ATTR)                                                                 \
-    ATTR static double abs_sum_f32_##SUFFIX(const void *source, size_t count) {                            \
+/* The portable sums: the generic 16-lane loop for each element kind (the compiler vectorizes the lanes). */
+#define TQ_DEFINE_ABS_SUM_PORTABLE(NAME, KIND)                                                              \
+    static double NAME(const void *source, size_t count) {                                                  \
         double lane[TQ_ABS_SUM_LANES] = {0};                                                                \
         tq_fp_mode mode = fp_mode_enter();                                                                  \
-        double r = abs_sum_generic((const unsigned char *)source, count, 0, lane);                          \
+        double r = abs_sum_generic((const unsigned char *)source, count, KIND, lane);                       \
         TQ_PIN(r);                                                                                          \
         fp_mode_leave(mode);                                                                                \
         return r;                                                                                           \
     }
 
-TQ_DEFINE_ABS_SUM_F32(portable, )
+TQ_DEFINE_ABS_SUM_PORTABLE(abs_sum_f32_portable, 0)
+TQ_DEFINE_ABS_SUM_PORTABLE(abs_sum_f16_portable, 1)
+TQ_DEFINE_ABS_SUM_PORTABLE(abs_sum_bf16_portable, 2)
 
 static size_t pack_f32_portable(const void *s, size_t n, uint32_t t, uint8_t *o) {
     return ternarize_generic((const unsigned char *)s, n, t, 4, TQ_LAYOUT_PACKED, o);
@@ -170,103 +177,62 @@ static size_t int8_h16_portable(const void *s, size_t n, uint32_t t, int8_t *o) 
     return ternarize_generic((const unsigned char *)s, n, t, 2, TQ_LAYOUT_INT8, (unsigned char *)o);
 }
 
-
-static double abs_sum_f16_portable(const void *source, size_t count) {
-    double lane[TQ_ABS_SUM_LANES] = {0};
-    tq_fp_mode mode = fp_mode_enter();
-    double r = abs_sum_generic((const unsigned char *)source, count, 1, lane);
-    TQ_PIN(r);
-    fp_mode_leave(mode);
-    return r;
-}
-
-static double abs_sum_bf16_portable(const void *source, size_t count) {
-    double lane[TQ_ABS_SUM_LANES] = {0};
-    tq_fp_mode mode = fp_mode_enter();
-    double r = abs_sum_generic((const unsigned char *)source, count, 2, lane);
-    TQ_PIN(r);
-    fp_mode_leave(mode);
-    return r;
-}
-
 #ifdef TQ_HAVE_AVX2_PATH
 #define TQ_AVX2 __attribute__((target("avx2,f16c,popcnt")))
-TQ_DEFINE_ABS_SUM_F32(avx2, TQ_AVX2)
 
-/* ---- AVX2 sums of 16-bit sources: 16 elements per iteration into four float64x4 accumulators, so
- * each of the 16 lanes adds one element per iteration, as the header's tree describes. ---- */
+/* ---- AVX2 sums: 16 elements per step into four float64x4 accumulators (lanes 4q..4q+3 in acc[q]), so
+ * each of the 16 lanes adds one element per step, as the header's tree describes. Every widening is exact
+ * (vcvtph2ps converts every binary16 value exactly; bfloat16 → float32 is a 16-bit shift), and DAZ is
+ * cleared in any case. ---- */
 
-TQ_INLINE TQ_AVX2 double finish_lanes(__m256d acc[4], const unsigned char *p, size_t i, size_t count, int kind) {
+/* 16 magnitudes of element kind `kind` at `at` added into acc. bfloat16 interleaves zero low halves
+ * (vpunpck works within 128-bit halves, so acc[1] receives elements 8–11 and acc[2] 4–7: a fixed
+ * assignment, which is all the tree needs). */
+TQ_INLINE TQ_AVX2 void add_x16_avx2(__m256d acc[4], const unsigned char *at, int kind) {
+    const __m128 magnitude_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7FFFFFFF));
+    __m128 f[4];
+    if (kind == 0) {
+        for (int q = 0; q < 4; q++) f[q] = _mm_loadu_ps((const float *)(const void *)(at + 16 * q));
+    } else if (kind == 1) {
+        for (int q = 0; q < 4; q++) f[q] = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(at + 8 * q)));
+    } else {
+        __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)at);
+        __m256 lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), h));
+        __m256 hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), h));
+        f[0] = _mm256_castps256_ps128(lo);
+        f[1] = _mm256_extractf128_ps(lo, 1);
+        f[2] = _mm256_castps256_ps128(hi);
+        f[3] = _mm256_extractf128_ps(hi, 1);
+    }
+    for (int q = 0; q < 4; q++) acc[q] = _mm256_add_pd(acc[q], _mm256_cvtps_pd(_mm_and_ps(f[q], magnitude_mask)));
+}
+
+/* 32 elements (two or four cache lines' worth of prefetch) per iteration, two steps of 16 into the same
+ * lanes, then steps of 16, then the scalar tail. */
+TQ_INLINE TQ_AVX2 double abs_sum_avx2(const void *source, size_t count, int kind) {
+    const unsigned char *p = (const unsigned char *)source;
+    const size_t width = kind == 0 ? 4 : 2;
+    tq_fp_mode mode = fp_mode_enter();
+    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        _mm_prefetch((const char *)(p + width * i + 1024), _MM_HINT_T0);
+        if (width == 4) _mm_prefetch((const char *)(p + width * i + 1088), _MM_HINT_T0);
+        add_x16_avx2(acc, p + width * i, kind);
+        add_x16_avx2(acc, p + width * (i + 16), kind);
+    }
+    for (; i + 16 <= count; i += 16) add_x16_avx2(acc, p + width * i, kind);
     double lane[TQ_ABS_SUM_LANES];
     for (int q = 0; q < 4; q++) _mm256_storeu_pd(lane + 4 * q, acc[q]);
-    for (int w = TQ_ABS_SUM_LANES / 2; w >= 1; w /= 2) {
-        for (int k = 0; k < w; k++) lane[k] = lane[k] + lane[k + w];
-    }
-    double tail = 0;
-    for (; i < count; i++) tail += element_magnitude(p, i, kind);
-    return lane[0] + tail;
-}
-
-/* 16 binary16 values → four float64x4 magnitudes added into acc, four halves at a time (vcvtph2ps xmm from
- * memory, then vcvtps2pd: no 256-bit lane crossing). vcvtph2ps converts every binary16 value exactly; DAZ
- * is cleared by the caller in any case. */
-TQ_INLINE TQ_AVX2 void add_f16x16(__m256d acc[4], const unsigned char *at) {
-    const __m128 magnitude_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7FFFFFFF));
-    for (int q = 0; q < 4; q++) {
-        __m128 f = _mm_and_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(at + 8 * q))), magnitude_mask);
-        acc[q] = _mm256_add_pd(acc[q], _mm256_cvtps_pd(f));
-    }
-}
-
-TQ_AVX2 static double abs_sum_f16_avx2(const void *source, size_t count) {
-    const unsigned char *p = (const unsigned char *)source;
-    tq_fp_mode mode = fp_mode_enter();
-    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
-    size_t i = 0;
-    /* 32 elements (one cache line) per iteration, one prefetch; two rounds of 16 into the same lanes. */
-    for (; i + 32 <= count; i += 32) {
-        _mm_prefetch((const char *)(p + 2 * i + 1024), _MM_HINT_T0);
-        add_f16x16(acc, p + 2 * i);
-        add_f16x16(acc, p + 2 * i + 32);
-    }
-    for (; i + 16 <= count; i += 16) add_f16x16(acc, p + 2 * i);
-    double r = finish_lanes(acc, p, i, count, 1);
+    double r = merge_lanes(lane, TQ_ABS_SUM_LANES, p, i, count, kind);
     TQ_PIN(r);
     fp_mode_leave(mode);
     return r;
 }
 
-/* 16 bfloat16 values → four float64x4 magnitudes added into acc. bfloat16 → float32 is a 16-bit shift:
- * interleave zero low halves (lane k of each vector always receives the same element position, so each
- * float64 lane still adds one element per call). */
-TQ_INLINE TQ_AVX2 void add_bf16x16(__m256d acc[4], const unsigned char *at) {
-    const __m256i magnitude_mask = _mm256_set1_epi16(0x7FFF);
-    __m256i h = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)at), magnitude_mask);
-    __m256 lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), h));
-    __m256 hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), h));
-    acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(lo)));
-    acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
-    acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(hi)));
-    acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1)));
-}
-
-TQ_AVX2 static double abs_sum_bf16_avx2(const void *source, size_t count) {
-    const unsigned char *p = (const unsigned char *)source;
-    tq_fp_mode mode = fp_mode_enter();
-    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
-    size_t i = 0;
-    /* 32 elements (one cache line) per iteration, one prefetch; two rounds of 16 into the same lanes. */
-    for (; i + 32 <= count; i += 32) {
-        _mm_prefetch((const char *)(p + 2 * i + 1024), _MM_HINT_T0);
-        add_bf16x16(acc, p + 2 * i);
-        add_bf16x16(acc, p + 2 * i + 32);
-    }
-    for (; i + 16 <= count; i += 16) add_bf16x16(acc, p + 2 * i);
-    double r = finish_lanes(acc, p, i, count, 2);
-    TQ_PIN(r);
-    fp_mode_leave(mode);
-    return r;
-}
+TQ_AVX2 static double abs_sum_f32_avx2(const void *s, size_t n) { return abs_sum_avx2(s, n, 0); }
+TQ_AVX2 static double abs_sum_f16_avx2(const void *s, size_t n) { return abs_sum_avx2(s, n, 1); }
+TQ_AVX2 static double abs_sum_bf16_avx2(const void *s, size_t n) { return abs_sum_avx2(s, n, 2); }
 
 /* ---- the AVX2 trit loop, written once for both element widths and both layouts ----
  * 32 elements per iteration, software prefetch 1 KiB ahead (one core alone cannot keep enough lines in
@@ -341,20 +307,139 @@ TQ_AVX2 static size_t int8_h16_avx2(const void *s, size_t n, uint32_t t, int8_t 
     return ternarize_avx2((const unsigned char *)s, n, t, 2, TQ_LAYOUT_INT8, (unsigned char *)o);
 }
 
-/* The AVX2 table also uses F16C (half → float conversion) and POPCNT, present on every AVX2 processor in
- * practice; all three are checked. */
-static int detect_avx2(void) {
+/* ---- AVX-512 (F, BW, VL, DQ) with BMI2: 32 elements per step ----
+ * Sums: four float64x8 accumulators, 32 lanes (element i + k of a step into lane k; bfloat16 again in the
+ * fixed order vpunpck gives). 32 lanes halve every lane's additions, so the header's bound (count / 16 +
+ * slack) holds with room: a lane adds at most count / 32 + 1 elements (one trailing 16-step), 5 merge
+ * levels, then fewer than 16 tail elements. Trits: the compare and the sign give 32-bit masks (bit k =
+ * element k), deposited into 2-bit fields with pdep (packed) or expanded into bytes (int8). */
+#define TQ_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,bmi2,avx2,f16c,popcnt")))
+
+/* 16 float32 magnitudes → lanes 8h..8h+7 of the pair (acc[2h], acc[2h+1]) for h = half. */
+TQ_INLINE TQ_AVX512 void add_f32x16_avx512(__m512d acc[4], int half, __m512 f) {
+    f = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(f), _mm512_set1_epi32(0x7FFFFFFF)));
+    __m256 low = _mm512_castps512_ps256(f);
+    __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1));
+    acc[2 * half] = _mm512_add_pd(acc[2 * half], _mm512_cvtps_pd(low));
+    acc[2 * half + 1] = _mm512_add_pd(acc[2 * half + 1], _mm512_cvtps_pd(high));
+}
+
+/* 32 elements of kind `kind` at `at` (or 16 into the first half when `sixteen`). */
+TQ_INLINE TQ_AVX512 void add_x32_avx512(__m512d acc[4], const unsigned char *at, int kind, int sixteen) {
+    if (kind == 0) {
+        add_f32x16_avx512(acc, 0, _mm512_loadu_ps((const void *)at));
+        if (!sixteen) add_f32x16_avx512(acc, 1, _mm512_loadu_ps((const void *)(at + 64)));
+    } else if (kind == 1) {
+        add_f32x16_avx512(acc, 0, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)at)));
+        if (!sixteen) add_f32x16_avx512(acc, 1, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(at + 32))));
+    } else if (sixteen) {
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)at));
+        add_f32x16_avx512(acc, 0, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+    } else {
+        __m512i h = _mm512_loadu_si512((const void *)at);
+        add_f32x16_avx512(acc, 0, _mm512_castsi512_ps(_mm512_unpacklo_epi16(_mm512_setzero_si512(), h)));
+        add_f32x16_avx512(acc, 1, _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), h)));
+    }
+}
+
+TQ_INLINE TQ_AVX512 double abs_sum_avx512(const void *source, size_t count, int kind) {
+    const unsigned char *p = (const unsigned char *)source;
+    const size_t width = kind == 0 ? 4 : 2;
+    tq_fp_mode mode = fp_mode_enter();
+    __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+    size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        _mm_prefetch((const char *)(p + width * i + 1024), _MM_HINT_T0);
+        if (width == 4) _mm_prefetch((const char *)(p + width * i + 1088), _MM_HINT_T0);
+        add_x32_avx512(acc, p + width * i, kind, 0);
+    }
+    if (i + 16 <= count) {
+        add_x32_avx512(acc, p + width * i, kind, 1);
+        i += 16;
+    }
+    double lane[32];
+    for (int q = 0; q < 4; q++) _mm512_storeu_pd(lane + 8 * q, acc[q]);
+    double r = merge_lanes(lane, 32, p, i, count, kind);
+    TQ_PIN(r);
+    fp_mode_leave(mode);
+    return r;
+}
+
+TQ_AVX512 static double abs_sum_f32_avx512(const void *s, size_t n) { return abs_sum_avx512(s, n, 0); }
+TQ_AVX512 static double abs_sum_f16_avx512(const void *s, size_t n) { return abs_sum_avx512(s, n, 1); }
+TQ_AVX512 static double abs_sum_bf16_avx512(const void *s, size_t n) { return abs_sum_avx512(s, n, 2); }
+
+/* The trit loop: per 32 elements, set (magnitude > threshold - 1) and negative (sign) as 32-bit masks. */
+TQ_INLINE TQ_AVX512 size_t ternarize_avx512(const unsigned char *p, size_t count, uint32_t threshold, int element_width,
+                                            int layout, unsigned char *out) {
+    const __m256i one = _mm256_set1_epi8(1), minus_one = _mm256_set1_epi8(-1);
+    size_t nonzero = 0;
+    size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        const unsigned char *at = p + (size_t)element_width * i;
+        _mm_prefetch((const char *)(at + 1024), _MM_HINT_T0);
+        uint32_t set, negative;
+        if (element_width == 4) {
+            const __m512i magnitude_mask = _mm512_set1_epi32(0x7FFFFFFF);
+            const __m512i limit = _mm512_set1_epi32((int)(threshold - 1u));
+            _mm_prefetch((const char *)(at + 1088), _MM_HINT_T0);
+            __m512i a = _mm512_loadu_si512((const void *)at), b = _mm512_loadu_si512((const void *)(at + 64));
+            set = (uint32_t)_mm512_cmpgt_epi32_mask(_mm512_and_si512(a, magnitude_mask), limit) |
+                  (uint32_t)_mm512_cmpgt_epi32_mask(_mm512_and_si512(b, magnitude_mask), limit) << 16;
+            negative = (uint32_t)_mm512_movepi32_mask(a) | (uint32_t)_mm512_movepi32_mask(b) << 16;
+        } else {
+            const __m512i magnitude_mask = _mm512_set1_epi16(0x7FFF);
+            const __m512i limit = _mm512_set1_epi16((short)(threshold - 1u));
+            __m512i a = _mm512_loadu_si512((const void *)at);
+            set = (uint32_t)_mm512_cmpgt_epi16_mask(_mm512_and_si512(a, magnitude_mask), limit);
+            negative = (uint32_t)_mm512_movepi16_mask(a);
+        }
+        nonzero += (size_t)__builtin_popcount(set);
+        if (layout == TQ_LAYOUT_INT8) {
+            __m256i signs = _mm256_mask_blend_epi8(negative, one, minus_one);
+            _mm256_storeu_si256((__m256i *)(void *)(out + i), _mm256_maskz_mov_epi8(set, signs));
+        } else {
+            /* code 01 at bit 2k for +1, 10 for −1. */
+            uint64_t fields = _pdep_u64(set & ~negative, 0x5555555555555555ull) |
+                              _pdep_u64(set & negative, 0xAAAAAAAAAAAAAAAAull);
+            memcpy(out + i / 4, &fields, 8);
+        }
+    }
+    unsigned char *rest = layout == TQ_LAYOUT_INT8 ? out + i : out + i / 4;
+    return nonzero + ternarize_generic(p + (size_t)element_width * i, count - i, threshold, element_width, layout, rest);
+}
+
+TQ_AVX512 static size_t pack_f32_avx512(const void *s, size_t n, uint32_t t, uint8_t *o) {
+    return ternarize_avx512((const unsigned char *)s, n, t, 4, TQ_LAYOUT_PACKED, o);
+}
+TQ_AVX512 static size_t int8_f32_avx512(const void *s, size_t n, uint32_t t, int8_t *o) {
+    return ternarize_avx512((const unsigned char *)s, n, t, 4, TQ_LAYOUT_INT8, (unsigned char *)o);
+}
+TQ_AVX512 static size_t pack_h16_avx512(const void *s, size_t n, uint32_t t, uint8_t *o) {
+    return ternarize_avx512((const unsigned char *)s, n, t, 2, TQ_LAYOUT_PACKED, o);
+}
+TQ_AVX512 static size_t int8_h16_avx512(const void *s, size_t n, uint32_t t, int8_t *o) {
+    return ternarize_avx512((const unsigned char *)s, n, t, 2, TQ_LAYOUT_INT8, (unsigned char *)o);
+}
+
+/* The AVX2 table also uses F16C and POPCNT, present on every AVX2 processor in practice; the AVX-512 table
+ * needs F, BW, VL, DQ and BMI2. Every feature is checked (the compiler runtime also checks that the OS saves
+ * the wider registers). */
+static int detect_level(void) {
     __builtin_cpu_init();
-    return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt")) ? 1 : 0;
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt"))) return 0;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("bmi2")) return 2;
+    return 1;
 }
 #endif
 
-int tq_uses_avx2(void) {
+int tq_best_level(void) {
 #ifdef TQ_HAVE_AVX2_PATH
     static int cached = -1; /* benign race: every thread computes the same value */
     int value = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (value < 0) {
-        value = detect_avx2();
+        value = detect_level();
         __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
     }
     return value;
@@ -365,21 +450,28 @@ int tq_uses_avx2(void) {
 
 static const tq_kernel_table portable_table = {
     abs_sum_f32_portable, abs_sum_f16_portable, abs_sum_bf16_portable, pack_f32_portable,
-    int8_f32_portable,    pack_h16_portable,    int8_h16_portable,     0,
+    int8_f32_portable,    pack_h16_portable,    int8_h16_portable,     TQ_LEVEL_PORTABLE,
 };
 
 #ifdef TQ_HAVE_AVX2_PATH
 static const tq_kernel_table avx2_table = {
     abs_sum_f32_avx2, abs_sum_f16_avx2, abs_sum_bf16_avx2, pack_f32_avx2,
-    int8_f32_avx2,         pack_h16_avx2,    int8_h16_avx2,     1,
+    int8_f32_avx2,    pack_h16_avx2,    int8_h16_avx2,     TQ_LEVEL_AVX2,
+};
+
+static const tq_kernel_table avx512_table = {
+    abs_sum_f32_avx512, abs_sum_f16_avx512, abs_sum_bf16_avx512, pack_f32_avx512,
+    int8_f32_avx512,    pack_h16_avx512,    int8_h16_avx512,     TQ_LEVEL_AVX512,
 };
 #endif
 
-const tq_kernel_table *tq_kernels(int allow_avx2) {
+const tq_kernel_table *tq_kernels(int max_level) {
+    int level = tq_best_level() < max_level ? tq_best_level() : max_level;
 #ifdef TQ_HAVE_AVX2_PATH
-    if (allow_avx2 && tq_uses_avx2()) return &avx2_table;
+    if (level >= TQ_LEVEL_AVX512) return &avx512_table;
+    if (level >= TQ_LEVEL_AVX2) return &avx2_table;
 #else
-    (void)allow_avx2;
+    (void)level;
 #endif
     return &portable_table;
 }

@@ -1,7 +1,7 @@
 import TernaryQuantOpenCL
 import TernaryQuantFormats
 import TernaryQuantCore
-import CTernaryKernels
+import CBenchProbe
 import Dispatch
 import Foundation
 

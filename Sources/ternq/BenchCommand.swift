@@ -34,6 +34,10 @@ struct BenchCommand: TernQCommand {
     @Option(help: "CPU threads (default: all active processors).")
     var threads: Int?
 
+    @Option(name: .customLong("cpu-loops"),
+            help: "CPU backend inner loops: automatic (the best this processor runs: AVX-512, AVX2 or portable), avx2, portable.")
+    var cpuLoops: CPUInstructionSet = .automatic
+
     @Flag(help: "Print one JSON object per backend instead of a table.")
     var json = false
 
@@ -54,7 +58,9 @@ struct BenchCommand: TernQCommand {
     func backends(threads: Int) throws -> [any QuantizationBackend] {
         switch try backendOptions.choice(default: .one(.cpu)) {
         case .every:
-            return [CPUBackend(threadCount: threads), try BackendOptions.make(backendOptions.openCLSelectionForAll())]
+            return [CPUBackend(threadCount: threads, instructionSet: cpuLoops), try BackendOptions.make(backendOptions.openCLSelectionForAll())]
+        case .one(.cpu):
+            return [CPUBackend(threadCount: threads, instructionSet: cpuLoops)]
         case .one(let selection):
             return [try BackendOptions.make(selection, cpuThreads: threads)]
         }

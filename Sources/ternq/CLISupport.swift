@@ -39,6 +39,10 @@ extension BenchLayout: ExpressibleByArgument {
     public init?(argument: String) { self.init(caseInsensitive: argument) }
 }
 
+extension CPUInstructionSet: ExpressibleByArgument {
+    public init?(argument: String) { self.init(caseInsensitive: argument) }
+}
+
 /// A `--backend` value: one backend selection (`auto`, `cpu`, `opencl`, `opencl:<index|name|all>`,
 /// the `BackendSelection` syntax), or `all`: every backend, for the commands that compare backends
 /// (`bench`, `verify`).
@@ -145,16 +149,16 @@ struct BackendOptions: ParsableArguments {
 }
 
 /// Every backend `ternq verify` compares: the CPU backend, a single-threaded CPU backend with a different
-/// chunk size (a different summation tree and work split, which must give the same bytes), the portable
-/// CPU loops when the default ones are AVX2, every OpenCL
+/// chunk size (a different summation tree and work split, which must give the same bytes), each lower
+/// set of CPU loops this machine can run (AVX2 and portable on an AVX-512 machine), every OpenCL
 /// device on its own, and all OpenCL devices together when there are several. Devices that cannot be
 /// used are reported on stderr and left out.
 func availableBackends() -> [(label: String, backend: any QuantizationBackend)] {
     var list: [(label: String, backend: any QuantizationBackend)] = [
         ("cpu", CPUBackend()), ("cpu-1thread-4Ki", CPUBackend(threadCount: 1, chunkSize: 4096)),
     ]
-    if CPUInstructionSet.automatic.usesAVX2 {
-        list.append(("cpu-portable", CPUBackend(instructionSet: .portable)))
+    for lower in CPUInstructionSet.lowerAlternatives {
+        list.append(("cpu-\(lower.rawValue)", CPUBackend(instructionSet: lower)))
     }
     let logger = Logger(label: "ternq")
     guard let entries = try? OpenCLDeviceList.all() else { return list }

@@ -49,7 +49,7 @@ struct CPUBackendTests {
             }
             try bytes.withUnsafeBytes { raw in
                 let input = try TensorInput(name: "w", shape: [n], elementType: type, bytes: raw)
-                for backend in [CPUBackend(threadCount: 2, chunkSize: 1024), CPUBackend(instructionSet: .portable)] {
+                for backend in [CPUBackend(threadCount: 2, chunkSize: 1024), CPUBackend(instructionSet: .avx2), CPUBackend(instructionSet: .portable)] {
                     total += 1
                     let estimate = backend.absSumEstimate(input)
                     if case .certified(let alpha) = AbsMeanCertifier.certify(estimate, count: n) {

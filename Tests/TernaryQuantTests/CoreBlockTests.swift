@@ -21,7 +21,7 @@ struct CoreBlockTests {
     }
 
     @Test("TernaryBlocks.encode equals the reference for random trits, every offset", arguments: [GGMLType.tq2_0, .tq1_0])
-    func encodeMatchesReference(_ type: GGMLType) {
+    func encodeMatchesReference(_ type: GGMLType) throws {
         // 1029 blocks: more than one work item of the threaded encoder, and a partial last one.
         let blocks = 1029
         let trits = Self.randomTrits(blocks * 256, seed: 3)
@@ -46,6 +46,20 @@ struct CoreBlockTests {
         let exhaustivePacked = ReferenceQuantizer.pack(exhaustive)
         let encoded = exhaustivePacked.withUnsafeBytes { TernaryBlocks.encode(type, packed: $0, firstBlock: 0, blockCount: 243, d: 0x3C00) }
         #expect(encoded == Self.reference(type, exhaustive, d: 0x3C00))
+        // The same trits through every set of CPU loops' fused encoder (w = t: α = mean|t| ≤ 1 keeps every
+        // trit), so each byte value 0…242 of every base-3 field passes through each encoder.
+        let weights = exhaustive.map { Float($0) }
+        let d = HalfConversion.float16Bits(ReferenceQuantizer.quantize(weights).scale)
+        for instructionSet in CPUInstructionSet.allCases {
+            var out = [UInt8](repeating: 0xEE, count: 243 * type.blockLayout.bytes)
+            _ = try weights.withUnsafeBytes { raw in
+                try out.withUnsafeMutableBytes {
+                    try CPUBackend(instructionSet: instructionSet).quantizeBlocks(
+                        TensorInput(name: "w", shape: [weights.count], elementType: .float32, bytes: raw), type: type, into: $0)
+                }
+            }
+            #expect(out == Self.reference(type, exhaustive, d: d), "\(type) \(instructionSet)")
+        }
     }
 
     @Test("decode inverts encode")
@@ -97,7 +111,7 @@ struct CoreBlockTests {
             return (0..<n).map { Float(bitPattern: input.float32Bits(at: $0)) }
         })
         let d = HalfConversion.float16Bits(reference.scale)
-        for backend in [CPUBackend(threadCount: 3, chunkSize: 320), CPUBackend(), CPUBackend(instructionSet: .portable)] {
+        for backend in [CPUBackend(threadCount: 3, chunkSize: 320), CPUBackend(), CPUBackend(instructionSet: .avx2), CPUBackend(instructionSet: .portable)] {
             for blockType in [GGMLType.tq2_0, .tq1_0] {
                 var out = [UInt8](repeating: 0xEE, count: n / 256 * blockType.blockLayout.bytes)
                 let summary = try bytes.withUnsafeBytes { raw in

@@ -11,6 +11,7 @@ struct CoreExactnessTests {
         CPUBackend(threadCount: 2, chunkSize: 4096),
         CPUBackend(threadCount: 3, chunkSize: 192),
         CPUBackend(),
+        CPUBackend(threadCount: 2, chunkSize: 320, instructionSet: .avx2),
         CPUBackend(threadCount: 2, chunkSize: 320, instructionSet: .portable),
     ]
 
@@ -215,7 +216,7 @@ struct CoreExactnessTests {
         }
         let widened = patterns.map { Float(Float16(bitPattern: $0)) }
         for backend in [CPUBackend(threadCount: 1, chunkSize: 64), CPUBackend(),
-                        CPUBackend(instructionSet: .portable)] {
+                        CPUBackend(instructionSet: .avx2), CPUBackend(instructionSet: .portable)] {
             let quantizer = Quantizer(backend: backend)
             let fromHalf = try patterns.withUnsafeBytes {
                 try quantizer.quantize(TensorInput(name: "h", shape: [patterns.count], elementType: .float16, bytes: $0))

@@ -54,7 +54,7 @@ struct CoreFPUModeTests {
             let reference = ReferenceQuantizer.quantize(weights)
             let bf16 = weights.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
             let bf16Reference = ReferenceQuantizer.quantize(bf16.map { Float(bitPattern: UInt32($0) << 16) })
-            for backend in [CPUBackend(threadCount: 1), CPUBackend(), CPUBackend(threadCount: 1, instructionSet: .portable)] {
+            for backend in [CPUBackend(threadCount: 1), CPUBackend(), CPUBackend(threadCount: 1, instructionSet: .avx2), CPUBackend(threadCount: 1, instructionSet: .portable)] {
                 let quantizer = Quantizer(backend: backend)
                 let (q, h) = try Self.withFlushToZero {
                     (try quantizer.quantize(weights, name: "w", shape: [n]),

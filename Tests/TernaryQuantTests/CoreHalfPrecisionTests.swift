@@ -8,7 +8,7 @@ import TernaryQuantBench
 /// float32 rule on the exact widening and the slow reference.
 @Suite("F16/BF16 trits on 16-bit patterns")
 struct CoreHalfPrecisionTests {
-    static func tables() -> [(String, UnsafePointer<tq_kernel_table>)] { [("portable", tq_kernels(0)), ("automatic", tq_kernels(1))] }
+    static func tables() -> [(String, UnsafePointer<tq_kernel_table>)] { [("portable", tq_kernels(TQ_LEVEL_PORTABLE)), ("avx2", tq_kernels(TQ_LEVEL_AVX2)), ("automatic", tq_kernels(TQ_LEVEL_AVX512))] }
 
     /// The exact float32 widening of a 16-bit pattern of `type`.
     static func widen(_ type: ElementType, _ h: UInt16) -> UInt32 {
@@ -95,7 +95,7 @@ struct CoreHalfPrecisionTests {
             let widened = patterns.map { Float(bitPattern: Self.widen(type, $0)) }
             let reference = ReferenceQuantizer.quantize(widened)
             for backend in [CPUBackend(threadCount: 1, chunkSize: 64), CPUBackend(threadCount: 2, chunkSize: 4160),
-                            CPUBackend(instructionSet: .portable)] {
+                            CPUBackend(instructionSet: .avx2), CPUBackend(instructionSet: .portable)] {
                 let quantizer = Quantizer(backend: backend)
                 for layout in TritLayout.allCases {
                     let q = try patterns.withUnsafeBytes {

@@ -5,16 +5,18 @@
 #include <stdint.h>
 
 /* Inner loops of the CPU backend over float32 / binary16 / bfloat16 bit patterns (little-endian, any
- * alignment). Every function has a portable version and, on x86-64, an AVX2 version chosen at run time.
+ * alignment). Every function has a portable version and, on x86-64, an AVX2 and an AVX-512 version chosen
+ * at run time.
  * Results are exact integer logic except the abs_sum functions, whose summation tree is described below.
  * The abs_sum functions clear the flush-to-zero and denormals-are-zero modes (MXCSR on x86-64, FPCR on
  * arm64) for their own duration and restore the caller's mode, so the thread's FPU mode never changes
  * a result. */
 
-/* Number of float64 accumulator lanes in the abs_sum functions. Each lane adds count / TQ_ABS_SUM_LANES
- * elements sequentially; lanes are then added pairwise (4 levels) and the scalar tail (< 16 elements,
- * summed sequentially) is added last, so no element passes through more than
- * count / TQ_ABS_SUM_LANES + TQ_ABS_SUM_DEPTH_SLACK float64 additions. */
+/* Number of float64 accumulator lanes in the abs_sum functions (at least; the AVX-512 table uses 32). Each
+ * lane adds at most count / TQ_ABS_SUM_LANES elements sequentially (count / 32 + 1 with 32 lanes); lanes are
+ * then added pairwise (4 or 5 levels) and the scalar tail (< 16 elements, summed sequentially) is added
+ * last, so no element passes through more than count / TQ_ABS_SUM_LANES + TQ_ABS_SUM_DEPTH_SLACK float64
+ * additions in any table. */
 #define TQ_ABS_SUM_LANES 16
 #define TQ_ABS_SUM_DEPTH_SLACK 24
 
@@ -38,16 +40,20 @@ typedef struct tq_kernel_table {
     /* The same two for 16-bit patterns (binary16 or bfloat16). */
     size_t (*pack_h16)(const void *source, size_t count, uint32_t threshold, uint8_t *output);
     size_t (*int8_h16)(const void *source, size_t count, uint32_t threshold, int8_t *output);
-    /* 1 for the AVX2 table, 0 for the portable one. */
-    int is_avx2;
+    /* The table's instruction-set level: TQ_LEVEL_PORTABLE, TQ_LEVEL_AVX2 or TQ_LEVEL_AVX512. */
+    int level;
 } tq_kernel_table;
 
-/* The AVX2 table when allow_avx2 is non-zero and the processor has AVX2 (and F16C), else the portable
- * table. */
-const tq_kernel_table *tq_kernels(int allow_avx2);
+/* Instruction-set levels of the tables. */
+#define TQ_LEVEL_PORTABLE 0
+#define TQ_LEVEL_AVX2 1   /* AVX2, F16C, POPCNT */
+#define TQ_LEVEL_AVX512 2 /* AVX-512 F, BW, VL, DQ and BMI2, besides the AVX2 set */
 
-/* 1 when the processor supports the AVX2 table, else 0. */
-int tq_uses_avx2(void);
+/* The table of the highest level that is at most max_level and that the processor supports. */
+const tq_kernel_table *tq_kernels(int max_level);
+
+/* The highest level the processor supports (TQ_LEVEL_PORTABLE on non-x86-64 builds). */
+int tq_best_level(void);
 
 /* ---- GGUF ternary blocks (ggml TQ1_0 / TQ2_0, 256 elements per block) ---- */
 

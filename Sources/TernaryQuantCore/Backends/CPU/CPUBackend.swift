@@ -36,7 +36,7 @@ public struct CPUBackend: QuantizationBackend {
     }
 
     public var name: String { "cpu" }
-    public var deviceDescription: String { "CPU (\(threadCount) thread\(threadCount == 1 ? "" : "s"), \(instructionSet.usesAVX2 ? "AVX2" : "portable SIMD"))" }
+    public var deviceDescription: String { "CPU (\(threadCount) thread\(threadCount == 1 ? "" : "s"), \(instructionSet.activeName))" }
     public var preferredConcurrency: Int { 1 }
 
     public func quantize(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer) throws

@@ -1,17 +1,39 @@
 import CTernaryKernels
 
-/// Which implementation of the CPU inner loops a `CPUBackend` uses. Every choice gives the same bytes.
+/// Which implementation of the CPU inner loops a `CPUBackend` uses. Every choice gives the same bytes; a
+/// choice the processor cannot run falls back to the next lower one.
 public enum CPUInstructionSet: String, Sendable, Hashable, CaseIterable {
-    /// AVX2 when the processor has it (checked with cpuid at run time), else portable.
+    /// The best the processor has, checked with cpuid at run time: AVX-512 (F, BW, VL, DQ with BMI2), else
+    /// AVX2 (with F16C), else portable.
     case automatic
+    /// AVX2 when the processor has it, else portable (covers the AVX2 loops on AVX-512 machines).
+    case avx2
     /// Plain C loops, auto-vectorized for the build's baseline target (SSE2 on x86-64, NEON on arm64).
     case portable
 
-    /// Whether this choice runs the AVX2 loops on this machine.
-    public var usesAVX2: Bool { kernels.pointee.is_avx2 != 0 }
+    /// The loops this choice runs on this machine: "AVX-512", "AVX2" or "portable SIMD".
+    public var activeName: String {
+        switch kernels.pointee.level {
+        case TQ_LEVEL_AVX512: return "AVX-512"
+        case TQ_LEVEL_AVX2: return "AVX2"
+        default: return "portable SIMD"
+        }
+    }
+
+    /// The distinct implementations below `.automatic` that this machine can run (for cross-checks:
+    /// `[.avx2, .portable]` on an AVX-512 machine, `[.portable]` on an AVX2 one, `[]` otherwise).
+    public static var lowerAlternatives: [CPUInstructionSet] {
+        let best = CPUInstructionSet.automatic.kernels.pointee.level
+        return [CPUInstructionSet.avx2, .portable].filter { $0.kernels.pointee.level < best &&
+            ($0 == .portable || $0.kernels.pointee.level > TQ_LEVEL_PORTABLE) }
+    }
 
     var kernels: UnsafePointer<tq_kernel_table> {
-        tq_kernels(self == .automatic ? 1 : 0)
+        switch self {
+        case .automatic: return tq_kernels(TQ_LEVEL_AVX512)
+        case .avx2: return tq_kernels(TQ_LEVEL_AVX2)
+        case .portable: return tq_kernels(TQ_LEVEL_PORTABLE)
+        }
     }
 }
 

@@ -1,5 +1,4 @@
-#include "ternary_bench.h"
-#include "ternary_kernels.h"
+#include "bench_probe.h"
 
 #include <string.h>
 
@@ -27,11 +26,16 @@ TQ_DEFINE_READ(portable, )
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 TQ_DEFINE_READ(avx2, __attribute__((target("avx2"))))
+
+static int has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+}
 #endif
 
 uint64_t tq_bench_read_checksum(const void *source, size_t count, int allow_avx2) {
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-    if (allow_avx2 && tq_uses_avx2()) return read_avx2(source, count);
+    if (allow_avx2 && has_avx2()) return read_avx2(source, count);
 #else
     (void)allow_avx2;
 #endif
