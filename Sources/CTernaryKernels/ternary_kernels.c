@@ -56,6 +56,13 @@ TQ_INLINE void fp_mode_leave(tq_fp_mode saved) { (void)saved; }
 /* Pins a result: it must be computed before the next statement (the mode restore). */
 #define TQ_PIN(x) __asm__ volatile("" : "+m"(x)::"memory")
 
+/* Software prefetch 1 KiB ahead of a 32-element step at `at` (one core alone cannot keep enough lines in
+ * flight otherwise): one line for 16-bit elements, two for float32 (128 bytes per step). */
+TQ_INLINE void prefetch_step(const unsigned char *at, size_t element_width) {
+    __builtin_prefetch(at + 1024);
+    if (element_width == 4) __builtin_prefetch(at + 1088);
+}
+
 /* ---- element access ---- */
 
 TQ_INLINE uint32_t load_u32(const unsigned char *p, size_t i) {
@@ -110,15 +117,15 @@ TQ_INLINE double merge_lanes(double *lane, int lanes, const unsigned char *p, si
     return lane[0] + tail;
 }
 
-/* The 16-lane sum tree of the header, for any element kind. */
-TQ_INLINE double abs_sum_generic(const unsigned char *p, size_t count, int kind, double *lane) {
+/* The 16-lane loop of the header's sum tree, for any element kind; returns where the tail starts. */
+TQ_INLINE size_t abs_sum_lanes_generic(const unsigned char *p, size_t count, int kind, double *lane) {
     const size_t width = kind == 0 ? 4 : 2;
     size_t i = 0;
     for (; i + TQ_ABS_SUM_LANES <= count; i += TQ_ABS_SUM_LANES) {
         __builtin_prefetch(p + width * i + 1024);
         for (int k = 0; k < TQ_ABS_SUM_LANES; k++) lane[k] += element_magnitude(p, i + k, kind);
     }
-    return merge_lanes(lane, TQ_ABS_SUM_LANES, p, i, count, kind);
+    return i;
 }
 
 /* Trits of count elements of element_width bytes, in either layout: the one scalar trit loop. `limit` is
@@ -149,33 +156,66 @@ TQ_INLINE size_t ternarize_generic(const unsigned char *p, size_t count, uint32_
     return nonzero;
 }
 
-/* The portable sums: the generic 16-lane loop for each element kind (the compiler vectorizes the lanes). */
-#define TQ_DEFINE_ABS_SUM_PORTABLE(NAME, KIND)                                                              \
-    static double NAME(const void *source, size_t count) {                                                  \
-        double lane[TQ_ABS_SUM_LANES] = {0};                                                                \
-        tq_fp_mode mode = fp_mode_enter();                                                                  \
-        double r = abs_sum_generic((const unsigned char *)source, count, KIND, lane);                       \
-        TQ_PIN(r);                                                                                          \
-        fp_mode_leave(mode);                                                                                \
-        return r;                                                                                           \
+/* Merges the lanes, adds the tail, pins the result and restores the caller's FPU mode. */
+TQ_INLINE double finish_sum(double *lane, int lanes, const unsigned char *p, size_t i, size_t count, int kind,
+                            tq_fp_mode mode) {
+    double r = merge_lanes(lane, lanes, p, i, count, kind);
+    TQ_PIN(r);
+    fp_mode_leave(mode);
+    return r;
+}
+
+/* The portable sum: the generic 16-lane loop (the compiler vectorizes the lanes). */
+TQ_INLINE double abs_sum_portable(const void *source, size_t count, int kind) {
+    double lane[TQ_ABS_SUM_LANES] = {0};
+    tq_fp_mode mode = fp_mode_enter();
+    size_t i = abs_sum_lanes_generic((const unsigned char *)source, count, kind, lane);
+    return finish_sum(lane, TQ_ABS_SUM_LANES, (const unsigned char *)source, i, count, kind, mode);
+}
+
+/* A table's seven entry points over one instruction set's sum and trit loops. */
+#define TQ_DEFINE_ENTRY_POINTS(SUFFIX, ATTR, SUM, TERNARIZE)                                                \
+    ATTR static double abs_sum_f32_##SUFFIX(const void *s, size_t n) { return SUM(s, n, 0); }               \
+    ATTR static double abs_sum_f16_##SUFFIX(const void *s, size_t n) { return SUM(s, n, 1); }               \
+    ATTR static double abs_sum_bf16_##SUFFIX(const void *s, size_t n) { return SUM(s, n, 2); }              \
+    ATTR static size_t pack_f32_##SUFFIX(const void *s, size_t n, uint32_t t, uint8_t *o) {                 \
+        return TERNARIZE((const unsigned char *)s, n, t, 4, TQ_LAYOUT_PACKED, o);                           \
+    }                                                                                                       \
+    ATTR static size_t int8_f32_##SUFFIX(const void *s, size_t n, uint32_t t, int8_t *o) {                  \
+        return TERNARIZE((const unsigned char *)s, n, t, 4, TQ_LAYOUT_INT8, (unsigned char *)o);            \
+    }                                                                                                       \
+    ATTR static size_t pack_h16_##SUFFIX(const void *s, size_t n, uint32_t t, uint8_t *o) {                 \
+        return TERNARIZE((const unsigned char *)s, n, t, 2, TQ_LAYOUT_PACKED, o);                           \
+    }                                                                                                       \
+    ATTR static size_t int8_h16_##SUFFIX(const void *s, size_t n, uint32_t t, int8_t *o) {                  \
+        return TERNARIZE((const unsigned char *)s, n, t, 2, TQ_LAYOUT_INT8, (unsigned char *)o);            \
     }
 
-TQ_DEFINE_ABS_SUM_PORTABLE(abs_sum_f32_portable, 0)
-TQ_DEFINE_ABS_SUM_PORTABLE(abs_sum_f16_portable, 1)
-TQ_DEFINE_ABS_SUM_PORTABLE(abs_sum_bf16_portable, 2)
+TQ_DEFINE_ENTRY_POINTS(portable, , abs_sum_portable, ternarize_generic)
 
-static size_t pack_f32_portable(const void *s, size_t n, uint32_t t, uint8_t *o) {
-    return ternarize_generic((const unsigned char *)s, n, t, 4, TQ_LAYOUT_PACKED, o);
-}
-static size_t int8_f32_portable(const void *s, size_t n, uint32_t t, int8_t *o) {
-    return ternarize_generic((const unsigned char *)s, n, t, 4, TQ_LAYOUT_INT8, (unsigned char *)o);
-}
-static size_t pack_h16_portable(const void *s, size_t n, uint32_t t, uint8_t *o) {
-    return ternarize_generic((const unsigned char *)s, n, t, 2, TQ_LAYOUT_PACKED, o);
-}
-static size_t int8_h16_portable(const void *s, size_t n, uint32_t t, int8_t *o) {
-    return ternarize_generic((const unsigned char *)s, n, t, 2, TQ_LAYOUT_INT8, (unsigned char *)o);
-}
+/* The vector sum loop, written once for every instruction set: LANES float64 lanes in four ACC
+ * accumulators; ADD adds a step of 32 elements (or 16 when its last argument is 1) of kind `kind`, each
+ * element position into the same lane every step; STORE writes the accumulators out in lane order. Steps
+ * of 32, at most one step of 16, then the scalar tail. */
+#define TQ_DEFINE_SUM_LOOP(NAME, ATTR, ACC, ZERO, ADD, STORE, LANES)                                        \
+    TQ_INLINE ATTR double NAME(const void *source, size_t count, int kind) {                                \
+        const unsigned char *p = (const unsigned char *)source;                                             \
+        const size_t width = kind == 0 ? 4 : 2;                                                             \
+        tq_fp_mode mode = fp_mode_enter();                                                                  \
+        ACC acc[4] = {ZERO(), ZERO(), ZERO(), ZERO()};                                                      \
+        size_t i = 0;                                                                                       \
+        for (; i + 32 <= count; i += 32) {                                                                  \
+            prefetch_step(p + width * i, width);                                                            \
+            ADD(acc, p + width * i, kind, 0);                                                               \
+        }                                                                                                   \
+        if (i + 16 <= count) {                                                                              \
+            ADD(acc, p + width * i, kind, 1);                                                               \
+            i += 16;                                                                                        \
+        }                                                                                                   \
+        double lane[LANES];                                                                                 \
+        STORE(acc, lane);                                                                                   \
+        return finish_sum(lane, LANES, p, i, count, kind, mode);                                            \
+    }
 
 #ifdef TQ_HAVE_AVX2_PATH
 #define TQ_AVX2 __attribute__((target("avx2,f16c,popcnt")))
@@ -207,105 +247,95 @@ TQ_INLINE TQ_AVX2 void add_x16_avx2(__m256d acc[4], const unsigned char *at, int
     for (int q = 0; q < 4; q++) acc[q] = _mm256_add_pd(acc[q], _mm256_cvtps_pd(_mm_and_ps(f[q], magnitude_mask)));
 }
 
-/* 32 elements (two or four cache lines' worth of prefetch) per iteration, two steps of 16 into the same
- * lanes, then steps of 16, then the scalar tail. */
-TQ_INLINE TQ_AVX2 double abs_sum_avx2(const void *source, size_t count, int kind) {
-    const unsigned char *p = (const unsigned char *)source;
-    const size_t width = kind == 0 ? 4 : 2;
-    tq_fp_mode mode = fp_mode_enter();
-    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
-    size_t i = 0;
-    for (; i + 32 <= count; i += 32) {
-        _mm_prefetch((const char *)(p + width * i + 1024), _MM_HINT_T0);
-        if (width == 4) _mm_prefetch((const char *)(p + width * i + 1088), _MM_HINT_T0);
-        add_x16_avx2(acc, p + width * i, kind);
-        add_x16_avx2(acc, p + width * (i + 16), kind);
-    }
-    for (; i + 16 <= count; i += 16) add_x16_avx2(acc, p + width * i, kind);
-    double lane[TQ_ABS_SUM_LANES];
+/* 32 elements (or 16 when `sixteen`) of kind `kind` at `at`: two steps of 16 into the same lanes. */
+TQ_INLINE TQ_AVX2 void add_x32_avx2(__m256d acc[4], const unsigned char *at, int kind, int sixteen) {
+    add_x16_avx2(acc, at, kind);
+    if (!sixteen) add_x16_avx2(acc, at + (kind == 0 ? 64 : 32), kind);
+}
+
+TQ_INLINE TQ_AVX2 __m256d zero_avx2(void) { return _mm256_setzero_pd(); }
+TQ_INLINE TQ_AVX2 void store_lanes_avx2(const __m256d acc[4], double *lane) {
     for (int q = 0; q < 4; q++) _mm256_storeu_pd(lane + 4 * q, acc[q]);
-    double r = merge_lanes(lane, TQ_ABS_SUM_LANES, p, i, count, kind);
-    TQ_PIN(r);
-    fp_mode_leave(mode);
-    return r;
 }
 
-TQ_AVX2 static double abs_sum_f32_avx2(const void *s, size_t n) { return abs_sum_avx2(s, n, 0); }
-TQ_AVX2 static double abs_sum_f16_avx2(const void *s, size_t n) { return abs_sum_avx2(s, n, 1); }
-TQ_AVX2 static double abs_sum_bf16_avx2(const void *s, size_t n) { return abs_sum_avx2(s, n, 2); }
+TQ_DEFINE_SUM_LOOP(abs_sum_avx2, TQ_AVX2, __m256d, zero_avx2, add_x32_avx2, store_lanes_avx2, TQ_ABS_SUM_LANES)
 
-/* ---- the AVX2 trit loop, written once for both element widths and both layouts ----
- * 32 elements per iteration, software prefetch 1 KiB ahead (one core alone cannot keep enough lines in
- * flight otherwise). Per element: set = magnitude > threshold - 1 (signed compare of non-negative values),
- * negative = sign bit; both as 0x00/0xFF bytes in element order. The non-zero count is a popcount of the
- * set bytes added into a size_t, so it cannot wrap whatever the count. The tail goes to the scalar loop. */
-TQ_INLINE TQ_AVX2 size_t ternarize_avx2(const unsigned char *p, size_t count, uint32_t threshold, int element_width,
-                                        int layout, unsigned char *out) {
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    const __m256i one = _mm256_set1_epi8(1);
-    const __m256i pair_weights = _mm256_set1_epi16(0x0401);      /* bytes (1, 4): c0 + 4·c1 */
-    const __m256i quad_weights = _mm256_set1_epi32(0x00100001);  /* words (1, 16) */
-    const __m256i dword_order = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
-    size_t nonzero = 0;
-    size_t i = 0;
-    for (; i + 32 <= count; i += 32) {
-        const unsigned char *at = p + (size_t)element_width * i;
-        _mm_prefetch((const char *)(at + 1024), _MM_HINT_T0);
-        if (element_width == 4) _mm_prefetch((const char *)(at + 1088), _MM_HINT_T0);
-        __m256i set, negative;
-        if (element_width == 4) {
-            const __m256i magnitude_mask = _mm256_set1_epi32(0x7FFFFFFF);
-            const __m256i limit = _mm256_set1_epi32((int)(threshold - 1u));
-            __m256i s[4], g[4];
-            for (int q = 0; q < 4; q++) {
-                __m256i bits = _mm256_loadu_si256((const __m256i *)(const void *)(at + 32 * q));
-                s[q] = _mm256_cmpgt_epi32(_mm256_and_si256(bits, magnitude_mask), limit);
-                g[q] = _mm256_srai_epi32(bits, 31);
-            }
-            set = _mm256_permutevar8x32_epi32(
-                _mm256_packs_epi16(_mm256_packs_epi32(s[0], s[1]), _mm256_packs_epi32(s[2], s[3])), order);
-            negative = _mm256_permutevar8x32_epi32(
-                _mm256_packs_epi16(_mm256_packs_epi32(g[0], g[1]), _mm256_packs_epi32(g[2], g[3])), order);
-        } else {
-            const __m256i magnitude_mask = _mm256_set1_epi16(0x7FFF);
-            const __m256i limit = _mm256_set1_epi16((short)(threshold - 1u));
-            __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)at);
-            __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(at + 32));
-            __m256i sa = _mm256_cmpgt_epi16(_mm256_and_si256(a, magnitude_mask), limit);
-            __m256i sb = _mm256_cmpgt_epi16(_mm256_and_si256(b, magnitude_mask), limit);
-            set = _mm256_permute4x64_epi64(_mm256_packs_epi16(sa, sb), 0xD8);
-            negative = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_srai_epi16(a, 15), _mm256_srai_epi16(b, 15)), 0xD8);
-        }
-        nonzero += (size_t)__builtin_popcount((unsigned)_mm256_movemask_epi8(set));
-        if (layout == TQ_LAYOUT_INT8) {
-            /* -1 (0xFF) where negative, +1 where positive, 0 where not set. */
-            _mm256_storeu_si256((__m256i *)(void *)(out + i), _mm256_and_si256(set, _mm256_or_si256(negative, one)));
-        } else {
-            /* code 1 (+1) or 2 (−1) per byte, then 4 codes into one byte: c0 + 4c1 + 16c2 + 64c3. */
-            __m256i code = _mm256_and_si256(set, _mm256_sub_epi8(one, negative));
-            __m256i quads = _mm256_madd_epi16(_mm256_maddubs_epi16(code, pair_weights), quad_weights);
-            __m256i words = _mm256_packus_epi32(quads, quads);
-            __m256i bytes = _mm256_packus_epi16(words, words);
-            __m256i gathered = _mm256_permutevar8x32_epi32(bytes, dword_order);
-            _mm_storel_epi64((__m128i *)(void *)(out + i / 4), _mm256_castsi256_si128(gathered));
-        }
+/* ---- the vector trit loop, written once for every instruction set, element width and layout ----
+ * 32 elements per step: DECIDE gives set (magnitude > threshold - 1, a signed compare of non-negative
+ * values) and negative (the sign) for the step's elements in element order, COUNT the number of set
+ * elements (a popcount added into a size_t, so the total cannot wrap whatever the count), STORE writes them
+ * in the layout. The tail (< 32 elements) goes to the scalar loop. */
+#define TQ_DEFINE_TRIT_LOOP(NAME, ATTR, MASK, DECIDE, COUNT, STORE)                                         \
+    TQ_INLINE ATTR size_t NAME(const unsigned char *p, size_t count, uint32_t threshold, int element_width,  \
+                               int layout, unsigned char *out) {                                           \
+        size_t nonzero = 0;                                                                                 \
+        size_t i = 0;                                                                                       \
+        for (; i + 32 <= count; i += 32) {                                                                  \
+            const unsigned char *at = p + (size_t)element_width * i;                                        \
+            prefetch_step(at, (size_t)element_width);                                                       \
+            MASK set, negative;                                                                             \
+            DECIDE(at, element_width, threshold, &set, &negative);                                          \
+            nonzero += COUNT(set);                                                                          \
+            STORE(set, negative, layout, out, i);                                                           \
+        }                                                                                                   \
+        unsigned char *rest = layout == TQ_LAYOUT_INT8 ? out + i : out + i / 4;                             \
+        return nonzero + ternarize_generic(p + (size_t)element_width * i, count - i, threshold, element_width, \
+                                           layout, rest);                                                   \
     }
-    unsigned char *rest = layout == TQ_LAYOUT_INT8 ? out + i : out + i / 4;
-    return nonzero + ternarize_generic(p + (size_t)element_width * i, count - i, threshold, element_width, layout, rest);
+
+/* AVX2: set and negative as 0x00/0xFF bytes in element order. */
+TQ_INLINE TQ_AVX2 void decide32_avx2(const unsigned char *at, int element_width, uint32_t threshold, __m256i *set,
+                                     __m256i *negative) {
+    if (element_width == 4) {
+        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        const __m256i magnitude_mask = _mm256_set1_epi32(0x7FFFFFFF);
+        const __m256i limit = _mm256_set1_epi32((int)(threshold - 1u));
+        __m256i s[4], g[4];
+        for (int q = 0; q < 4; q++) {
+            __m256i bits = _mm256_loadu_si256((const __m256i *)(const void *)(at + 32 * q));
+            s[q] = _mm256_cmpgt_epi32(_mm256_and_si256(bits, magnitude_mask), limit);
+            g[q] = _mm256_srai_epi32(bits, 31);
+        }
+        *set = _mm256_permutevar8x32_epi32(
+            _mm256_packs_epi16(_mm256_packs_epi32(s[0], s[1]), _mm256_packs_epi32(s[2], s[3])), order);
+        *negative = _mm256_permutevar8x32_epi32(
+            _mm256_packs_epi16(_mm256_packs_epi32(g[0], g[1]), _mm256_packs_epi32(g[2], g[3])), order);
+    } else {
+        const __m256i magnitude_mask = _mm256_set1_epi16(0x7FFF);
+        const __m256i limit = _mm256_set1_epi16((short)(threshold - 1u));
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)at);
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(at + 32));
+        __m256i sa = _mm256_cmpgt_epi16(_mm256_and_si256(a, magnitude_mask), limit);
+        __m256i sb = _mm256_cmpgt_epi16(_mm256_and_si256(b, magnitude_mask), limit);
+        *set = _mm256_permute4x64_epi64(_mm256_packs_epi16(sa, sb), 0xD8);
+        *negative = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_srai_epi16(a, 15), _mm256_srai_epi16(b, 15)), 0xD8);
+    }
 }
 
-TQ_AVX2 static size_t pack_f32_avx2(const void *s, size_t n, uint32_t t, uint8_t *o) {
-    return ternarize_avx2((const unsigned char *)s, n, t, 4, TQ_LAYOUT_PACKED, o);
+TQ_INLINE TQ_AVX2 size_t count32_avx2(__m256i set) { return (size_t)__builtin_popcount((unsigned)_mm256_movemask_epi8(set)); }
+
+TQ_INLINE TQ_AVX2 void store32_avx2(__m256i set, __m256i negative, int layout, unsigned char *out, size_t i) {
+    const __m256i one = _mm256_set1_epi8(1);
+    if (layout == TQ_LAYOUT_INT8) {
+        /* -1 (0xFF) where negative, +1 where positive, 0 where not set. */
+        _mm256_storeu_si256((__m256i *)(void *)(out + i), _mm256_and_si256(set, _mm256_or_si256(negative, one)));
+    } else {
+        /* code 1 (+1) or 2 (−1) per byte, then 4 codes into one byte: c0 + 4c1 + 16c2 + 64c3. */
+        const __m256i pair_weights = _mm256_set1_epi16(0x0401);     /* bytes (1, 4): c0 + 4·c1 */
+        const __m256i quad_weights = _mm256_set1_epi32(0x00100001); /* words (1, 16) */
+        const __m256i dword_order = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+        __m256i code = _mm256_and_si256(set, _mm256_sub_epi8(one, negative));
+        __m256i quads = _mm256_madd_epi16(_mm256_maddubs_epi16(code, pair_weights), quad_weights);
+        __m256i words = _mm256_packus_epi32(quads, quads);
+        __m256i bytes = _mm256_packus_epi16(words, words);
+        __m256i gathered = _mm256_permutevar8x32_epi32(bytes, dword_order);
+        _mm_storel_epi64((__m128i *)(void *)(out + i / 4), _mm256_castsi256_si128(gathered));
+    }
 }
-TQ_AVX2 static size_t int8_f32_avx2(const void *s, size_t n, uint32_t t, int8_t *o) {
-    return ternarize_avx2((const unsigned char *)s, n, t, 4, TQ_LAYOUT_INT8, (unsigned char *)o);
-}
-TQ_AVX2 static size_t pack_h16_avx2(const void *s, size_t n, uint32_t t, uint8_t *o) {
-    return ternarize_avx2((const unsigned char *)s, n, t, 2, TQ_LAYOUT_PACKED, o);
-}
-TQ_AVX2 static size_t int8_h16_avx2(const void *s, size_t n, uint32_t t, int8_t *o) {
-    return ternarize_avx2((const unsigned char *)s, n, t, 2, TQ_LAYOUT_INT8, (unsigned char *)o);
-}
+
+TQ_DEFINE_TRIT_LOOP(ternarize_avx2, TQ_AVX2, __m256i, decide32_avx2, count32_avx2, store32_avx2)
+
+TQ_DEFINE_ENTRY_POINTS(avx2, TQ_AVX2, abs_sum_avx2, ternarize_avx2)
 
 /* ---- AVX-512 (F, BW, VL, DQ) with BMI2: 32 elements per step ----
  * Sums: four float64x8 accumulators, 32 lanes (element i + k of a step into lane k; bfloat16 again in the
@@ -342,85 +372,48 @@ TQ_INLINE TQ_AVX512 void add_x32_avx512(__m512d acc[4], const unsigned char *at,
     }
 }
 
-TQ_INLINE TQ_AVX512 double abs_sum_avx512(const void *source, size_t count, int kind) {
-    const unsigned char *p = (const unsigned char *)source;
-    const size_t width = kind == 0 ? 4 : 2;
-    tq_fp_mode mode = fp_mode_enter();
-    __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
-    size_t i = 0;
-    for (; i + 32 <= count; i += 32) {
-        _mm_prefetch((const char *)(p + width * i + 1024), _MM_HINT_T0);
-        if (width == 4) _mm_prefetch((const char *)(p + width * i + 1088), _MM_HINT_T0);
-        add_x32_avx512(acc, p + width * i, kind, 0);
-    }
-    if (i + 16 <= count) {
-        add_x32_avx512(acc, p + width * i, kind, 1);
-        i += 16;
-    }
-    double lane[32];
+TQ_INLINE TQ_AVX512 __m512d zero_avx512(void) { return _mm512_setzero_pd(); }
+TQ_INLINE TQ_AVX512 void store_lanes_avx512(const __m512d acc[4], double *lane) {
     for (int q = 0; q < 4; q++) _mm512_storeu_pd(lane + 8 * q, acc[q]);
-    double r = merge_lanes(lane, 32, p, i, count, kind);
-    TQ_PIN(r);
-    fp_mode_leave(mode);
-    return r;
 }
 
-TQ_AVX512 static double abs_sum_f32_avx512(const void *s, size_t n) { return abs_sum_avx512(s, n, 0); }
-TQ_AVX512 static double abs_sum_f16_avx512(const void *s, size_t n) { return abs_sum_avx512(s, n, 1); }
-TQ_AVX512 static double abs_sum_bf16_avx512(const void *s, size_t n) { return abs_sum_avx512(s, n, 2); }
+TQ_DEFINE_SUM_LOOP(abs_sum_avx512, TQ_AVX512, __m512d, zero_avx512, add_x32_avx512, store_lanes_avx512, 32)
 
-/* The trit loop: per 32 elements, set (magnitude > threshold - 1) and negative (sign) as 32-bit masks. */
-TQ_INLINE TQ_AVX512 size_t ternarize_avx512(const unsigned char *p, size_t count, uint32_t threshold, int element_width,
-                                            int layout, unsigned char *out) {
-    const __m256i one = _mm256_set1_epi8(1), minus_one = _mm256_set1_epi8(-1);
-    size_t nonzero = 0;
-    size_t i = 0;
-    for (; i + 32 <= count; i += 32) {
-        const unsigned char *at = p + (size_t)element_width * i;
-        _mm_prefetch((const char *)(at + 1024), _MM_HINT_T0);
-        uint32_t set, negative;
-        if (element_width == 4) {
-            const __m512i magnitude_mask = _mm512_set1_epi32(0x7FFFFFFF);
-            const __m512i limit = _mm512_set1_epi32((int)(threshold - 1u));
-            _mm_prefetch((const char *)(at + 1088), _MM_HINT_T0);
-            __m512i a = _mm512_loadu_si512((const void *)at), b = _mm512_loadu_si512((const void *)(at + 64));
-            set = (uint32_t)_mm512_cmpgt_epi32_mask(_mm512_and_si512(a, magnitude_mask), limit) |
-                  (uint32_t)_mm512_cmpgt_epi32_mask(_mm512_and_si512(b, magnitude_mask), limit) << 16;
-            negative = (uint32_t)_mm512_movepi32_mask(a) | (uint32_t)_mm512_movepi32_mask(b) << 16;
-        } else {
-            const __m512i magnitude_mask = _mm512_set1_epi16(0x7FFF);
-            const __m512i limit = _mm512_set1_epi16((short)(threshold - 1u));
-            __m512i a = _mm512_loadu_si512((const void *)at);
-            set = (uint32_t)_mm512_cmpgt_epi16_mask(_mm512_and_si512(a, magnitude_mask), limit);
-            negative = (uint32_t)_mm512_movepi16_mask(a);
-        }
-        nonzero += (size_t)__builtin_popcount(set);
-        if (layout == TQ_LAYOUT_INT8) {
-            __m256i signs = _mm256_mask_blend_epi8(negative, one, minus_one);
-            _mm256_storeu_si256((__m256i *)(void *)(out + i), _mm256_maskz_mov_epi8(set, signs));
-        } else {
-            /* code 01 at bit 2k for +1, 10 for −1. */
-            uint64_t fields = _pdep_u64(set & ~negative, 0x5555555555555555ull) |
-                              _pdep_u64(set & negative, 0xAAAAAAAAAAAAAAAAull);
-            memcpy(out + i / 4, &fields, 8);
-        }
+/* AVX-512: set and negative as 32-bit masks, bit k = element k. */
+TQ_INLINE TQ_AVX512 void decide32_avx512(const unsigned char *at, int element_width, uint32_t threshold, uint32_t *set,
+                                         uint32_t *negative) {
+    if (element_width == 4) {
+        const __m512i magnitude_mask = _mm512_set1_epi32(0x7FFFFFFF);
+        const __m512i limit = _mm512_set1_epi32((int)(threshold - 1u));
+        __m512i a = _mm512_loadu_si512((const void *)at), b = _mm512_loadu_si512((const void *)(at + 64));
+        *set = (uint32_t)_mm512_cmpgt_epi32_mask(_mm512_and_si512(a, magnitude_mask), limit) |
+               (uint32_t)_mm512_cmpgt_epi32_mask(_mm512_and_si512(b, magnitude_mask), limit) << 16;
+        *negative = (uint32_t)_mm512_movepi32_mask(a) | (uint32_t)_mm512_movepi32_mask(b) << 16;
+    } else {
+        const __m512i magnitude_mask = _mm512_set1_epi16(0x7FFF);
+        const __m512i limit = _mm512_set1_epi16((short)(threshold - 1u));
+        __m512i a = _mm512_loadu_si512((const void *)at);
+        *set = (uint32_t)_mm512_cmpgt_epi16_mask(_mm512_and_si512(a, magnitude_mask), limit);
+        *negative = (uint32_t)_mm512_movepi16_mask(a);
     }
-    unsigned char *rest = layout == TQ_LAYOUT_INT8 ? out + i : out + i / 4;
-    return nonzero + ternarize_generic(p + (size_t)element_width * i, count - i, threshold, element_width, layout, rest);
 }
 
-TQ_AVX512 static size_t pack_f32_avx512(const void *s, size_t n, uint32_t t, uint8_t *o) {
-    return ternarize_avx512((const unsigned char *)s, n, t, 4, TQ_LAYOUT_PACKED, o);
+TQ_INLINE TQ_AVX512 size_t count32_avx512(uint32_t set) { return (size_t)__builtin_popcount(set); }
+
+TQ_INLINE TQ_AVX512 void store32_avx512(uint32_t set, uint32_t negative, int layout, unsigned char *out, size_t i) {
+    if (layout == TQ_LAYOUT_INT8) {
+        __m256i signs = _mm256_mask_blend_epi8(negative, _mm256_set1_epi8(1), _mm256_set1_epi8(-1));
+        _mm256_storeu_si256((__m256i *)(void *)(out + i), _mm256_maskz_mov_epi8(set, signs));
+    } else {
+        /* code 01 at bit 2k for +1, 10 for −1. */
+        uint64_t fields = _pdep_u64(set & ~negative, 0x5555555555555555ull) | _pdep_u64(set & negative, 0xAAAAAAAAAAAAAAAAull);
+        memcpy(out + i / 4, &fields, 8);
+    }
 }
-TQ_AVX512 static size_t int8_f32_avx512(const void *s, size_t n, uint32_t t, int8_t *o) {
-    return ternarize_avx512((const unsigned char *)s, n, t, 4, TQ_LAYOUT_INT8, (unsigned char *)o);
-}
-TQ_AVX512 static size_t pack_h16_avx512(const void *s, size_t n, uint32_t t, uint8_t *o) {
-    return ternarize_avx512((const unsigned char *)s, n, t, 2, TQ_LAYOUT_PACKED, o);
-}
-TQ_AVX512 static size_t int8_h16_avx512(const void *s, size_t n, uint32_t t, int8_t *o) {
-    return ternarize_avx512((const unsigned char *)s, n, t, 2, TQ_LAYOUT_INT8, (unsigned char *)o);
-}
+
+TQ_DEFINE_TRIT_LOOP(ternarize_avx512, TQ_AVX512, uint32_t, decide32_avx512, count32_avx512, store32_avx512)
+
+TQ_DEFINE_ENTRY_POINTS(avx512, TQ_AVX512, abs_sum_avx512, ternarize_avx512)
 
 /* The AVX2 table also uses F16C and POPCNT, present on every AVX2 processor in practice; the AVX-512 table
  * needs F, BW, VL, DQ and BMI2. Every feature is checked (the compiler runtime also checks that the OS saves

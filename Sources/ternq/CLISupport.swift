@@ -11,37 +11,23 @@ enum TernQVersion {
 
 // MARK: - Option values (validation, help and shell completion from ArgumentParser)
 
-extension ExpressibleByArgument where Self: RawRepresentable<String>, Self: CaseIterable {
+/// An option value spelled as one of the raw values of a string enum, in any letter case.
+protocol CaseInsensitiveArgument: ExpressibleByArgument, RawRepresentable<String>, CaseIterable {}
+
+extension CaseInsensitiveArgument {
     /// The case whose raw value equals `argument`, ignoring case.
-    init?(caseInsensitive argument: String) {
+    public init?(argument: String) {
         guard let match = Self.allCases.first(where: { $0.rawValue.lowercased() == argument.lowercased() }) else { return nil }
         self = match
     }
 }
 
-extension OutputFormat: ExpressibleByArgument {
-    public init?(argument: String) { self.init(caseInsensitive: argument) }
-}
-
-extension GGUFTernaryType: ExpressibleByArgument {
-    public init?(argument: String) { self.init(caseInsensitive: argument) }
-}
-
-extension TernaryFallback: ExpressibleByArgument {
-    public init?(argument: String) { self.init(caseInsensitive: argument) }
-}
-
-extension ElementType: ExpressibleByArgument {
-    public init?(argument: String) { self.init(caseInsensitive: argument) }
-}
-
-extension BenchLayout: ExpressibleByArgument {
-    public init?(argument: String) { self.init(caseInsensitive: argument) }
-}
-
-extension CPUInstructionSet: ExpressibleByArgument {
-    public init?(argument: String) { self.init(caseInsensitive: argument) }
-}
+extension OutputFormat: CaseInsensitiveArgument {}
+extension GGUFTernaryType: CaseInsensitiveArgument {}
+extension TernaryFallback: CaseInsensitiveArgument {}
+extension ElementType: CaseInsensitiveArgument {}
+extension BenchLayout: CaseInsensitiveArgument {}
+extension CPUInstructionSet: CaseInsensitiveArgument {}
 
 /// A `--backend` value: one backend selection (`auto`, `cpu`, `opencl`, `opencl:<index|name|all>`,
 /// the `BackendSelection` syntax), or `all`: every backend, for the commands that compare backends
@@ -50,7 +36,7 @@ enum BackendChoice: ExpressibleByArgument, Hashable, CustomStringConvertible {
     case one(BackendSelection)
     case every
 
-    init?(argument: String) {
+    public init?(argument: String) {
         if argument.trimmingCharacters(in: .whitespaces).lowercased() == "all" {
             self = .every
         } else if let selection = try? BackendSelection(parsing: argument) {

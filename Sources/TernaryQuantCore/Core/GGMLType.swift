@@ -50,17 +50,11 @@ public enum GGMLType: UInt32, Sendable, Hashable, CaseIterable, Codable {
         }
     }
 
-    /// llama.cpp's name for the type (`ggml_type_name`: "f32", "q4_K", "tq2_0", …).
+    /// llama.cpp's name for the type (`ggml_type_name`: "f32", "q4_K", "tq2_0", …): the case name, with
+    /// the K-quants' suffix in capitals.
     public var ggmlName: String {
-        switch self {
-        case .q2_k: return "q2_K"
-        case .q3_k: return "q3_K"
-        case .q4_k: return "q4_K"
-        case .q5_k: return "q5_K"
-        case .q6_k: return "q6_K"
-        case .q8_k: return "q8_K"
-        default: return "\(self)"
-        }
+        let name = "\(self)"
+        return name.hasSuffix("_k") ? name.dropLast() + "K" : name
     }
 
     /// Bytes for a tensor whose innermost dimension is `ne0` and total element count `count`, or `nil`
