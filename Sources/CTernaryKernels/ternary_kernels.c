@@ -58,9 +58,12 @@ TQ_INLINE void fp_mode_leave(tq_fp_mode saved) { (void)saved; }
 
 /* Software prefetch 1 KiB ahead of a 32-element step at `at` (one core alone cannot keep enough lines in
  * flight otherwise): one line for 16-bit elements, two for float32 (128 bytes per step). */
+#ifndef TQ_PREFETCH_DISTANCE
+#define TQ_PREFETCH_DISTANCE 1024
+#endif
 TQ_INLINE void prefetch_step(const unsigned char *at, size_t element_width) {
-    __builtin_prefetch(at + 1024);
-    if (element_width == 4) __builtin_prefetch(at + 1088);
+    __builtin_prefetch(at + TQ_PREFETCH_DISTANCE);
+    if (element_width == 4) __builtin_prefetch(at + TQ_PREFETCH_DISTANCE + 64);
 }
 
 /* ---- element access ---- */
