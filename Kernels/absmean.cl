@@ -1,7 +1,108 @@
 #pragma OPENCL FP_CONTRACT OFF
+/*
+ * Sums of |w| for the exact absmean scale (OpenCL C 1.2): exact integer bins on every device (exactsum_*),
+ * and fast float64 partial sums where the device has cl_khr_fp64 (absmean_*, compiled only then).
+ */
+
+/* f16_to_f32_bits, LOAD_* and LOAD4_* come from widen.cl, prepended by the host. */
+
+/*
+ * exactsum_*: the exact sum of |w| in units of 2^-149, with 32- and 64-bit integer operations only (no
+ * floating point, no atomics, no denormal behaviour involved: everything works on the bit patterns).
+ * A finite magnitude is m * 2^d units with a 24-bit integer m (implicit bit for normals) and
+ * d = max(biased exponent, 1) - 1 in 0..253. It adds m << (d & 7) (< 2^31) to bin d >> 3 (32 bins of
+ * 8 exponents each), so bin k holds a multiple of 2^(8k) units. A 64-bit bin takes 2^33 such terms
+ * before it could overflow; a launch has fewer than 2^32 elements, so no per-item, per-group or
+ * per-launch bin can overflow. Integer addition is associative, so the bins do not depend on the
+ * work-item count, group size or reduction order. Per work-group: the 32 bins (a group OR of the
+ * used-bin mask skips the bins nobody used, written as 0), the non-finite flag (magnitude bits
+ * >= 0x7f800000, not added) and `tag ^ group`. The host adds every group's bins exactly
+ * (ExactAbsSum) and rounds the mean once.
+ */
+#define EXACT_BINS 32u
+
+#define EXACT_ADD(acc, used, bad, bits)                                                            \
+    {                                                                                              \
+        const uint mag_ = (bits) & 0x7FFFFFFFu;                                                    \
+        const uint e_ = mag_ >> 23;                                                                \
+        const uint d_ = max(e_, 1u) - 1u;                                                          \
+        const uint m_ = (mag_ & 0x7FFFFFu) | (e_ != 0u ? 0x800000u : 0u);                          \
+        const uint finite_ = e_ != 255u;                                                           \
+        acc[d_ >> 3] += finite_ ? (ulong)(m_ << (d_ & 7u)) : (ulong)0;                             \
+        used |= finite_ ? (1u << (d_ >> 3)) : 0u;                                                  \
+        bad |= finite_ ? 0u : 1u;                                                                  \
+    }
+
+#define EXACTSUM_KERNEL(NAME, T, LOAD, LOAD4)                                                      \
+__kernel void NAME(__global const T* whole, const uint count,                                      \
+                   __global ulong* bins, __global uint* flags,                                     \
+                   __local ulong* lbin, __local uint* lmask, const uint base, const uint tag) {    \
+    __global const T* input = whole + base;                                                        \
+    const uint lid = (uint)get_local_id(0);                                                        \
+    const uint gid = (uint)get_global_id(0);                                                       \
+    const uint stride = (uint)get_global_size(0);                                                  \
+    const uint local_size = (uint)get_local_size(0);                                               \
+    const uint vectors = count >> 2;                                                               \
+    ulong acc[EXACT_BINS];                                                                         \
+    for (uint k = 0u; k < EXACT_BINS; ++k) acc[k] = 0;                                             \
+    uint used = 0u;                                                                                \
+    uint bad = 0u;                                                                                 \
+    for (uint v = gid; v < vectors; v += stride) {                                                 \
+        const uint4 bits = LOAD4(input, v);                                                        \
+        EXACT_ADD(acc, used, bad, bits.x)                                                          \
+        EXACT_ADD(acc, used, bad, bits.y)                                                          \
+        EXACT_ADD(acc, used, bad, bits.z)                                                          \
+        EXACT_ADD(acc, used, bad, bits.w)                                                          \
+    }                                                                                              \
+    for (uint tail = (vectors << 2) + gid; tail < count; tail += stride) {                         \
+        const uint bits = LOAD(input, tail);                                                       \
+        EXACT_ADD(acc, used, bad, bits)                                                            \
+    }                                                                                              \
+    /* Group OR of (used bins, non-finite flag): lmask[0..local) and lmask[local..2 local). */      \
+    lmask[lid] = used;                                                                             \
+    lmask[local_size + lid] = bad;                                                                 \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
+    for (uint n = local_size; n > 1u;) {                                                           \
+        const uint half_size = (n + 1u) >> 1;                                                      \
+        if (lid < n - half_size) {                                                                 \
+            lmask[lid] |= lmask[lid + half_size];                                                  \
+            lmask[local_size + lid] |= lmask[local_size + lid + half_size];                        \
+        }                                                                                          \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        n = half_size;                                                                             \
+    }                                                                                              \
+    const uint mask = lmask[0];  /* the same for every work-item: the loop below is uniform */     \
+    const uint g = (uint)get_group_id(0);                                                          \
+    for (uint k = 0u; k < EXACT_BINS; ++k) {                                                       \
+        if (((mask >> k) & 1u) == 0u) {                                                            \
+            if (lid == 0u) bins[g * EXACT_BINS + k] = 0;                                           \
+            continue;                                                                              \
+        }                                                                                          \
+        barrier(CLK_LOCAL_MEM_FENCE);  /* lbin is free again (previous bin's result was read) */   \
+        lbin[lid] = acc[k];                                                                        \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (uint n = local_size; n > 1u;) {                                                       \
+            const uint half_size = (n + 1u) >> 1;                                                  \
+            if (lid < n - half_size) lbin[lid] += lbin[lid + half_size];                           \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+            n = half_size;                                                                         \
+        }                                                                                          \
+        if (lid == 0u) bins[g * EXACT_BINS + k] = lbin[0];                                         \
+    }                                                                                              \
+    if (lid == 0u) {                                                                               \
+        flags[2u * g] = lmask[local_size];                                                         \
+        flags[2u * g + 1u] = tag ^ g;  /* lets the host see that this launch's results arrived */ \
+    }                                                                                              \
+}
+
+EXACTSUM_KERNEL(exactsum_f32, uint, LOAD_F32, LOAD4_F32)
+EXACTSUM_KERNEL(exactsum_f16, ushort, LOAD_F16, LOAD4_F16)
+EXACTSUM_KERNEL(exactsum_bf16, ushort, LOAD_BF16, LOAD4_BF16)
+
+#ifdef cl_khr_fp64
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 /*
- * Partial sums of |w| for the exact absmean scale (OpenCL C 1.2).
+ * absmean_*: partial float64 sums of |w| for the certified fast path.
  *
  * Every element is widened to a float32 bit pattern with integer operations only (F16, BF16), then:
  *   - a normal magnitude m = 1.f * 2^(e-127) is turned into the double with the same value by building
@@ -21,8 +122,6 @@
  * writes `tag ^ group` (tag: a per-launch value from the host) after its flag, so the host can tell a
  * read-back that never landed, or an earlier launch's stale buffer, from a real result.
  */
-
-/* f16_to_f32_bits, LOAD_* and LOAD4_* come from widen.cl, prepended by the host. */
 
 #define ABSMEAN_KERNEL(NAME, T, LOAD, LOAD4)                                                       \
 __kernel void NAME(__global const T* whole, const uint count,                                      \
@@ -82,3 +181,4 @@ __kernel void NAME(__global const T* whole, const uint count,                   
 ABSMEAN_KERNEL(absmean_f32, uint, LOAD_F32, LOAD4_F32)
 ABSMEAN_KERNEL(absmean_f16, ushort, LOAD_F16, LOAD4_F16)
 ABSMEAN_KERNEL(absmean_bf16, ushort, LOAD_BF16, LOAD4_BF16)
+#endif /* cl_khr_fp64 */

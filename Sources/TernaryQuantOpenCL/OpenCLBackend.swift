@@ -10,10 +10,14 @@ import Foundation
 ///   boundaries are multiples of 256 elements, so packed bytes never straddle chunks and the result is
 ///   identical to one-shot processing. Two buffer slots alternate: chunk k+1 is uploaded (transfer queue,
 ///   non-blocking) while chunk k is processed (compute queue), ordered by events.
-/// - α: the device produces per-work-group partial float64 sums of normal magnitudes (exact per term),
-///   exact integer sums of subnormal mantissas and a non-finite flag; the host certifies α with
-///   `AbsMeanCertifier` from a rigorous tree-depth bound (the host merges the group partials of every
-///   launch, piece or chunk, sequentially, and counts them all), or runs `CPUBackend.exactAbsMean` on the host.
+/// - α, fast path (devices with `cl_khr_fp64`): the device produces per-work-group partial float64 sums of
+///   normal magnitudes (exact per term), exact integer sums of subnormal mantissas and a non-finite flag; the
+///   host certifies α with `AbsMeanCertifier` from a rigorous tree-depth bound (the host merges the group
+///   partials of every launch, piece or chunk, sequentially, and counts them all).
+/// - α, exact path (devices without `cl_khr_fp64`, and any tensor the certifier cannot decide): the device
+///   bins the magnitudes' integer mantissas by exponent (`exactsum_*` in Kernels/absmean.cl, 64-bit integer
+///   bins, order-free); the host adds the per-group bins exactly (`ExactAbsSum`) and rounds the mean once.
+///   The host never makes a pass over the tensor for α.
 /// - A tensor that fits one chunk is uploaded once, into one resident buffer, in pieces of at least
 ///   `pieceElements` (at most `maxPieces` pieces, boundaries at multiples of 256 elements; a tensor up to
 ///   `pieceElements` is one piece): each piece is a non-blocking write on the transfer queue, and the α
@@ -21,8 +25,7 @@ import Foundation
 ///   reduced while piece k+1 crosses the bus. The trit kernel then runs
 ///   once over the whole resident buffer (no re-upload). Larger tensors stream chunk by chunk through the
 ///   two slots and are uploaded twice (α pass, trit pass).
-///   Devices without `cl_khr_fp64` compute α on the host CPU and use the device for trits only (one upload
-///   per chunk, not split into pieces).
+///   Devices without `cl_khr_fp64` run the exact pass in place of the float64 one (same pieces, same residency).
 /// - Trits: integer comparison with `TritThreshold.magnitudeBits`; no float arithmetic on the device.
 ///
 /// Thread-safe: concurrent `quantize` calls on one backend are serialized by a lock (use
@@ -52,13 +55,15 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     public let pieceElements: Int
     /// Work-groups per kernel launch at most.
     public let maxGroups: Int
-    /// Whether α partial sums run on the device (`cl_khr_fp64` present); otherwise the host computes α.
-    public let computesScaleOnDevice: Bool
+    /// Whether the float64 fast α pass runs (`cl_khr_fp64` present); otherwise every α comes from the exact
+    /// integer pass, also on the device.
+    public let usesFloat64Sums: Bool
 
     package let context: CLContext
     package let compute: CLCommandQueue
     package let transfer: CLCommandQueue
     package let absmeanKernels: [ElementType: CLKernel]
+    package let exactKernels: [ElementType: CLKernel]
     package let packedKernels: [ElementType: CLKernel]
     package let int8Kernels: [ElementType: CLKernel]
 
@@ -83,6 +88,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         var subnormals: CLBuffer
         var flags: CLBuffer
         var counts: CLBuffer
+        var bins: CLBuffer
         let elements: Int
 
         init(context: CLContext, elements: Int, groups: Int) throws(CLError) {
@@ -93,6 +99,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             subnormals = try CLBuffer(context: context, byteCount: groups * 8)
             flags = try CLBuffer(context: context, byteCount: groups * 8)  // (flag, tag ^ group) per group
             counts = try CLBuffer(context: context, byteCount: groups * 8)  // (non-zero count, tag ^ group)
+            bins = try CLBuffer(context: context, byteCount: groups * OpenCLBackend.exactBins * 8)
         }
 
         /// The arguments of an `absmean_*` kernel (Kernels/absmean.cl, in parameter order) over elements
@@ -101,6 +108,13 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             [.buffer(input), .uint32(UInt32(count)), .buffer(sums), .buffer(subnormals), .buffer(flags),
              .local(byteCount: local * 8), .local(byteCount: local * 8), .local(byteCount: local * 4),
              .uint32(UInt32(base)), .uint32(tag)]
+        }
+
+        /// The arguments of an `exactsum_*` kernel (Kernels/absmean.cl, in parameter order) over elements
+        /// [base, base + count) of this slot's input, with local memory for `local` work-items.
+        package func exactArguments(count: Int, base: Int, local: Int, tag: UInt32) -> [CLKernelArgument] {
+            [.buffer(input), .uint32(UInt32(count)), .buffer(bins), .buffer(flags),
+             .local(byteCount: local * 8), .local(byteCount: local * 8), .uint32(UInt32(base)), .uint32(tag)]
         }
 
         /// The arguments of a `ternarize_*` kernel (Kernels/ternarize.cl, in parameter order) over the first
@@ -127,7 +141,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         try self.init(device: device, chunkElements: chunkElements, workGroupSize: workGroupSize,
                       absmeanSource: OpenCLBackend.kernelSource(PackageResources.absmean_cl),
                       ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
-                      hostScaleOnly: false, pieceElements: pieceElements)
+                      forceExactScale: false, pieceElements: pieceElements)
     }
 
     /// A kernel file's embedded bytes preceded by the shared widening helpers (`Kernels/widen.cl`).
@@ -135,11 +149,11 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         String(decoding: PackageResources.widen_cl, as: UTF8.self) + "\n" + String(decoding: kernel, as: UTF8.self)
     }
 
-    /// Designated initializer; tests pass broken sources to exercise build failures, and `hostScaleOnly`
-    /// to exercise the no-fp64 path (α on the host CPU) on a device that has fp64.
+    /// Designated initializer; tests pass broken sources to exercise build failures, and `forceExactScale`
+    /// to run the no-fp64 path (every α from the exact device bins) on a device that has fp64.
     /// `interceptor` (tests only) sees every OpenCL call the backend makes, to inject faults.
     init(device: CLDevice, chunkElements: Int, workGroupSize: Int, absmeanSource: String,
-         ternarizeSource: String, hostScaleOnly: Bool,
+         ternarizeSource: String, forceExactScale: Bool,
          pieceElements: Int = OpenCLBackend.defaultPieceElements,
          interceptor: (any CLCallInterceptor)? = nil) throws(OpenCLBackendError) {
         self.device = device
@@ -154,7 +168,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         self.context = context
         compute = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
         transfer = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
-        computesScaleOnDevice = info.supportsFP64 && !hostScaleOnly
+        usesFloat64Sums = info.supportsFP64 && !forceExactScale
 
         let options = "-cl-std=CL1.2"
         func build(_ source: String) throws(OpenCLBackendError) -> CLProgram {
@@ -168,26 +182,29 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             }
         }
         let ternarizeProgram = try build(ternarizeSource)
-        let absmeanProgram = computesScaleOnDevice ? try build(absmeanSource) : nil
+        let absmeanProgram = try build(absmeanSource)  // absmean_* exist only where the compiler has cl_khr_fp64
         let suffixes: [(ElementType, String)] = [(.float32, "f32"), (.float16, "f16"), (.bfloat16, "bf16")]
         var absmean: [ElementType: CLKernel] = [:]
+        var exact: [ElementType: CLKernel] = [:]
         var packed: [ElementType: CLKernel] = [:]
         var int8: [ElementType: CLKernel] = [:]
         for (type, suffix) in suffixes {
-            if let absmeanProgram {
+            if usesFloat64Sums {
                 absmean[type] = try wrap { () throws(CLError) in try CLKernel(program: absmeanProgram, name: "absmean_\(suffix)") }
             }
+            exact[type] = try wrap { () throws(CLError) in try CLKernel(program: absmeanProgram, name: "exactsum_\(suffix)") }
             packed[type] = try wrap { () throws(CLError) in try CLKernel(program: ternarizeProgram, name: "ternarize_packed_\(suffix)") }
             int8[type] = try wrap { () throws(CLError) in try CLKernel(program: ternarizeProgram, name: "ternarize_int8_\(suffix)") }
         }
         absmeanKernels = absmean
+        exactKernels = exact
         packedKernels = packed
         int8Kernels = int8
 
         // Work-group size: the request, capped by the device limit and every kernel's limit (any size ≥ 1:
         // the kernels' tails and tree reductions handle groups of 1, 2, 3, … items).
         var limit = Swift.max(1, Swift.min(workGroupSize, info.maxWorkGroupSize))
-        for kernel in Array(absmean.values) + Array(packed.values) + Array(int8.values) {
+        for kernel in Array(absmean.values) + Array(exact.values) + Array(packed.values) + Array(int8.values) {
             let kernelLimit = try wrap { () throws(CLError) in try kernel.maxWorkGroupSize(on: device) }
             limit = Swift.min(limit, Swift.max(1, kernelLimit))
         }
@@ -246,21 +263,30 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     private func quantizeLocked(_ input: TensorInput, layout: TritLayout, output: UnsafeMutableRawBufferPointer) throws
         -> QuantizationSummary
     {
-        let resident: Bool
-        let scale: Float
-        if computesScaleOnDevice {
+        // After either α pass a single-chunk tensor is resident in slot 0 (uploaded once).
+        let resident = chunkCount(input.elementCount) == 1
+        var certified: Float?
+        if usesFloat64Sums {
             let estimate = try deviceAbsSum(input)
-            resident = chunkCount(input.elementCount) == 1
-            if estimate.flagged {
-                if let error = input.firstNonFiniteError() { throw error }
+            if estimate.flagged, let error = input.firstNonFiniteError() { throw error }
+            if case .certified(let value) = AbsMeanCertifier.certify(estimate.estimate, count: input.elementCount) {
+                certified = value
             }
-            switch AbsMeanCertifier.certify(estimate.estimate, count: input.elementCount) {
-            case .certified(let value): scale = value
-            case .needsExactSum: scale = CPUBackend().exactAbsMean(input)
-            }
+        }
+        let scale: Float
+        if let certified {
+            scale = certified
         } else {
-            scale = try CPUBackend().absMean(input)
-            resident = false
+            // No fp64, or too close to a rounding boundary: the exact bins, on the device.
+            let exact = try deviceExactSum(input, inputResident: usesFloat64Sums && resident)
+            if exact.flagged {
+                if let error = input.firstNonFiniteError() { throw error }
+                throw corrupt("the exact α pass flagged a NaN/Inf element, but the tensor has none")
+            }
+            guard let mean = exact.sum.roundedMean(count: input.elementCount) else {
+                throw corrupt("the exact α pass has no elements to average")
+            }
+            scale = mean
         }
         let threshold = TritThreshold(validScale: scale)
         let nonZero = try deviceTernarize(input, threshold: threshold.magnitudeBits, layout: layout,
@@ -334,8 +360,55 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         OpenCLBackendError.inconsistentResult(device: info.name, detail: detail)
     }
 
-    /// Device pass 1: partial sums for every piece (single chunk) or every chunk, merged on the host with a
-    /// rigorous depth bound. A single-chunk tensor stays resident in slot 0 for pass 2.
+    /// Bins per work-group of the exact α pass (`EXACT_BINS` in Kernels/absmean.cl): bin k holds
+    /// multiples of 2^(8k) units of 2^-149.
+    package static let exactBins = 32
+
+    /// One α launch: elements `range` of the tensor, in slot `slot` at element `offset` of its input buffer.
+    struct Launch {
+        var range: Range<Int>
+        var slot: Int
+        var offset: Int
+    }
+
+    /// The α launches over a tensor of `count` elements: one per upload piece of a single-chunk tensor (all in
+    /// slot 0, so the tensor stays resident), else one per chunk through the two slots.
+    func launches(count: Int) -> [Launch] {
+        let chunks = chunkCount(count)
+        return chunks == 1
+            ? pieceRanges(count: count).map { Launch(range: $0, slot: 0, offset: $0.lowerBound) }
+            : (0..<chunks).map { Launch(range: chunkRange($0, count: count), slot: $0 & 1, offset: 0) }
+    }
+
+    /// Runs one α reduction launch per element of `launches`: uploads each launch's elements (unless the
+    /// tensor is already resident) and calls `enqueue(index, launch, slot, waits)`, which binds, runs the
+    /// kernel after `waits` and enqueues its read-backs, and returns the kernel's event. Pieces of one chunk
+    /// fill disjoint parts of slot 0: their uploads wait for nothing, so the transfer queue runs ahead of
+    /// the kernels. A chunk waits for its slot's last kernel. Waits on every tracked event before it returns
+    /// or throws (the read-backs land in the caller's arrays).
+    private func runReduction(_ input: TensorInput, launches: [Launch], inputResident: Bool,
+                              _ enqueue: (Int, Launch, Slot, [CLEvent], InFlight) throws -> CLEvent) throws {
+        let chunks = chunkCount(input.elementCount)
+        try ensureSlots(elements: Swift.min(input.elementCount, activeChunkElements), chunks: chunks)
+        let pending = InFlight()
+        defer { pending.drain(queues: [compute, transfer]) }  // also on every error path
+        var lastKernel: [CLEvent?] = [nil, nil]
+        for (index, launch) in launches.enumerated() {
+            let slot = slots[launch.slot]
+            var waits: [CLEvent] = []
+            if !inputResident {
+                let after = chunks == 1 ? nil : lastKernel[launch.slot]
+                waits.append(try upload(input, range: launch.range, into: slot, offset: launch.offset, after: after,
+                                        pending: pending))
+            }
+            lastKernel[launch.slot] = pending.track(try enqueue(index, launch, slot, waits, pending))
+            try compute.flush()
+        }
+        try pending.waitAll()  // the read events themselves: clFinish does not wait for them everywhere
+    }
+
+    /// Device pass 1 (fp64 devices): partial sums for every piece (single chunk) or every chunk, merged on the
+    /// host with a rigorous depth bound. A single-chunk tensor stays resident in slot 0 for pass 2.
     ///
     /// Every non-blocking command's event is tracked and waited on before this returns or throws, so no
     /// transfer touches the staging arrays (or the caller's input) after they go away. The staging arrays are
@@ -343,13 +416,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     /// and checked after the wait: a driver whose reads did not land gives an error, never a wrong α.
     private func deviceAbsSum(_ input: TensorInput) throws -> DeviceEstimate {
         guard let kernel = absmeanKernels[input.elementType] else { throw CLError(.invalidKernelName, call: "absmean") }
-        let count = input.elementCount
-        let chunks = chunkCount(count)
-        try ensureSlots(elements: Swift.min(count, activeChunkElements), chunks: chunks)
-        // One launch per upload: (tensor range, slot, element offset in the slot's buffer).
-        let launches: [(range: Range<Int>, slot: Int, offset: Int)] = chunks == 1
-            ? pieceRanges(count: count).map { ($0, 0, $0.lowerBound) }
-            : (0..<chunks).map { (chunkRange($0, count: count), $0 & 1, 0) }
+        let launches = self.launches(count: input.elementCount)
         var sums = [Double](repeating: .nan, count: launches.count * maxGroups)
         var subnormals = [UInt64](repeating: .max, count: launches.count * maxGroups)
         var flags = [UInt32](repeating: 0, count: launches.count * maxGroups * 2)
@@ -362,11 +429,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                 try flags.withUnsafeMutableBytes { flagsOut in
                     guard let sumsBase = sumsOut.baseAddress, let subBase = subOut.baseAddress,
                           let flagsBase = flagsOut.baseAddress else { throw CLError(.invalidValue, call: "absmean") }
-                    let pending = InFlight()
-                    defer { pending.drain(queues: [compute, transfer]) }  // also on every error path
-                    var lastKernel: [CLEvent?] = [nil, nil]
-                    for (index, launch) in launches.enumerated() {
-                        let slot = slots[launch.slot]
+                    try runReduction(input, launches: launches, inputResident: false) { index, launch, slot, waits, pending in
                         let range = launch.range
                         let groups = groupCount(units: (range.count + 3) / 4)
                         groupsPerLaunch[index] = groups
@@ -375,16 +438,11 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                         // takes them all when the launch has a single item), two to combine lanes.
                         let vectors = range.count / 4
                         maxPerItem = Swift.max(maxPerItem, (vectors + items - 1) / items + 5)
-                        // Pieces of one chunk fill disjoint parts of slot 0: their uploads wait for nothing, so
-                        // the transfer queue runs ahead of the kernels. A chunk waits for its slot's last kernel.
-                        let after = chunks == 1 ? nil : lastKernel[launch.slot]
-                        let written = try upload(input, range: range, into: slot, offset: launch.offset, after: after,
-                                                 pending: pending)
                         let tag = nextTag()
                         tags[index] = tag
                         try kernel.bind(slot.absmeanArguments(count: range.count, base: launch.offset, local: local, tag: tag))
-                        let ran = pending.track(try compute.run(kernel, globalSize: items, localSize: local, waitingFor: [written]))
-                        lastKernel[launch.slot] = ran
+                        let ran = try compute.run(kernel, globalSize: items, localSize: local, waitingFor: waits)
+                        pending.track(ran)
                         let at = index * maxGroups
                         // In-order queue: these reads finish before the next kernel reuses the partial buffers. They
                         // also wait on the kernel's event explicitly rather than trusting the queue order alone (the
@@ -396,9 +454,8 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                                                                     waitingFor: afterKernel))
                         pending.track(try compute.unsafeEnqueueRead(slot.flags, into: flagsBase + at * 8, byteCount: groups * 8,
                                                                     waitingFor: afterKernel))
-                        try compute.flush()
+                        return ran
                     }
-                    try pending.waitAll()  // the read events themselves: clFinish does not wait for them everywhere
                 }
             }
         }
@@ -438,6 +495,64 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         let floating = overflow ? Double.nan : total
         let estimate = AbsSumEstimate(floatingSum: flagged ? .infinity : floating, subnormalUnits: units, additionDepth: depth)
         return DeviceEstimate(estimate: estimate, flagged: flagged)
+    }
+
+    /// The exact α pass: every group's 32 integer bins (`exactsum_*`), added exactly on the host, plus the
+    /// non-finite flag. Uploads like `deviceAbsSum` unless the tensor is already resident in slot 0 (a
+    /// single-chunk tensor after the float64 pass); a single-chunk tensor is resident afterwards.
+    ///
+    /// Checked like `deviceAbsSum`: bins are pre-filled with `UInt64.max` (no launch of fewer than 2^31
+    /// elements can produce a bin above `elements · 2^31`), tags must match, flags must be 0 or 1.
+    private func deviceExactSum(_ input: TensorInput, inputResident: Bool) throws -> (sum: ExactAbsSum, flagged: Bool) {
+        guard let kernel = exactKernels[input.elementType] else { throw CLError(.invalidKernelName, call: "exactsum") }
+        let launches = self.launches(count: input.elementCount)
+        let perGroup = Self.exactBins
+        var bins = [UInt64](repeating: .max, count: launches.count * maxGroups * perGroup)
+        var flags = [UInt32](repeating: 0, count: launches.count * maxGroups * 2)
+        var groupsPerLaunch = [Int](repeating: 0, count: launches.count)
+        var tags = [UInt32](repeating: 0, count: launches.count)
+        let local = workGroupSize
+        try bins.withUnsafeMutableBytes { binsOut in
+            try flags.withUnsafeMutableBytes { flagsOut in
+                guard let binsBase = binsOut.baseAddress, let flagsBase = flagsOut.baseAddress else {
+                    throw CLError(.invalidValue, call: "exactsum")
+                }
+                try runReduction(input, launches: launches, inputResident: inputResident) { index, launch, slot, waits, pending in
+                    let groups = groupCount(units: (launch.range.count + 3) / 4)
+                    groupsPerLaunch[index] = groups
+                    let tag = nextTag()
+                    tags[index] = tag
+                    try kernel.bind(slot.exactArguments(count: launch.range.count, base: launch.offset, local: local, tag: tag))
+                    let ran = try compute.run(kernel, globalSize: groups * local, localSize: local, waitingFor: waits)
+                    pending.track(ran)
+                    let at = index * maxGroups
+                    pending.track(try compute.unsafeEnqueueRead(slot.bins, into: binsBase + at * perGroup * 8,
+                                                                byteCount: groups * perGroup * 8, waitingFor: [ran]))
+                    pending.track(try compute.unsafeEnqueueRead(slot.flags, into: flagsBase + at * 8, byteCount: groups * 8,
+                                                                waitingFor: [ran]))
+                    return ran
+                }
+            }
+        }
+        var sum = ExactAbsSum()
+        var flagged = false
+        for (launch, entry) in launches.enumerated() {
+            let limit = UInt64(entry.range.count) << 31  // each element adds less than 2^31 to one bin
+            for g in 0..<groupsPerLaunch[launch] {
+                let index = launch * maxGroups + g
+                guard flags[2 * index + 1] == tags[launch] ^ UInt32(g), flags[2 * index] <= 1 else {
+                    throw corrupt("exact α bins of launch \(launch), group \(g) were not written (tag check failed)")
+                }
+                flagged = flagged || flags[2 * index] != 0
+                for k in 0..<perGroup {
+                    let bin = bins[index * perGroup + k]
+                    guard bin <= limit, sum.add(units: bin, shiftedBy: 8 * k) else {
+                        throw corrupt("exact α bin \(k) of launch \(launch), group \(g) is impossible (\(bin))")
+                    }
+                }
+            }
+        }
+        return (sum, flagged)
     }
 
     /// Device pass 2: trits into `output`, returning the number of non-zero trits.

@@ -63,6 +63,10 @@ struct OpenCLHardeningTests {
         for kernel in backend.absmeanKernels.values {
             #expect(kernel.argumentCount == slot.absmeanArguments(count: 1, base: 0, local: 16, tag: 0).count, "\(kernel.name)")
         }
+        for kernel in backend.exactKernels.values {
+            #expect(kernel.argumentCount == slot.exactArguments(count: 1, base: 0, local: 16, tag: 0).count, "\(kernel.name)")
+        }
+        #expect(backend.exactKernels.count == 3)
         for kernel in Array(backend.packedKernels.values) + Array(backend.int8Kernels.values) {
             #expect(kernel.argumentCount == slot.ternarizeArguments(count: 1, threshold: 1, local: 16, tag: 0).count, "\(kernel.name)")
         }
@@ -90,13 +94,16 @@ struct OpenCLFaultTests {
     }
 
     @Test("reads that report success but never land (Mesa rusticl's failure) give an error, never wrong bytes",
-          arguments: ["sums", "subnormals", "flags", "trits", "counts"])
+          arguments: ["sums", "subnormals", "flags", "bins", "exactFlags", "trits", "counts"])
     func droppedReads(which: String) throws {
         let device = try #require(Support.firstDevice)
-        let hostScale = !(try device.info().supportsFP64)
-        if hostScale && ["sums", "subnormals", "flags"].contains(which) { return }  // no α pass on this device
-        // Reads are enqueued per launch in this order: α (sums, subnormals, flags), then trits (output, counts).
-        let order = hostScale ? ["trits", "counts"] : ["sums", "subnormals", "flags", "trits", "counts"]
+        // The exact α pass runs for "bins"/"exactFlags" (forced) and on devices without fp64 (always).
+        let hasFP64 = try device.info().supportsFP64
+        let exactPath = ["bins", "exactFlags"].contains(which) || !hasFP64
+        if exactPath && ["sums", "subnormals", "flags"].contains(which) { return }  // no float64 pass on this device
+        // Reads are enqueued per launch in this order: α (sums, subnormals, flags; or bins, flags on the exact
+        // path), then trits (output, counts).
+        let order = exactPath ? ["bins", "exactFlags", "trits", "counts"] : ["sums", "subnormals", "flags", "trits", "counts"]
         let position = try #require(order.firstIndex(of: which))
         let reads = SendableBox<[Int]>([0])
         let injector = FaultInjector { _, call in
@@ -105,7 +112,7 @@ struct OpenCLFaultTests {
             reads.set(0, k + 1)
             return k == position ? .skip : .proceed
         }
-        let backend = try OpenCLBackend.injected(device: device, injector: injector)
+        let backend = try OpenCLBackend.injected(device: device, injector: injector, forceExactScale: exactPath)
         let weights = Self.weights(10_007, seed: 3)
         // The output starts as a plausible earlier result (zeros): it must not come back as the answer.
         var output = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: weights.count))
