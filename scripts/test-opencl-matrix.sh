@@ -18,7 +18,7 @@ read -r -a flags <<< "${SWIFT_TEST_FLAGS--c release -Xswiftc -enable-testing}"
 # TERNQ_REQUIRE_OPENCL=pocl), so it is not repeated by default.
 matrix="${OPENCL_MATRIX:-pocl-basic pocl-wg rusticl oclgrind}"
 
-equality='OpenCLEqualityTests|OpenCLExactScaleTests|OpenCLHardeningTests|OpenCLRequiredImplementationTests'
+equality='OpenCLEqualityTests|OpenCLExactScaleTests|OpenCLBatchTests|OpenCLHardeningTests|OpenCLRequiredImplementationTests'
 faults='OpenCLFaultTests'
 small='OpenCLEqualityTests/(randomSizes|midpoints|thresholdNeighbours|specialMagnitudes|halfInputs|exactScalePath|nonFinite)|OpenCLExactScaleTests/(adversarialVectors|float64RouteIsWrong)|OpenCLHardeningTests/everyWorkGroupSize|OpenCLRequiredImplementationTests'
 

@@ -62,6 +62,8 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     package let context: CLContext
     package let compute: CLCommandQueue
     package let transfer: CLCommandQueue
+    /// The trit downloads' own queue, so a download waiting on its kernel never holds up the next upload.
+    package let download: CLCommandQueue
     package let absmeanKernels: [ElementType: CLKernel]
     package let exactKernels: [ElementType: CLKernel]
     package let packedKernels: [ElementType: CLKernel]
@@ -69,6 +71,14 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
 
     package let lock = NSLock()
     private var slots: [Slot] = []
+    /// Pinned upload staging: two `CL_MEM_ALLOC_HOST_PTR` buffers of `stagingBytes`, used alternately (lock held).
+    private var uploadStaging: [Staging] = []
+    private var nextStaging = 0
+    /// Bytes per upload staging buffer (a multiple of 4 KiB, at least 4 KiB; at most 4 bytes per chunk element in
+    /// use): the largest single upload copy.
+    public let stagingBytes: Int
+    /// Default upload staging buffer: 32 MiB (two of them per backend, in pinned host memory).
+    public static let defaultStagingBytes = 32 << 20
     /// Chunk size in use (lock held): `chunkElements`, halved after each out-of-memory failure.
     private var activeChunkElements: Int
     /// Per-launch tag the kernels echo next to each work-group's result (`tag ^ group`): a read-back that did
@@ -80,10 +90,27 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         return 0x8000_0000 | (launchCounter & 0x7FFF_FFFF)
     }
 
-    /// Device buffers for one pipeline slot.
+    /// A pinned host buffer (`CL_MEM_ALLOC_HOST_PTR`) for uploads, and the last copy out of it.
+    final class Staging {
+        let buffer: CLBuffer
+        var lastUse: CLEvent?
+        init(context: CLContext, byteCount: Int) throws(CLError) {
+            buffer = try CLBuffer(context: context, byteCount: byteCount, flags: [.readOnly, .allocHostPointer])
+        }
+    }
+
+    /// Device buffers for one pipeline slot, with the pinned host buffer its trits are downloaded through.
     package final class Slot {
         package var input: CLBuffer
         var output: CLBuffer
+        /// Pinned host copy of `output` (`CL_MEM_ALLOC_HOST_PTR`, `elements` bytes), mapped to read the trits.
+        var hostOutput: CLBuffer
+        /// The last kernel reading `input` (the next upload into it waits on it).
+        var inputReader: CLEvent?
+        /// The last download copy out of `output` (the next trit kernel writing it waits on it).
+        var outputCopy: CLEvent?
+        /// The last unmap of `hostOutput` (the next copy into it waits on it).
+        var hostUnmap: CLEvent?
         var sums: CLBuffer
         var subnormals: CLBuffer
         var flags: CLBuffer
@@ -91,10 +118,18 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         var bins: CLBuffer
         let elements: Int
 
-        init(context: CLContext, elements: Int, groups: Int) throws(CLError) {
+        /// Allocates the buffers; with `queue`, fills `hostOutput` with `TritReadBack.poison` (blocking).
+        init(context: CLContext, elements: Int, groups: Int, queue: CLCommandQueue? = nil) throws(CLError) {
             self.elements = elements
             input = try CLBuffer(context: context, byteCount: elements * 4, flags: .readOnly)
-            output = try CLBuffer(context: context, byteCount: elements, flags: .writeOnly)
+            output = try CLBuffer(context: context, byteCount: elements, flags: .readWrite)
+            hostOutput = try CLBuffer(context: context, byteCount: elements, flags: [.readWrite, .allocHostPointer])
+            if let queue {
+                let (pointer, mapped) = try queue.unsafeEnqueueMap(hostOutput, access: .writeInvalidate, byteCount: elements)
+                try mapped.wait()
+                pointer.initializeMemory(as: UInt8.self, repeating: TritReadBack.poison, count: elements)
+                try queue.enqueueUnmap(hostOutput, pointer: pointer).wait()
+            }
             sums = try CLBuffer(context: context, byteCount: groups * 8)
             subnormals = try CLBuffer(context: context, byteCount: groups * 8)
             flags = try CLBuffer(context: context, byteCount: groups * 8)  // (flag, tag ^ group) per group
@@ -134,14 +169,17 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     ///     size ≥ 1). Results do not depend on it.
     ///   - pieceElements: minimum upload piece of a single-chunk tensor (rounded up to a multiple of 256);
     ///     a tensor is split into at most `maxPieces` pieces. Results do not depend on it.
+    ///   - stagingBytes: size of each of the two pinned upload staging buffers (rounded up to 4 KiB); an upload
+    ///     is copied through them in parts of at most this size. Results do not depend on it.
     /// - Throws: `OpenCLBackendError.buildFailed` (with the build log) or `.deviceFailure`.
     public convenience init(device: CLDevice, chunkElements: Int = OpenCLBackend.defaultChunkElements,
                             workGroupSize: Int = OpenCLBackend.defaultWorkGroupSize,
-                            pieceElements: Int = OpenCLBackend.defaultPieceElements) throws(OpenCLBackendError) {
+                            pieceElements: Int = OpenCLBackend.defaultPieceElements,
+                            stagingBytes: Int = OpenCLBackend.defaultStagingBytes) throws(OpenCLBackendError) {
         try self.init(device: device, chunkElements: chunkElements, workGroupSize: workGroupSize,
                       absmeanSource: OpenCLBackend.kernelSource(PackageResources.absmean_cl),
                       ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
-                      forceExactScale: false, pieceElements: pieceElements)
+                      forceExactScale: false, pieceElements: pieceElements, stagingBytes: stagingBytes)
     }
 
     /// A kernel file's embedded bytes preceded by the shared widening helpers (`Kernels/widen.cl`).
@@ -155,8 +193,10 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     init(device: CLDevice, chunkElements: Int, workGroupSize: Int, absmeanSource: String,
          ternarizeSource: String, forceExactScale: Bool,
          pieceElements: Int = OpenCLBackend.defaultPieceElements,
+         stagingBytes: Int = OpenCLBackend.defaultStagingBytes,
          interceptor: (any CLCallInterceptor)? = nil) throws(OpenCLBackendError) {
         self.device = device
+        self.stagingBytes = (Swift.min(Swift.max(stagingBytes, 1), 1 << 30) + 4095) / 4096 * 4096
         self.pieceElements = (Swift.min(Swift.max(pieceElements, 1), 1 << 30) + 255) / 256 * 256
         let deviceName = device.name
         func wrap<T>(_ body: () throws(CLError) -> T) throws(OpenCLBackendError) -> T {
@@ -168,6 +208,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         self.context = context
         compute = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
         transfer = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
+        download = try wrap { () throws(CLError) in try CLCommandQueue(context: context, device: device) }
         usesFloat64Sums = info.supportsFP64 && !forceExactScale
 
         let options = "-cl-std=CL1.2"
@@ -233,24 +274,41 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     public func quantize(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer) throws
         -> QuantizationSummary
     {
-        try checkOutputCapacity(input, layout: layout, output: output)
+        let summaries = try quantizeBatch([(input, output)], layout: layout)
+        guard let summary = summaries.first else { throw CLError(.invalidValue, call: "quantize") }
+        return summary
+    }
+
+    /// Quantizes several tensors in order, each into its own output, overlapping the trit download of tensor
+    /// k with the upload and α pass of tensor k+1 (the download runs on its own queue, ordered by events).
+    /// Results are the same as `quantize` on each tensor; the summaries come back in input order.
+    ///
+    /// Every input and output must stay valid until this returns. The outputs are written only once each
+    /// tensor's read-back checks passed; after an error, outputs of tensors before the failing one hold
+    /// their results, the others are unspecified. Throws like `quantize` (the first failure, in order).
+    public func quantizeBatch(_ jobs: [(input: TensorInput, output: UnsafeMutableRawBufferPointer)], layout: TritLayout) throws
+        -> [QuantizationSummary]
+    {
+        for job in jobs { try checkOutputCapacity(job.input, layout: layout, output: job.output) }
         lock.lock()
         defer { lock.unlock() }
         while true {
             do {
-                return try quantizeLocked(input, layout: layout, output: output)
+                return try quantizeBatchLocked(jobs, layout: layout)
             } catch let error as CLError {
                 drainQueues()
                 // Out of device memory: release the buffers, halve the chunk and retry (same result), down to
                 // `minimumChunkElements`; then report the failure.
                 if error.isOutOfMemory && activeChunkElements > Self.minimumChunkElements {
-                    slots = []
+                    releaseBuffers()
                     activeChunkElements = Swift.max(Self.minimumChunkElements, activeChunkElements / 2 / 256 * 256)
                     continue
                 }
+                releaseBuffers()
                 throw OpenCLBackendError.deviceFailure(device: info.name, error: error)
             } catch {
                 drainQueues()
+                releaseBuffers()
                 throw error
             }
         }
@@ -260,39 +318,69 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     public static let minimumChunkElements = 1 << 16
 
     /// One attempt with the current chunk size (lock held). Throws `CLError` for device failures.
-    private func quantizeLocked(_ input: TensorInput, layout: TritLayout, output: UnsafeMutableRawBufferPointer) throws
-        -> QuantizationSummary
+    private func quantizeBatchLocked(_ jobs: [(input: TensorInput, output: UnsafeMutableRawBufferPointer)], layout: TritLayout) throws
+        -> [QuantizationSummary]
     {
-        // After either α pass a single-chunk tensor is resident in slot 0 (uploaded once).
+        let pending = InFlight()
+        defer { pending.drain(queues: [compute, transfer, download]) }  // also on every error path
+        var summaries: [QuantizationSummary] = []
+        var previous: (trits: PendingTrits, scale: Float, count: Int)?
+        for job in jobs {
+            let scale: Float
+            do {
+                scale = try deviceScale(job.input)  // uploads while the previous tensor's trits download
+            } catch {
+                // The earlier tensor comes first: its output is written (or its own failure is thrown).
+                if let previous { _ = try finish(previous.trits, pending: pending) }
+                throw error
+            }
+            if let previous {
+                let nonZero = try finish(previous.trits, pending: pending)
+                summaries.append(QuantizationSummary(scale: previous.scale, elementCount: previous.count,
+                                                     zeroCount: previous.count - nonZero))
+            }
+            let threshold = TritThreshold(validScale: scale)
+            let trits = try enqueueTrits(job.input, threshold: threshold.magnitudeBits, layout: layout, output: job.output,
+                                         pending: pending)
+            previous = (trits, scale, job.input.elementCount)
+        }
+        if let previous {
+            let nonZero = try finish(previous.trits, pending: pending)
+            summaries.append(QuantizationSummary(scale: previous.scale, elementCount: previous.count,
+                                                 zeroCount: previous.count - nonZero))
+        }
+        try pending.waitAll()
+        return summaries
+    }
+
+    /// α of `input`, from the device (lock held): the certified float64 pass where the device has fp64, else
+    /// (or when the certifier cannot decide) the exact integer bins. A single-chunk tensor is resident in
+    /// slot 0 afterwards (uploaded once).
+    private func deviceScale(_ input: TensorInput) throws -> Float {
         let resident = chunkCount(input.elementCount) == 1
-        var certified: Float?
         if usesFloat64Sums {
             let estimate = try deviceAbsSum(input)
             if estimate.flagged, let error = input.firstNonFiniteError() { throw error }
             if case .certified(let value) = AbsMeanCertifier.certify(estimate.estimate, count: input.elementCount) {
-                certified = value
+                return value
             }
         }
-        let scale: Float
-        if let certified {
-            scale = certified
-        } else {
-            // No fp64, or too close to a rounding boundary: the exact bins, on the device.
-            let exact = try deviceExactSum(input, inputResident: usesFloat64Sums && resident)
-            if exact.flagged {
-                if let error = input.firstNonFiniteError() { throw error }
-                throw corrupt("the exact α pass flagged a NaN/Inf element, but the tensor has none")
-            }
-            guard let mean = exact.sum.roundedMean(count: input.elementCount) else {
-                throw corrupt("the exact α pass has no elements to average")
-            }
-            scale = mean
+        // No fp64, or too close to a rounding boundary: the exact bins, on the device.
+        let exact = try deviceExactSum(input, inputResident: usesFloat64Sums && resident)
+        if exact.flagged {
+            if let error = input.firstNonFiniteError() { throw error }
+            throw corrupt("the exact α pass flagged a NaN/Inf element, but the tensor has none")
         }
-        let threshold = TritThreshold(validScale: scale)
-        let nonZero = try deviceTernarize(input, threshold: threshold.magnitudeBits, layout: layout,
-                                          output: output, inputResident: resident)
-        return QuantizationSummary(scale: scale, elementCount: input.elementCount,
-                                   zeroCount: input.elementCount - nonZero)
+        guard let mean = exact.sum.roundedMean(count: input.elementCount) else {
+            throw corrupt("the exact α pass has no elements to average")
+        }
+        return mean
+    }
+
+    /// Drops every device and staging buffer (after a failure: a buffer may still be mapped).
+    private func releaseBuffers() {
+        slots = []
+        uploadStaging = []
     }
 
     // MARK: - Pipeline
@@ -317,10 +405,11 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         Swift.max(1, Swift.min(maxGroups, (units + workGroupSize - 1) / workGroupSize))
     }
 
-    /// Finishes both queues (belt and braces after an error; each pass already waited on its own events).
+    /// Finishes every queue (belt and braces after an error; each pass already waited on its own events).
     private func drainQueues() {
         _ = try? transfer.finish()
         _ = try? compute.finish()
+        _ = try? download.finish()
     }
 
     /// Makes sure `slots[0]` (and `slots[1]` when the tensor has several chunks) hold `elements` elements.
@@ -328,7 +417,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         let needed = chunks > 1 ? 2 : 1
         if slots.count >= needed, slots.prefix(needed).allSatisfy({ $0.elements >= elements }) { return }
         slots = []  // release old buffers first
-        for _ in 0..<needed { slots.append(try Slot(context: context, elements: elements, groups: maxGroups)) }
+        for _ in 0..<needed { slots.append(try Slot(context: context, elements: elements, groups: maxGroups, queue: download)) }
     }
 
     /// Slot 0 after `ensureKernelSlot` (benchmark use; lock held).
@@ -337,17 +426,46 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
     /// `ensureSlots` for the benchmark (lock held).
     package func ensureKernelSlot(elements: Int) throws(CLError) { try ensureSlots(elements: elements, chunks: 1) }
 
-    /// Enqueues the upload of elements `range` of the tensor into `slot` at element `offset`, after `after`
-    /// (the slot's previous kernel) finished; the event joins `pending` before anything else can throw.
+    /// Enqueues the upload of elements `range` of the tensor into `slot` at element `offset`, after `after`,
+    /// through the pinned staging buffers: per part of at most `stagingBytes`, map a staging buffer once its
+    /// previous copy finished (waiting on the map's event), copy the input into it on the host, unmap, and
+    /// copy it into the device buffer on the transfer queue after the unmap. Returns the copies' events (a
+    /// kernel reading the range waits on all of them); every event joins `pending` before anything else can
+    /// throw.
     private func upload(_ input: TensorInput, range: Range<Int>, into slot: Slot, offset: Int = 0,
-                        after: CLEvent?, pending: InFlight) throws(CLError) -> CLEvent {
+                        after: [CLEvent], pending: InFlight) throws(CLError) -> [CLEvent] {
         let width = input.elementType.byteWidth
         guard let base = input.bytes.baseAddress else { throw CLError(.invalidValue, call: "upload") }
-        let event = pending.track(try transfer.unsafeEnqueueWrite(
-            slot.input, offset: offset * width, from: base + range.lowerBound * width,
-            byteCount: range.count * width, waitingFor: after.map { [$0] } ?? []))
+        // Staging no larger than a chunk of F32 (so the out-of-memory retry, which halves chunks, shrinks it too).
+        let stagingSize = Swift.min(stagingBytes, activeChunkElements * 4)
+        if uploadStaging.count != 2 || uploadStaging.contains(where: { $0.buffer.byteCount != stagingSize }) {
+            uploadStaging = []  // release old buffers first
+            uploadStaging = [try Staging(context: context, byteCount: stagingSize),
+                             try Staging(context: context, byteCount: stagingSize)]
+        }
+        let total = range.count * width
+        var copies: [CLEvent] = []
+        var done = 0
+        while done < total {
+            let part = Swift.min(stagingSize, total - done)
+            let staging = uploadStaging[nextStaging & 1]
+            nextStaging &+= 1
+            let (pointer, mapped) = try transfer.unsafeEnqueueMap(staging.buffer, access: .writeInvalidate, byteCount: part,
+                                                                  waitingFor: staging.lastUse.map { [$0] } ?? [])
+            pending.track(mapped)
+            try transfer.flush()
+            try mapped.wait()
+            pointer.copyMemory(from: base + range.lowerBound * width + done, byteCount: part)
+            let unmapped = pending.track(try transfer.enqueueUnmap(staging.buffer, pointer: pointer))
+            let copied = pending.track(try transfer.enqueueCopy(from: staging.buffer, to: slot.input,
+                                                                destinationOffset: offset * width + done, byteCount: part,
+                                                                waitingFor: [unmapped] + after))
+            staging.lastUse = copied
+            copies.append(copied)
+            done += part
+        }
         try transfer.flush()
-        return event
+        return copies
     }
 
     struct DeviceEstimate {
@@ -393,15 +511,21 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         let pending = InFlight()
         defer { pending.drain(queues: [compute, transfer]) }  // also on every error path
         var lastKernel: [CLEvent?] = [nil, nil]
+        let readerBefore = slots.map(\.inputReader) + [nil, nil]
         for (index, launch) in launches.enumerated() {
             let slot = slots[launch.slot]
             var waits: [CLEvent] = []
             if !inputResident {
-                let after = chunks == 1 ? nil : lastKernel[launch.slot]
-                waits.append(try upload(input, range: launch.range, into: slot, offset: launch.offset, after: after,
-                                        pending: pending))
+                // Pieces wait only for the slot's reader from before this pass (the previous tensor's trit kernel);
+                // a chunk for its slot's last kernel in this pass, or that earlier reader.
+                let after = (chunks == 1 ? readerBefore[launch.slot] : lastKernel[launch.slot] ?? readerBefore[launch.slot])
+                    .map { [$0] } ?? []
+                waits = try upload(input, range: launch.range, into: slot, offset: launch.offset, after: after,
+                                   pending: pending)
             }
-            lastKernel[launch.slot] = pending.track(try enqueue(index, launch, slot, waits, pending))
+            let ran = pending.track(try enqueue(index, launch, slot, waits, pending))
+            lastKernel[launch.slot] = ran
+            slot.inputReader = ran
             try compute.flush()
         }
         try pending.waitAll()  // the read events themselves: clFinish does not wait for them everywhere
@@ -555,82 +679,158 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         return (sum, flagged)
     }
 
-    /// Device pass 2: trits into `output`, returning the number of non-zero trits.
-    ///
-    /// Waits on every tracked event before returning or throwing (the trits go straight into the caller's
-    /// `output`). Then checks what came back: every group's tag, and per chunk the kernel's non-zero count
-    /// against the non-zero trits actually in `output` (with valid codes and zero padding), so reads that
-    /// did not land or stale buffers give `OpenCLBackendError.inconsistentResult`, never wrong bytes.
-    private func deviceTernarize(_ input: TensorInput, threshold: UInt32, layout: TritLayout,
-                                 output: UnsafeMutableRawBufferPointer, inputResident: Bool) throws -> Int {
-        let kernels = layout == .packed2Bit ? packedKernels : int8Kernels
-        guard let kernel = kernels[input.elementType], let outBase = output.baseAddress else {
-            throw CLError(.invalidKernelName, call: "ternarize")
+    /// One chunk's trits on their way back: the download copy into the slot's pinned `hostOutput`, its map,
+    /// and the kernel's per-group counts (read into `counts`, which the pass's `InFlight` frees).
+    final class PendingChunk {
+        let slot: Slot
+        let range: Range<Int>
+        let groups: Int
+        let tag: UInt32
+        let mapped: CLEvent
+        let pointer: UnsafeMutableRawPointer
+        let countsRead: CLEvent
+        let counts: UnsafeMutableBufferPointer<UInt32>
+
+        init(slot: Slot, range: Range<Int>, groups: Int, tag: UInt32, mapped: CLEvent, pointer: UnsafeMutableRawPointer,
+             countsRead: CLEvent, counts: UnsafeMutableBufferPointer<UInt32>) {
+            self.slot = slot
+            self.range = range
+            self.groups = groups
+            self.tag = tag
+            self.mapped = mapped
+            self.pointer = pointer
+            self.countsRead = countsRead
+            self.counts = counts
         }
+    }
+
+    /// A tensor's trit pass after `enqueueTrits`: the chunks still to finish (the last one, or the only one).
+    struct PendingTrits {
+        var chunks: [PendingChunk]
+        var nonZeroSoFar: Int
+        var layout: TritLayout
+        var output: UnsafeMutableRawBufferPointer
+    }
+
+    /// Device pass 2: enqueues the trit kernel of every chunk and each chunk's download (copy into the slot's
+    /// pinned `hostOutput` on the download queue, map for reading); finishes every chunk but the last
+    /// (`finish`) as soon as the next one is enqueued, and returns the last one still in flight, so the caller
+    /// can start the next tensor before waiting for it. A resident single-chunk tensor is not uploaded again.
+    private func enqueueTrits(_ input: TensorInput, threshold: UInt32, layout: TritLayout,
+                              output: UnsafeMutableRawBufferPointer, pending: InFlight) throws -> PendingTrits {
+        let kernels = layout == .packed2Bit ? packedKernels : int8Kernels
+        guard let kernel = kernels[input.elementType] else { throw CLError(.invalidKernelName, call: "ternarize") }
         let count = input.elementCount
         let chunks = chunkCount(count)
+        let inputResident = chunks == 1
         try ensureSlots(elements: Swift.min(count, activeChunkElements), chunks: chunks)
-        var counts = [UInt32](repeating: 0, count: chunks * maxGroups * 2)
-        var groupsPerChunk = [Int](repeating: 0, count: chunks)
-        var tags = [UInt32](repeating: 0, count: chunks)
         let local = workGroupSize
-        try counts.withUnsafeMutableBytes { countsOut in
-            guard let countsBase = countsOut.baseAddress else { throw CLError(.invalidValue, call: "ternarize") }
-            let pending = InFlight()
-            defer { pending.drain(queues: [compute, transfer]) }  // also on every error path
-            var lastKernel: [CLEvent?] = [nil, nil]
-            for chunk in 0..<chunks {
-                let slot = slots[chunk & 1]
-                let range = chunkRange(chunk, count: count)
-                let groups = groupCount(units: (range.count + 3) / 4)
-                groupsPerChunk[chunk] = groups
-                var waits: [CLEvent] = []
-                if !(inputResident && chunks == 1) {
-                    waits.append(try upload(input, range: range, into: slot, after: lastKernel[chunk & 1], pending: pending))
-                }
-                let tag = nextTag()
-                tags[chunk] = tag
-                try kernel.bind(slot.ternarizeArguments(count: range.count, threshold: threshold, local: local, tag: tag))
-                let ran = pending.track(try compute.run(kernel, globalSize: groups * local, localSize: local, waitingFor: waits))
-                lastKernel[chunk & 1] = ran
-                let byteOffset = layout.byteCount(forTrits: range.lowerBound)  // lowerBound is a multiple of 256
-                // Explicitly after the kernel, not only by queue order (see deviceAbsSum).
-                pending.track(try compute.unsafeEnqueueRead(slot.output, into: outBase + byteOffset,
-                                                            byteCount: layout.byteCount(forTrits: range.count), waitingFor: [ran]))
-                pending.track(try compute.unsafeEnqueueRead(slot.counts, into: countsBase + chunk * maxGroups * 8,
-                                                            byteCount: groups * 8, waitingFor: [ran]))
-                try compute.flush()
-            }
-            try pending.waitAll()  // the read events themselves: clFinish does not wait for them everywhere
-        }
-        var nonZero = 0
+        var result = PendingTrits(chunks: [], nonZeroSoFar: 0, layout: layout, output: output)
         for chunk in 0..<chunks {
-            var chunkNonZero = 0
-            for g in 0..<groupsPerChunk[chunk] {
-                let index = chunk * maxGroups + g
-                guard counts[2 * index + 1] == tags[chunk] ^ UInt32(g) else {
-                    throw corrupt("trit counts of chunk \(chunk), group \(g) were not written (tag check failed)")
-                }
-                chunkNonZero += Int(counts[2 * index])
-            }
+            let slot = slots[chunk & 1]
             let range = chunkRange(chunk, count: count)
-            let start = layout.byteCount(forTrits: range.lowerBound)
-            let bytes = UnsafeRawBufferPointer(rebasing: output[start..<(start + layout.byteCount(forTrits: range.count))])
-            guard let found = TritReadBack.nonZeroCount(bytes, layout: layout, trits: range.count) else {
-                throw corrupt("trits of chunk \(chunk) read back hold invalid codes or non-zero padding")
+            let groups = groupCount(units: (range.count + 3) / 4)
+            // The kernel overwrites the slot's output and counts: after the previous download copy out of it.
+            var waits: [CLEvent] = slot.outputCopy.map { [$0] } ?? []
+            if !inputResident {
+                waits += try upload(input, range: range, into: slot, after: slot.inputReader.map { [$0] } ?? [], pending: pending)
             }
-            guard found == chunkNonZero else {
-                throw corrupt("trits of chunk \(chunk) read back hold \(found) non-zero trits, the kernel counted \(chunkNonZero)")
+            let tag = nextTag()
+            try kernel.bind(slot.ternarizeArguments(count: range.count, threshold: threshold, local: local, tag: tag))
+            let ran = pending.track(try compute.run(kernel, globalSize: groups * local, localSize: local, waitingFor: waits))
+            slot.inputReader = ran
+            let counts = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: groups * 2)
+            counts.initialize(repeating: 0)
+            pending.keepUntilDrained(counts)  // freed only after every tracked command finished
+            guard let countsBase = counts.baseAddress else { throw CLError(.invalidValue, call: "ternarize") }
+            // Explicitly after the kernel, not only by queue order (see deviceAbsSum).
+            let countsRead = pending.track(try compute.unsafeEnqueueRead(slot.counts, into: UnsafeMutableRawPointer(countsBase),
+                                                                         byteCount: groups * 8, waitingFor: [ran]))
+            try compute.flush()
+            let bytes = layout.byteCount(forTrits: range.count)
+            var copyWaits = [ran]
+            if let unmap = slot.hostUnmap { copyWaits.append(unmap) }
+            let copied = pending.track(try download.enqueueCopy(from: slot.output, to: slot.hostOutput, byteCount: bytes,
+                                                                waitingFor: copyWaits))
+            slot.outputCopy = copied
+            let mapped = try download.unsafeEnqueueMap(slot.hostOutput, access: .readWrite, byteCount: bytes, waitingFor: [copied])
+            pending.track(mapped.event)
+            try download.flush()
+            let entry = PendingChunk(slot: slot, range: range, groups: groups, tag: tag, mapped: mapped.event,
+                                     pointer: mapped.pointer, countsRead: countsRead, counts: counts)
+            pending.keepUntilDrained(entry)
+            // Chunk k-1 finishes once chunk k is queued (chunk k+1 reuses its slot).
+            if let earlier = result.chunks.popLast() {
+                result.nonZeroSoFar += try finish(earlier, layout: layout, output: output, pending: pending)
             }
-            nonZero += chunkNonZero
+            result.chunks.append(entry)
+        }
+        return result
+    }
+
+    /// Finishes a tensor's trit pass: waits for each remaining chunk's map and counts, copies the trits from
+    /// pinned memory into the caller's output, and checks them. Returns the tensor's non-zero trits.
+    private func finish(_ trits: PendingTrits, pending: InFlight) throws -> Int {
+        var nonZero = trits.nonZeroSoFar
+        for chunk in trits.chunks {
+            nonZero += try finish(chunk, layout: trits.layout, output: trits.output, pending: pending)
         }
         return nonZero
+    }
+
+    /// Finishes one chunk: waits on its map and counts read (the events themselves: clFinish does not wait for
+    /// them everywhere), copies the trits into `output`, poisons the pinned copy (`TritReadBack.poison`, so a
+    /// later download that never lands shows as invalid codes) and unmaps it. Then checks what came back: every
+    /// group's tag, and the kernel's non-zero count against the non-zero trits actually in `output` (with valid
+    /// codes and zero padding), so reads that did not land or stale buffers give
+    /// `OpenCLBackendError.inconsistentResult`, never wrong bytes.
+    private func finish(_ chunk: PendingChunk, layout: TritLayout, output: UnsafeMutableRawBufferPointer,
+                        pending: InFlight) throws -> Int {
+        guard let outBase = output.baseAddress else { throw CLError(.invalidValue, call: "ternarize") }
+        try chunk.mapped.wait()
+        try chunk.countsRead.wait()
+        let range = chunk.range
+        let start = layout.byteCount(forTrits: range.lowerBound)  // lowerBound is a multiple of 256
+        let bytes = layout.byteCount(forTrits: range.count)
+        (outBase + start).copyMemory(from: chunk.pointer, byteCount: bytes)
+        chunk.pointer.initializeMemory(as: UInt8.self, repeating: TritReadBack.poison, count: bytes)
+        chunk.slot.hostUnmap = pending.track(try download.enqueueUnmap(chunk.slot.hostOutput, pointer: chunk.pointer))
+        try download.flush()
+        var chunkNonZero = 0
+        let label = "chunk at element \(range.lowerBound)"
+        for g in 0..<chunk.groups {
+            guard chunk.counts[2 * g + 1] == chunk.tag ^ UInt32(g) else {
+                throw corrupt("trit counts of \(label), group \(g) were not written (tag check failed)")
+            }
+            chunkNonZero += Int(chunk.counts[2 * g])
+        }
+        let written = UnsafeRawBufferPointer(rebasing: output[start..<(start + bytes)])
+        guard let found = TritReadBack.nonZeroCount(written, layout: layout, trits: range.count) else {
+            throw corrupt("trits of \(label) read back hold invalid codes or non-zero padding")
+        }
+        guard found == chunkNonZero else {
+            throw corrupt("trits of \(label) read back hold \(found) non-zero trits, the kernel counted \(chunkNonZero)")
+        }
+        return chunkNonZero
     }
 }
 
 /// The events of one operation's commands, waited on before the memory they use goes away.
 final class InFlight {
     private var events: [CLEvent] = []
+    /// Objects that own memory the tracked commands use (released only after the wait).
+    private var owners: [AnyObject] = []
+    private var buffers: [UnsafeMutableBufferPointer<UInt32>] = []
+
+    /// Keeps `owner` alive until every tracked command finished.
+    func keepUntilDrained(_ owner: AnyObject) { owners.append(owner) }
+
+    /// Deallocates `buffer` once every tracked command finished.
+    func keepUntilDrained(_ buffer: UnsafeMutableBufferPointer<UInt32>) { buffers.append(buffer) }
+
+    deinit {
+        for buffer in buffers { buffer.deallocate() }
+    }
 
     /// Adds `event` and returns it.
     @discardableResult
@@ -643,6 +843,9 @@ final class InFlight {
     func waitAll() throws(CLError) {
         try CLEvent.waitAll(events)
         events = []
+        owners = []
+        for buffer in buffers { buffer.deallocate() }
+        buffers = []
     }
 
     /// Error path: waits on each remaining event (a failed one has stopped) and finishes `queues`, ignoring errors.
@@ -651,11 +854,18 @@ final class InFlight {
         for event in events { _ = try? event.wait() }
         for queue in queues { _ = try? queue.finish() }
         events = []
+        owners = []
+        for buffer in buffers { buffer.deallocate() }
+        buffers = []
     }
 }
 
 /// The consistency check on trits read back from a device.
 enum TritReadBack {
+    /// A byte that is no valid encoding in either layout (packed code 11 in three places, int8 0x7F): pinned
+    /// download buffers hold it wherever no download landed since the last read.
+    static let poison: UInt8 = 0x7F
+
     /// Non-zero trits among the first `trits` of `bytes` in `layout`, or `nil` when a byte is no valid
     /// encoding (packed code 11, an int8 value other than 0, 1, −1) or the padding after `trits` is not zero.
     static func nonZeroCount(_ bytes: UnsafeRawBufferPointer, layout: TritLayout, trits: Int) -> Int? {
