@@ -286,6 +286,8 @@ struct OpenCLEqualityTests {
         let figures = try backend.measureBandwidth(bytes: 1 << 20, repetitions: 2)
         #expect(figures.deviceCopyGBps > 0 && figures.deviceCopyGBps.isFinite)
         #expect(figures.hostToDeviceGBps > 0 && figures.hostToDeviceGBps.isFinite)
+        #expect(figures.deviceReadGBps > 0 && figures.deviceReadGBps.isFinite)
+        #expect(figures.hostToDevicePageableGBps > 0 && figures.hostToDeviceGBps >= figures.hostToDevicePageableGBps)
         let weights = (0..<100_000).map { Float($0 % 7) - 3 }
         let seconds = try weights.withUnsafeBufferPointer { buffer in
             try backend.measureKernelSeconds(try TensorInput(name: "k", shape: [buffer.count], floats: buffer), repetitions: 2)
@@ -302,7 +304,7 @@ struct OpenCLEqualityTests {
             try OpenCLBenchSupport.deviceMetrics(for: backend, input: try TensorInput(name: "m", shape: [buffer.count], floats: buffer),
                                                  layout: .packed2Bit, runs: 1)
         }
-        for key in ["device_copy_gbps", "host_to_device_gbps", "kernel_ratio", "end_to_end_ratio"] {
+        for key in ["device_copy_gbps", "device_read_gbps", "host_to_device_gbps", "kernel_ratio", "kernel_copy_ratio", "end_to_end_ratio"] {
             #expect((metrics?[key] ?? 0) > 0, "\(key)")
         }
         let cpuMetrics = try weights.withUnsafeBufferPointer { buffer in
