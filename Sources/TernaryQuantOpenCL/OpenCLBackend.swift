@@ -478,9 +478,12 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         OpenCLBackendError.inconsistentResult(device: info.name, detail: detail)
     }
 
-    /// Bins per work-group of the exact α pass (`EXACT_BINS` in Kernels/absmean.cl): bin k holds
-    /// multiples of 2^(8k) units of 2^-149.
-    package static let exactBins = 32
+    /// Values per work-group of the exact α pass (`EXACT_BINS` in Kernels/absmean.cl): lo_0..lo_7, then
+    /// hi_0..hi_7; value k is in units of 2^(shift) · 2^-149 with `exactShift(k)`.
+    package static let exactBins = 16
+
+    /// The power of two value `k` of a group's exact bins counts in (lo_b: 32b, hi_b: 32b + 32).
+    package static func exactShift(_ k: Int) -> Int { k < 8 ? 32 * k : 32 * (k - 8) + 32 }
 
     /// One α launch: elements `range` of the tensor, in slot `slot` at element `offset` of its input buffer.
     struct Launch {
@@ -621,12 +624,12 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         return DeviceEstimate(estimate: estimate, flagged: flagged)
     }
 
-    /// The exact α pass: every group's 32 integer bins (`exactsum_*`), added exactly on the host, plus the
+    /// The exact α pass: every group's 16 integer bin halves (`exactsum_*`), added exactly on the host, plus the
     /// non-finite flag. Uploads like `deviceAbsSum` unless the tensor is already resident in slot 0 (a
     /// single-chunk tensor after the float64 pass); a single-chunk tensor is resident afterwards.
     ///
     /// Checked like `deviceAbsSum`: bins are pre-filled with `UInt64.max` (no launch of fewer than 2^31
-    /// elements can produce a bin above `elements · 2^31`), tags must match, flags must be 0 or 1.
+    /// elements can produce a value above `elements · 2^32`), tags must match, flags must be 0 or 1.
     private func deviceExactSum(_ input: TensorInput, inputResident: Bool) throws -> (sum: ExactAbsSum, flagged: Bool) {
         guard let kernel = exactKernels[input.elementType] else { throw CLError(.invalidKernelName, call: "exactsum") }
         let launches = self.launches(count: input.elementCount)
@@ -661,7 +664,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
         var sum = ExactAbsSum()
         var flagged = false
         for (launch, entry) in launches.enumerated() {
-            let limit = UInt64(entry.range.count) << 31  // each element adds less than 2^31 to one bin
+            let limit = UInt64(entry.range.count) << 32  // each element adds less than 2^32 to one value
             for g in 0..<groupsPerLaunch[launch] {
                 let index = launch * maxGroups + g
                 guard flags[2 * index + 1] == tags[launch] ^ UInt32(g), flags[2 * index] <= 1 else {
@@ -670,7 +673,7 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
                 flagged = flagged || flags[2 * index] != 0
                 for k in 0..<perGroup {
                     let bin = bins[index * perGroup + k]
-                    guard bin <= limit, sum.add(units: bin, shiftedBy: 8 * k) else {
+                    guard bin <= limit, sum.add(units: bin, shiftedBy: Self.exactShift(k)) else {
                         throw corrupt("exact α bin \(k) of launch \(launch), group \(g) is impossible (\(bin))")
                     }
                 }
@@ -681,27 +684,15 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
 
     /// One chunk's trits on their way back: the download copy into the slot's pinned `hostOutput`, its map,
     /// and the kernel's per-group counts (read into `counts`, which the pass's `InFlight` frees).
-    final class PendingChunk {
-        let slot: Slot
-        let range: Range<Int>
-        let groups: Int
-        let tag: UInt32
-        let mapped: CLEvent
-        let pointer: UnsafeMutableRawPointer
-        let countsRead: CLEvent
-        let counts: UnsafeMutableBufferPointer<UInt32>
-
-        init(slot: Slot, range: Range<Int>, groups: Int, tag: UInt32, mapped: CLEvent, pointer: UnsafeMutableRawPointer,
-             countsRead: CLEvent, counts: UnsafeMutableBufferPointer<UInt32>) {
-            self.slot = slot
-            self.range = range
-            self.groups = groups
-            self.tag = tag
-            self.mapped = mapped
-            self.pointer = pointer
-            self.countsRead = countsRead
-            self.counts = counts
-        }
+    struct PendingChunk {
+        var slot: Slot
+        var range: Range<Int>
+        var groups: Int
+        var tag: UInt32
+        var mapped: CLEvent
+        var pointer: UnsafeMutableRawPointer
+        var countsRead: CLEvent
+        var counts: UnsafeMutableBufferPointer<UInt32>
     }
 
     /// A tensor's trit pass after `enqueueTrits`: the chunks still to finish (the last one, or the only one).
@@ -758,7 +749,6 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
             try download.flush()
             let entry = PendingChunk(slot: slot, range: range, groups: groups, tag: tag, mapped: mapped.event,
                                      pointer: mapped.pointer, countsRead: countsRead, counts: counts)
-            pending.keepUntilDrained(entry)
             // Chunk k-1 finishes once chunk k is queued (chunk k+1 reuses its slot).
             if let earlier = result.chunks.popLast() {
                 result.nonZeroSoFar += try finish(earlier, layout: layout, output: output, pending: pending)
@@ -818,12 +808,8 @@ public final class OpenCLBackend: QuantizationBackend, @unchecked Sendable {
 /// The events of one operation's commands, waited on before the memory they use goes away.
 final class InFlight {
     private var events: [CLEvent] = []
-    /// Objects that own memory the tracked commands use (released only after the wait).
-    private var owners: [AnyObject] = []
+    /// Host memory the tracked commands write into (deallocated only after the wait).
     private var buffers: [UnsafeMutableBufferPointer<UInt32>] = []
-
-    /// Keeps `owner` alive until every tracked command finished.
-    func keepUntilDrained(_ owner: AnyObject) { owners.append(owner) }
 
     /// Deallocates `buffer` once every tracked command finished.
     func keepUntilDrained(_ buffer: UnsafeMutableBufferPointer<UInt32>) { buffers.append(buffer) }
@@ -843,7 +829,6 @@ final class InFlight {
     func waitAll() throws(CLError) {
         try CLEvent.waitAll(events)
         events = []
-        owners = []
         for buffer in buffers { buffer.deallocate() }
         buffers = []
     }
@@ -854,7 +839,6 @@ final class InFlight {
         for event in events { _ = try? event.wait() }
         for queue in queues { _ = try? queue.finish() }
         events = []
-        owners = []
         for buffer in buffers { buffer.deallocate() }
         buffers = []
     }
