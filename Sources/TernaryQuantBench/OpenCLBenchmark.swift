@@ -35,6 +35,10 @@ extension OpenCLBackend {
             defer { host.deallocate() }
             host.initializeMemory(as: UInt8.self, repeating: 0x5A, count: byteCount)
             let runs = Swift.max(1, repetitions)
+            // Real bytes first: a never-written buffer can be backed by the zero page on CPU devices, which
+            // reads from cache at impossible speeds.
+            try transfer.write(source, from: host, byteCount: byteCount)
+            try transfer.write(destination, from: host, byteCount: byteCount)
             let copyKernel = try OpenCLBandwidth.copyKernel(context: context)
             let copySeconds = try Self.median(runs: runs) { () throws(CLError) in
                 try copyKernel.bind([.buffer(source), .buffer(destination), .uint32(UInt32(clamping: words))])
