@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from the repository root, after Benchmarks/gpu/prepare-bundle.sh ran here and
-# .device-bundle was carried. One script, well under 10 minutes on a GPU machine (each step has a timeout):
+# .device-bundle was carried. One script, under 10 minutes on a GPU machine even when every step hits its timeout
+# (6 benches x 70 s, verify 30 s, 2 jobs x 50 s, checkpoint generation; about 3-5 minutes expected):
 #   1. the device list (nvidia-smi, ternq devices);
 #   2. GPU == CPU byte for byte on F32, F16 and BF16 tensors of 256 Mi and 100,000,007 elements
 #      (`ternq bench --backend all` compares every backend's alpha bits, trits and zero count; exit 1 if not);
@@ -52,6 +53,15 @@ for line in open(sys.argv[1]):
 EOF
 }
 
+# job_summary FILE: the whole job's input bytes, seconds and GB/s from quantize --json.
+job_summary() {
+    python3 - "$1" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))["totals"]
+print("  job: %.3f GB in %.3f s = %.2f GB/s" % (t["input_bytes"] / 1e9, t["seconds"], t["gigabytes_per_second"]))
+EOF
+}
+
 {
     echo "== nvidia-smi"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
     echo "== ternq devices"; "$ternq" devices 2>&1
@@ -59,33 +69,34 @@ EOF
     for config in "F32 $large" "F16 $large" "BF16 $large" "F32 $odd" "F16 $odd" "BF16 $odd"; do
         set -- $config
         echo "== bench --backend all --dtype $1 --elements $2 (also checks GPU == CPU byte for byte)"
-        timeout 150 "$ternq" bench --backend all "${device_args[@]}" --dtype "$1" --elements "$2" --runs 5 --json \
+        timeout 70 "$ternq" bench --backend all "${device_args[@]}" --dtype "$1" --elements "$2" --runs 5 --json \
             > "$out/bench-$1-$2.json"
         status=$?
         echo "exit status $status ($([ $status -eq 0 ] && echo 'GPU == CPU bytes' || echo 'MISMATCH OR FAILURE'))"
         summarize "$out/bench-$1-$2.json"
     done
-    echo "== ternq verify (demo model, every backend)"; timeout 60 "$ternq" verify 2>&1
+    echo "== ternq verify (demo model, every backend)"; timeout 30 "$ternq" verify 2>&1
     # The whole job on a ~1 GB llama-shaped F32 checkpoint (generated here: the device's python3 has numpy),
     # GPU and CPU backends, warm page cache; the two GGUF outputs must be byte-identical.
     ckpt=/tmp/ternq-gpu-ckpt/model.safetensors
+    mkdir -p /tmp/ternq-gpu-ckpt
     # shellcheck disable=SC2086
-    if python3 Benchmarks/checkpoint/generate.py "$ckpt" $ckpt_args >/dev/null 2>&1; then
+    if python3 Benchmarks/checkpoint/generate.py "$ckpt" $ckpt_args >/dev/null 2>"$out/generate.err"; then
         echo "== checkpoint $(du -h "$ckpt" | cut -f1)"
         cat "$ckpt" >/dev/null
         for backend in opencl cpu; do
             args=(--backend "$backend")
             if [ "$backend" = opencl ]; then args+=("${device_args[@]}"); fi
             echo "== quantize checkpoint -> GGUF TQ2_0, ${args[*]}"
-            /usr/bin/time -v timeout 120 "$ternq" quantize "$ckpt" -o "/tmp/ternq-gpu-ckpt/out-$backend.gguf" \
+            /usr/bin/time -v timeout 50 "$ternq" quantize "$ckpt" -o "/tmp/ternq-gpu-ckpt/out-$backend.gguf" \
                 "${args[@]}" --force --quiet --json "$out/job-$backend.json" 2>"$out/job-$backend.time"
             echo "exit status $?"
-            grep -E '"gigabytes_per_second"|"seconds"|"input_bytes"' "$out/job-$backend.json"
+            job_summary "$out/job-$backend.json"
             grep -E 'Maximum resident|Elapsed' "$out/job-$backend.time"
         done
         cmp /tmp/ternq-gpu-ckpt/out-opencl.gguf /tmp/ternq-gpu-ckpt/out-cpu.gguf && echo "job outputs byte-identical"
     else
-        echo "checkpoint generation failed (python3 with numpy needed): job skipped"
+        echo "checkpoint generation failed (python3 with numpy needed): job skipped"; tail -3 "$out/generate.err"
     fi
     echo "== total $((SECONDS - start)) s"
 } 2>&1 | tee "$out/device-log.txt"

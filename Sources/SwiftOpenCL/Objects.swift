@@ -203,12 +203,9 @@ public final class CLProgram: @unchecked Sendable {
 
     /// The compiler output for `device` (`CL_PROGRAM_BUILD_LOG`), or `""` when unavailable.
     public func buildLog(for device: CLDevice) -> String {
-        var size = 0
         let param = cl_program_build_info(CL_PROGRAM_BUILD_LOG)
-        guard clGetProgramBuildInfo(handle, device.id, param, 0, nil, &size) == CL_SUCCESS, size > 0 else { return "" }
-        var bytes = [CChar](repeating: 0, count: size + 1)
-        guard clGetProgramBuildInfo(handle, device.id, param, size, &bytes, nil) == CL_SUCCESS else { return "" }
-        return decodeCString(bytes)
+        let bytes = try? infoBytes("clGetProgramBuildInfo") { clGetProgramBuildInfo(handle, device.id, param, $0, $1, $2) }
+        return bytes.map(decodeCString) ?? ""
     }
 
     deinit { logReleaseFailure(clReleaseProgram(handle), "clReleaseProgram", "CLProgram") }
