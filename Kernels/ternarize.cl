@@ -40,61 +40,55 @@
     if (base + 1u < count) bits.y = LOAD(input, base + 1u);                                        \
     if (base + 2u < count) bits.z = LOAD(input, base + 2u);
 
-#define TERNARIZE_KERNELS(SUFFIX, T, LOAD, LOAD4)                                                  \
-__kernel void ternarize_packed_##SUFFIX(__global const T* input, const uint count,                 \
-                                        const uint threshold, __global uchar* output,              \
-                                        __global uint* counts, __local uint* lcount,               \
-                                        const uint tag) {                                          \
-    const uint vectors = count >> 2;                                                               \
-    const uint stride = (uint)get_global_size(0);                                                  \
-    const uint gid = (uint)get_global_id(0);                                                       \
-    uint4 nz4 = (uint4)(0u);                                                                       \
-    for (uint v = gid; v < vectors; v += stride) {                                                 \
-        const uint4 bits = LOAD4(input, v);                                                        \
-        CLASSIFY4(bits, threshold, set, code)                                                      \
-        nz4 += set;                                                                                \
-        output[v] = (uchar)(code.x | (code.y << 2) | (code.z << 4) | (code.w << 6));               \
-    }                                                                                              \
-    if (gid == 0u && (count & 3u) != 0u) {                                                         \
-        const uint base = vectors << 2;                                                            \
-        LOAD_TAIL(LOAD, input, base, count, bits)                                                  \
-        CLASSIFY4(bits, threshold, set, code)                                                      \
-        const uint4 keep = (uint4)(1u, base + 1u < count, base + 2u < count, 0u);                  \
-        nz4 += set * keep;                                                                         \
-        const uint4 kept = code * keep;                                                            \
-        output[vectors] = (uchar)(kept.x | (kept.y << 2) | (kept.z << 4) | (kept.w << 6));         \
-    }                                                                                              \
-    const uint nz = (nz4.x + nz4.y) + (nz4.z + nz4.w);                                             \
-    REDUCE_AND_STORE(nz, lcount, counts)                                                           \
-}                                                                                                  \
-__kernel void ternarize_int8_##SUFFIX(__global const T* input, const uint count,                   \
-                                      const uint threshold, __global uchar* output,                \
-                                      __global uint* counts, __local uint* lcount,                 \
-                                      const uint tag) {                                            \
-    const uint vectors = count >> 2;                                                               \
-    const uint stride = (uint)get_global_size(0);                                                  \
-    const uint gid = (uint)get_global_id(0);                                                       \
-    uint4 nz4 = (uint4)(0u);                                                                       \
-    for (uint v = gid; v < vectors; v += stride) {                                                 \
-        const uint4 bits = LOAD4(input, v);                                                        \
-        CLASSIFY4(bits, threshold, set, code)                                                      \
-        nz4 += set;                                                                                \
-        /* code 01 -> 0x01, 10 -> 0xFF, 00 -> 0x00 */                                              \
-        vstore4(convert_uchar4(select(set, (uint4)0xFFu, code == (uint4)2u)), v, output);          \
-    }                                                                                              \
-    if (gid == 0u && (count & 3u) != 0u) {                                                         \
-        const uint base = vectors << 2;                                                            \
-        LOAD_TAIL(LOAD, input, base, count, bits)                                                  \
-        CLASSIFY4(bits, threshold, set, code)                                                      \
-        const uint4 trits = select(set, (uint4)0xFFu, code == (uint4)2u);                          \
+/* The two layouts differ only in how a group of 4 trits is stored. Packed: one byte, trit i in bits 2i..2i+1
+ * (codes 01 = +1, 10 = -1). Int8: four bytes 0x01 / 0xFF / 0x00. The tail stores only the lanes in `keep`
+ * (packed: the byte's unused lanes are 00 because their code is masked to 0). */
+#define PACK4(code) (uchar)(code.x | (code.y << 2) | (code.z << 4) | (code.w << 6))
+#define INT8_OF(set, code) select(set, (uint4)0xFFu, code == (uint4)2u)
+#define STORE_PACKED(output, v, set, code) output[v] = PACK4(code);
+#define STORE_INT8(output, v, set, code) vstore4(convert_uchar4(INT8_OF(set, code)), v, output);
+#define TAIL_PACKED(output, vectors, base, keep, set, code) output[vectors] = PACK4(code);
+#define TAIL_INT8(output, vectors, base, keep, set, code)                                          \
+    {                                                                                              \
+        const uint4 trits = INT8_OF(set, code);                                                    \
         output[base] = (uchar)trits.x;                                                             \
-        nz4.x += set.x;                                                                            \
-        if (base + 1u < count) { output[base + 1u] = (uchar)trits.y; nz4.y += set.y; }             \
-        if (base + 2u < count) { output[base + 2u] = (uchar)trits.z; nz4.z += set.z; }             \
+        if (keep.y != 0u) output[base + 1u] = (uchar)trits.y;                                      \
+        if (keep.z != 0u) output[base + 2u] = (uchar)trits.z;                                      \
+    }
+
+/* One ternarize kernel: the shared loop over 4-element vectors, the partial last group by work-item 0, and
+ * the per-group non-zero count; STORE / STORE_TAIL pick the layout. */
+#define TERNARIZE_KERNEL(NAME, T, LOAD, LOAD4, STORE, STORE_TAIL)                                   \
+__kernel void NAME(__global const T* input, const uint count, const uint threshold,               \
+                   __global uchar* output, __global uint* counts, __local uint* lcount,            \
+                   const uint tag) {                                                               \
+    const uint vectors = count >> 2;                                                               \
+    const uint stride = (uint)get_global_size(0);                                                  \
+    const uint gid = (uint)get_global_id(0);                                                       \
+    uint4 nz4 = (uint4)(0u);                                                                       \
+    for (uint v = gid; v < vectors; v += stride) {                                                 \
+        const uint4 bits = LOAD4(input, v);                                                        \
+        CLASSIFY4(bits, threshold, set, code)                                                      \
+        nz4 += set;                                                                                \
+        STORE(output, v, set, code)                                                                \
+    }                                                                                              \
+    if (gid == 0u && (count & 3u) != 0u) {                                                         \
+        const uint base = vectors << 2;                                                            \
+        LOAD_TAIL(LOAD, input, base, count, bits)                                                  \
+        CLASSIFY4(bits, threshold, lane_set, lane_code)                                            \
+        const uint4 keep = (uint4)(1u, base + 1u < count, base + 2u < count, 0u);                  \
+        const uint4 set = lane_set * keep;                                                         \
+        const uint4 code = lane_code * keep;                                                       \
+        nz4 += set;                                                                                \
+        STORE_TAIL(output, vectors, base, keep, set, code)                                         \
     }                                                                                              \
     const uint nz = (nz4.x + nz4.y) + (nz4.z + nz4.w);                                             \
     REDUCE_AND_STORE(nz, lcount, counts)                                                           \
 }
+
+#define TERNARIZE_KERNELS(SUFFIX, T, LOAD, LOAD4)                                                  \
+    TERNARIZE_KERNEL(ternarize_packed_##SUFFIX, T, LOAD, LOAD4, STORE_PACKED, TAIL_PACKED)         \
+    TERNARIZE_KERNEL(ternarize_int8_##SUFFIX, T, LOAD, LOAD4, STORE_INT8, TAIL_INT8)
 
 TERNARIZE_KERNELS(f32, uint, LOAD_F32, LOAD4_F32)
 TERNARIZE_KERNELS(f16, ushort, LOAD_F16, LOAD4_F16)

@@ -18,9 +18,9 @@ read -r -a flags <<< "${SWIFT_TEST_FLAGS--c release -Xswiftc -enable-testing}"
 # TERNQ_REQUIRE_OPENCL=pocl), so it is not repeated by default.
 matrix="${OPENCL_MATRIX:-pocl-basic pocl-wg rusticl oclgrind}"
 
-equality='OpenCLEqualityTests|OpenCLHardeningTests|OpenCLRequiredImplementationTests'
+equality='OpenCLEqualityTests|OpenCLExactScaleTests|OpenCLBatchTests|OpenCLHardeningTests|OpenCLRequiredImplementationTests'
 faults='OpenCLFaultTests'
-small='OpenCLEqualityTests/(randomSizes|midpoints|thresholdNeighbours|specialMagnitudes|halfInputs|hostScalePath|nonFinite)|OpenCLHardeningTests/everyWorkGroupSize|OpenCLRequiredImplementationTests'
+small='OpenCLEqualityTests/(randomSizes|midpoints|thresholdNeighbours|specialMagnitudes|halfInputs|exactScalePath|nonFinite)|OpenCLExactScaleTests/(adversarialVectors|float64RouteIsWrong)|OpenCLHardeningTests/everyWorkGroupSize|OpenCLRequiredImplementationTests'
 
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
@@ -52,7 +52,7 @@ for config in $matrix; do
         serial=1 run pocl-basic "$equality" POCL_DEVICES=basic TERNQ_DEVICE=opencl:basic TERNQ_REQUIRE_OPENCL=pocl ;;
     pocl-wg)
         for size in 1 2 3 4 5 6 7 8; do
-            run "pocl-wg-$size" 'OpenCLHardeningTests/deviceLimitedWorkGroup|OpenCLEqualityTests/(randomSizes|halfInputs)' \
+            run "pocl-wg-$size" 'OpenCLHardeningTests/deviceLimitedWorkGroup|OpenCLEqualityTests/(randomSizes|halfInputs)|OpenCLExactScaleTests/adversarialVectors' \
                 POCL_DEVICES=pthread POCL_MAX_WORK_GROUP_SIZE=$size TERNQ_DEVICE=opencl:pthread TERNQ_REQUIRE_OPENCL=pocl
         done ;;
     rusticl)

@@ -50,11 +50,7 @@ public struct CLPlatform: @unchecked Sendable, Hashable {
     }
 
     private func string(_ param: Int32) throws(CLError) -> String {
-        var size = 0
-        try CLError.check(clGetPlatformInfo(id, cl_platform_info(param), 0, nil, &size), "clGetPlatformInfo")
-        var bytes = [CChar](repeating: 0, count: size + 1)
-        try CLError.check(clGetPlatformInfo(id, cl_platform_info(param), size, &bytes, nil), "clGetPlatformInfo")
-        return decodeCString(bytes)
+        decodeCString(try infoBytes("clGetPlatformInfo") { clGetPlatformInfo(id, cl_platform_info(param), $0, $1, $2) })
     }
 }
 
@@ -187,22 +183,27 @@ public struct CLDevice: @unchecked Sendable, Hashable {
 
     /// A fixed-size device property (`clGetDeviceInfo`), e.g. `value(CL_DEVICE_MAX_COMPUTE_UNITS, as: cl_uint.self)`.
     public func value<T: BitwiseCopyable>(_ param: Int32, as type: T.Type) throws(CLError) -> T {
-        var size = 0
-        try CLError.check(clGetDeviceInfo(id, cl_device_info(param), 0, nil, &size), "clGetDeviceInfo")
-        guard size == MemoryLayout<T>.size else { throw CLError(.invalidValue, call: "clGetDeviceInfo") }
-        var bytes = [UInt8](repeating: 0, count: size)
-        try CLError.check(clGetDeviceInfo(id, cl_device_info(param), size, &bytes, nil), "clGetDeviceInfo")
+        let bytes = try infoBytes("clGetDeviceInfo") { clGetDeviceInfo(id, cl_device_info(param), $0, $1, $2) }
+        guard bytes.count == MemoryLayout<T>.size + 1 else { throw CLError(.invalidValue, call: "clGetDeviceInfo") }
         return bytes.withUnsafeBytes { $0.loadUnaligned(as: T.self) }
     }
 
     /// A string device property (`clGetDeviceInfo`).
     public func string(_ param: Int32) throws(CLError) -> String {
-        var size = 0
-        try CLError.check(clGetDeviceInfo(id, cl_device_info(param), 0, nil, &size), "clGetDeviceInfo")
-        var bytes = [CChar](repeating: 0, count: size + 1)
-        try CLError.check(clGetDeviceInfo(id, cl_device_info(param), size, &bytes, nil), "clGetDeviceInfo")
-        return decodeCString(bytes)
+        decodeCString(try infoBytes("clGetDeviceInfo") { clGetDeviceInfo(id, cl_device_info(param), $0, $1, $2) })
     }
+}
+
+/// The two-call `clGet*Info` pattern behind every property query: asks `query(0, nil, &size)` for the size, then
+/// `query(size, buffer, nil)` for the bytes; returns them with one extra zero byte (a terminator for strings
+/// that lack one). Throws `CLError` naming `call` when either call fails.
+func infoBytes(_ call: String,
+               _ query: (Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int) throws(CLError) -> [CChar] {
+    var size = 0
+    try CLError.check(query(0, nil, &size), call)
+    var bytes = [CChar](repeating: 0, count: size + 1)
+    try CLError.check(bytes.withUnsafeMutableBytes { query(size, $0.baseAddress, nil) }, call)
+    return bytes
 }
 
 /// Decodes a NUL-terminated (or full) C character buffer as UTF-8, trimming trailing spaces.

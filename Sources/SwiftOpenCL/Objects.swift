@@ -91,6 +91,24 @@ public struct CLMemoryFlags: OptionSet, Sendable, Hashable {
     public static let allocHostPointer = CLMemoryFlags(rawValue: cl_mem_flags(CL_MEM_ALLOC_HOST_PTR))
 }
 
+/// How the host accesses a mapped buffer (`cl_map_flags`).
+public enum CLMapAccess: Sendable, Hashable {
+    /// The host reads what the device wrote (`CL_MAP_READ`).
+    case read
+    /// The host reads the region and may overwrite it (`CL_MAP_READ | CL_MAP_WRITE`).
+    case readWrite
+    /// The host overwrites the whole mapped region; its old contents need not be copied (`CL_MAP_WRITE_INVALIDATE_REGION`).
+    case writeInvalidate
+
+    var flags: cl_map_flags {
+        switch self {
+        case .read: return cl_map_flags(CL_MAP_READ)
+        case .readWrite: return cl_map_flags(CL_MAP_READ) | cl_map_flags(CL_MAP_WRITE)
+        case .writeInvalidate: return cl_map_flags(CL_MAP_WRITE_INVALIDATE_REGION)
+        }
+    }
+}
+
 /// A device buffer. Releases the memory object in `deinit`; keeps its context alive.
 public final class CLBuffer: @unchecked Sendable {
     /// The raw `cl_mem` (owned).
@@ -185,12 +203,9 @@ public final class CLProgram: @unchecked Sendable {
 
     /// The compiler output for `device` (`CL_PROGRAM_BUILD_LOG`), or `""` when unavailable.
     public func buildLog(for device: CLDevice) -> String {
-        var size = 0
         let param = cl_program_build_info(CL_PROGRAM_BUILD_LOG)
-        guard clGetProgramBuildInfo(handle, device.id, param, 0, nil, &size) == CL_SUCCESS, size > 0 else { return "" }
-        var bytes = [CChar](repeating: 0, count: size + 1)
-        guard clGetProgramBuildInfo(handle, device.id, param, size, &bytes, nil) == CL_SUCCESS else { return "" }
-        return decodeCString(bytes)
+        let bytes = try? infoBytes("clGetProgramBuildInfo") { clGetProgramBuildInfo(handle, device.id, param, $0, $1, $2) }
+        return bytes.map(decodeCString) ?? ""
     }
 
     deinit { logReleaseFailure(clReleaseProgram(handle), "clReleaseProgram", "CLProgram") }
@@ -342,6 +357,52 @@ public final class CLCommandQueue: @unchecked Sendable {
         return try owned(event, status, "clEnqueueReadBuffer")
     }
 
+    /// Enqueues a non-blocking map of `byteCount` bytes of `buffer` at `offset` for host access, after
+    /// `events`, and returns the host pointer with the map's event.
+    ///
+    /// Unsafe: the pointer is valid only once the event completed (wait on it before touching the memory) and
+    /// until `enqueueUnmap`; no command may use the buffer while it is mapped (unmap first, and make the
+    /// command wait on the unmap's event). A buffer made with `.allocHostPointer` maps to pinned host memory
+    /// on most GPUs. Throws `CLError` (`clEnqueueMapBuffer`); a call an interceptor skips fails with
+    /// `.mapFailure` (a map cannot report success without a pointer).
+    public func unsafeEnqueueMap(_ buffer: CLBuffer, access: CLMapAccess, offset: Int = 0, byteCount: Int,
+                                 waitingFor events: [CLEvent] = []) throws(CLError) -> (pointer: UnsafeMutableRawPointer, event: CLEvent) {
+        guard try context.admits("clEnqueueMapBuffer", byteCount: byteCount) else { throw CLError(.mapFailure, call: "clEnqueueMapBuffer") }
+        var event: cl_event?
+        var status: cl_int = 0
+        let pointer = withWaitList(events) { count, list -> UnsafeMutableRawPointer? in
+            clEnqueueMapBuffer(handle, buffer.handle, cl_bool(CL_FALSE), access.flags, offset, byteCount, count, list, &event, &status)
+        }
+        let owned = try owned(event, status, "clEnqueueMapBuffer")
+        guard let pointer else { throw CLError(.mapFailure, call: "clEnqueueMapBuffer") }
+        return (pointer, owned)
+    }
+
+    /// Enqueues the unmap of `pointer` (from `unsafeEnqueueMap` on `buffer`) after `events`. Commands that use
+    /// the buffer next must wait on the returned event. Throws `CLError` (`clEnqueueUnmapMemObject`).
+    public func enqueueUnmap(_ buffer: CLBuffer, pointer: UnsafeMutableRawPointer,
+                             waitingFor events: [CLEvent] = []) throws(CLError) -> CLEvent {
+        guard try context.admits("clEnqueueUnmapMemObject") else { return try context.completedEvent() }
+        var event: cl_event?
+        let status = withWaitList(events) { count, list in
+            clEnqueueUnmapMemObject(handle, buffer.handle, pointer, count, list, &event)
+        }
+        return try owned(event, status, "clEnqueueUnmapMemObject")
+    }
+
+    /// Enqueues a device-side copy of `byteCount` bytes from `source` at `sourceOffset` to `destination` at
+    /// `destinationOffset`, after `events`. Throws `CLError` (`clEnqueueCopyBuffer`).
+    public func enqueueCopy(from source: CLBuffer, sourceOffset: Int = 0, to destination: CLBuffer, destinationOffset: Int = 0,
+                            byteCount: Int, waitingFor events: [CLEvent] = []) throws(CLError) -> CLEvent {
+        guard try context.admits("clEnqueueCopyBuffer", byteCount: byteCount) else { return try context.completedEvent() }
+        var event: cl_event?
+        let status = withWaitList(events) { count, list in
+            clEnqueueCopyBuffer(handle, source.handle, destination.handle, sourceOffset, destinationOffset, byteCount,
+                                count, list, &event)
+        }
+        return try owned(event, status, "clEnqueueCopyBuffer")
+    }
+
     /// Enqueues a 1-D kernel launch of `globalSize` work-items in groups of `localSize` (nil: the driver
     /// chooses). `globalSize` must be a multiple of `localSize`. Throws `CLError` (`clEnqueueNDRangeKernel`).
     @discardableResult
@@ -372,7 +433,7 @@ public final class CLCommandQueue: @unchecked Sendable {
         try CLError.check(clFinish(handle), "clFinish")
     }
 
-    private func withWaitList(_ events: [CLEvent], _ body: (cl_uint, UnsafePointer<cl_event?>?) -> cl_int) -> cl_int {
+    private func withWaitList<R>(_ events: [CLEvent], _ body: (cl_uint, UnsafePointer<cl_event?>?) -> R) -> R {
         if events.isEmpty { return body(0, nil) }
         let list: [cl_event?] = events.map { $0.handle }
         return list.withUnsafeBufferPointer { body(cl_uint($0.count), $0.baseAddress) }

@@ -165,13 +165,14 @@ struct OpenCLEqualityTests {
         try check(backend, Array(repeating: 1, count: 12_287) + [1 + 0x1p-22 * 12_288 / 4])
     }
 
-    @Test("host-α path (what devices without cl_khr_fp64 use) matches")
-    func hostScalePath() throws {
+    @Test("exact device α path (what devices without cl_khr_fp64 use) matches")
+    func exactScalePath() throws {
         let device = try #require(Support.firstDevice)
         let backend = try OpenCLBackend(device: device, chunkElements: 4096, workGroupSize: 64,
-                                        absmeanSource: "", ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
-                                        hostScaleOnly: true)
-        #expect(!backend.computesScaleOnDevice)
+                                        absmeanSource: OpenCLBackend.kernelSource(PackageResources.absmean_cl),
+                                        ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
+                                        forceExactScale: true)
+        #expect(!backend.usesFloat64Sums && backend.absmeanKernels.isEmpty)
         var random = Support.Random(state: 5)
         try check(backend, (0..<10_007).map { _ in random.normal() })
         try check(backend, [1, 1, 1, 1 + 0x1p-22])
@@ -266,7 +267,7 @@ struct OpenCLEqualityTests {
             _ = try OpenCLBackend(device: device, chunkElements: 4096, workGroupSize: 64,
                                   absmeanSource: OpenCLBackend.kernelSource(PackageResources.absmean_cl),
                                   ternarizeSource: "__kernel void ternarize_packed_f32(__global float* x) { this is not C; }",
-                                  hostScaleOnly: false)
+                                  forceExactScale: false)
             Issue.record("expected a build failure")
         } catch {
             guard case .buildFailed(_, let clError) = error else {
@@ -285,6 +286,8 @@ struct OpenCLEqualityTests {
         let figures = try backend.measureBandwidth(bytes: 1 << 20, repetitions: 2)
         #expect(figures.deviceCopyGBps > 0 && figures.deviceCopyGBps.isFinite)
         #expect(figures.hostToDeviceGBps > 0 && figures.hostToDeviceGBps.isFinite)
+        #expect(figures.deviceReadGBps > 0 && figures.deviceReadGBps.isFinite)
+        #expect(figures.hostToDevicePageableGBps > 0 && figures.hostToDeviceGBps >= figures.hostToDevicePageableGBps)
         let weights = (0..<100_000).map { Float($0 % 7) - 3 }
         let seconds = try weights.withUnsafeBufferPointer { buffer in
             try backend.measureKernelSeconds(try TensorInput(name: "k", shape: [buffer.count], floats: buffer), repetitions: 2)
@@ -301,7 +304,7 @@ struct OpenCLEqualityTests {
             try OpenCLBenchSupport.deviceMetrics(for: backend, input: try TensorInput(name: "m", shape: [buffer.count], floats: buffer),
                                                  layout: .packed2Bit, runs: 1)
         }
-        for key in ["device_copy_gbps", "host_to_device_gbps", "kernel_ratio", "end_to_end_ratio"] {
+        for key in ["device_copy_gbps", "device_read_gbps", "host_to_device_gbps", "kernel_ratio", "kernel_copy_ratio", "end_to_end_ratio"] {
             #expect((metrics?[key] ?? 0) > 0, "\(key)")
         }
         let cpuMetrics = try weights.withUnsafeBufferPointer { buffer in

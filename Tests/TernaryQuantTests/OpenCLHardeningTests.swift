@@ -63,6 +63,10 @@ struct OpenCLHardeningTests {
         for kernel in backend.absmeanKernels.values {
             #expect(kernel.argumentCount == slot.absmeanArguments(count: 1, base: 0, local: 16, tag: 0).count, "\(kernel.name)")
         }
+        for kernel in backend.exactKernels.values {
+            #expect(kernel.argumentCount == slot.exactArguments(count: 1, base: 0, local: 16, tag: 0).count, "\(kernel.name)")
+        }
+        #expect(backend.exactKernels.count == 3)
         for kernel in Array(backend.packedKernels.values) + Array(backend.int8Kernels.values) {
             #expect(kernel.argumentCount == slot.ternarizeArguments(count: 1, threshold: 1, local: 16, tag: 0).count, "\(kernel.name)")
         }
@@ -90,25 +94,38 @@ struct OpenCLFaultTests {
     }
 
     @Test("reads that report success but never land (Mesa rusticl's failure) give an error, never wrong bytes",
-          arguments: ["sums", "subnormals", "flags", "trits", "counts"])
+          arguments: ["sums", "subnormals", "flags", "bins", "exactFlags", "trits", "staleTrits", "counts"])
     func droppedReads(which: String) throws {
         let device = try #require(Support.firstDevice)
-        let hostScale = !(try device.info().supportsFP64)
-        if hostScale && ["sums", "subnormals", "flags"].contains(which) { return }  // no α pass on this device
-        // Reads are enqueued per launch in this order: α (sums, subnormals, flags), then trits (output, counts).
-        let order = hostScale ? ["trits", "counts"] : ["sums", "subnormals", "flags", "trits", "counts"]
-        let position = try #require(order.firstIndex(of: which))
-        let reads = SendableBox<[Int]>([0])
+        // The exact α pass runs for "bins"/"exactFlags" (forced) and on devices without fp64 (always).
+        let hasFP64 = try device.info().supportsFP64
+        let exactPath = ["bins", "exactFlags"].contains(which) || !hasFP64
+        if exactPath && ["sums", "subnormals", "flags"].contains(which) { return }  // no float64 pass on this device
+        // Reads are enqueued per launch in this order: α (sums, subnormals, flags; or bins, flags on the exact
+        // path), then the trit counts; the trits come back through a device copy into pinned memory (the
+        // tensor's first copy is its upload, the second its download).
+        let reads = exactPath ? ["bins", "exactFlags", "counts"] : ["sums", "subnormals", "flags", "counts"]
+        // "staleTrits": a first tensor succeeds, then the second tensor's download never lands (its pinned buffer
+        // still holds the first tensor's trits unless the backend poisoned it after reading).
+        let (function, position) = which == "trits" ? ("clEnqueueCopyBuffer", 1)
+            : which == "staleTrits" ? ("clEnqueueCopyBuffer", 3)
+            : ("clEnqueueReadBuffer", try #require(reads.firstIndex(of: which)))
+        let seen = SendableBox<[Int]>([0])
         let injector = FaultInjector { _, call in
-            guard call.function == "clEnqueueReadBuffer" else { return .proceed }
-            let k = reads.value[0]
-            reads.set(0, k + 1)
+            guard call.function == function else { return .proceed }
+            let k = seen.value[0]
+            seen.set(0, k + 1)
             return k == position ? .skip : .proceed
         }
-        let backend = try OpenCLBackend.injected(device: device, injector: injector)
+        let backend = try OpenCLBackend.injected(device: device, injector: injector, forceExactScale: exactPath)
         let weights = Self.weights(10_007, seed: 3)
         // The output starts as a plausible earlier result (zeros): it must not come back as the answer.
         var output = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: weights.count))
+        if which == "staleTrits" {
+            let first = Self.weights(10_007, seed: 9)
+            #expect(try Quantizer(backend: backend).quantize(first, name: "a", shape: [first.count])
+                    == Quantizer(backend: CPUBackend()).quantize(first, name: "a", shape: [first.count]))
+        }
         do {
             try weights.withUnsafeBufferPointer { buffer in
                 let input = try TensorInput(name: "w", shape: [buffer.count], floats: buffer)

@@ -145,10 +145,10 @@ final class FaultInjector: CLCallInterceptor, @unchecked Sendable {
 extension OpenCLBackend {
     /// A backend on `device` with the production kernels whose OpenCL calls go through `injector`.
     static func injected(device: CLDevice, injector: FaultInjector, chunkElements: Int = 1 << 16, workGroupSize: Int = 64,
-                         hostScaleOnly: Bool = false) throws(OpenCLBackendError) -> OpenCLBackend {
+                         forceExactScale: Bool = false) throws(OpenCLBackendError) -> OpenCLBackend {
         try OpenCLBackend(device: device, chunkElements: chunkElements, workGroupSize: workGroupSize,
                           absmeanSource: OpenCLBackend.kernelSource(PackageResources.absmean_cl),
                           ternarizeSource: OpenCLBackend.kernelSource(PackageResources.ternarize_cl),
-                          hostScaleOnly: hostScaleOnly, interceptor: injector)
+                          forceExactScale: forceExactScale, interceptor: injector)
     }
 }

@@ -73,6 +73,23 @@ public struct ExactAbsSum: Sendable, Hashable {
         pending = 0
     }
 
+    // MARK: package helper for device backends (added for TernaryQuantOpenCL's exact device bins)
+
+    /// Adds `units · 2^shift` (in units of 2^-149) exactly: a partial sum a device accumulated in a bin whose
+    /// terms are multiples of 2^shift units. Returns `false` and adds nothing when `shift` is outside 0...256
+    /// (no float32 magnitude needs more: the largest is below 2^277 units).
+    package mutating func add(units: UInt64, shiftedBy shift: Int) -> Bool {
+        guard (0...256).contains(shift) else { return false }
+        guard units != 0 else { return true }
+        let limb = shift / 64
+        let offset = shift % 64
+        var addend = Array(repeating: UInt64(0), count: Self.limbCount)
+        addend[limb] = units << UInt64(offset)
+        if offset != 0 { addend[limb + 1] = units >> UInt64(64 - offset) }
+        Self.addLimbs(&limbs, addend)
+        return true
+    }
+
     private static func addLimbs(_ a: inout [UInt64], _ b: [UInt64]) {
         var carry: UInt64 = 0
         for i in 0..<limbCount {
