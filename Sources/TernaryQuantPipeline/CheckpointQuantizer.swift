@@ -227,11 +227,9 @@ public final class CheckpointQuantizer: Sendable {
             return PendingQuantization(index: index) { try self.facts(of: tensor) }
         }
         var pending = lookAhead(nextQuantized(after: -1))
-        let writeback = OutputWriteback(sink)
         defer {
             // No background work outlives the job, whatever it throws.
             pending?.wait()
-            writeback.wait()
         }
 
         for (index, p) in plans.enumerated() {
@@ -305,7 +303,6 @@ public final class CheckpointQuantizer: Sendable {
             // The file shrank or changed while it was read (issue 8.4): an error naming it, no output.
             try t.storage.checkIntact()
             source.releasePages(t)
-            if p.action != .skipped { writeback.start() }
             row.notes = notes.isEmpty ? nil : notes
             bytesDone += t.byteCount
             layers.append(row)

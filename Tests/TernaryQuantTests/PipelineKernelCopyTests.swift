@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import TernaryQuant
+import TernaryQuantTestSupport
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantPipeline
+
+/// The job's kernel copies of kept tensors (`AtomicFile.copy(from:range:)`, `sendfile` on Linux) and the
+/// output's early write-back give the same bytes as writing from memory; a copy from an input that shrank
+/// is an error naming it.
+@Suite("Pipeline: kernel copy of kept tensors and early write-back")
+struct PipelineKernelCopyTests {
+    /// Deterministic bytes that differ at every offset (a shifted copy never matches).
+    static func pattern(_ count: Int, salt: UInt64) -> [UInt8] {
+        var rng = SplitMix64(seed: salt)
+        return (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    }
+
+    @Test func copiedRangesEqualTheWrittenBytes() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Larger than the write-back chunk and the 1 MiB buffer, at unaligned offsets on both sides.
+        let source = Self.pattern(AtomicFile.writebackChunk + 3 * (1 << 20) + 4097, salt: 1)
+        try Data(source).write(to: URL(fileURLWithPath: dir + "/in.bin"))
+        let storage = try ByteStorage(mapping: dir + "/in.bin")
+        let big = 13..<(source.count - 7), small = 5..<1000
+        let file = try AtomicFile(path: dir + "/out.bin")
+        try file.write([1, 2, 3])
+        try file.copy(from: storage, range: big)
+        try file.copy(from: storage, range: small)
+        try file.write([4])
+        try file.copy(from: storage, range: 0..<source.count)
+        #expect(file.bytesWritten == 3 + big.count + small.count + 1 + source.count)
+        try file.commit()
+        let expected = [1, 2, 3] + source[big] + source[small] + [4] + source
+        #expect(FileManager.default.contents(atPath: dir + "/out.bin").map([UInt8].init) == expected)
+        // The in-memory sink copies the same bytes.
+        let memory = MemorySink()
+        try memory.copy(from: storage, range: big)
+        #expect(memory.bytes == Array(source[big]))
+    }
+
+    @Test func copyFromAnInputThatShrankNamesItAndLeavesNothing() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let source = Self.pattern(4 << 20, salt: 2)
+        try Data(source).write(to: URL(fileURLWithPath: dir + "/in.bin"))
+        let storage = try ByteStorage(mapping: dir + "/in.bin")
+        #expect(truncate(dir + "/in.bin", off_t(1 << 20)) == 0)
+        let file = try AtomicFile(path: dir + "/out.bin")
+        #expect {
+            try file.copy(from: storage, range: 100..<source.count)
+        } throws: { error in
+            String(describing: error).contains(dir + "/in.bin") && String(describing: error).contains("shrank")
+        }
+        file.abort()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["in.bin"])
+    }
+
+    /// A checkpoint on disk whose kept tensors (embedding, head: 2 MiB each, over the 1 MiB threshold
+    /// for kernel copies) sit at unaligned offsets between quantized ones.
+    func writeModel(_ dir: String) throws -> String {
+        let shapes: [(String, [Int])] = [("model.embed_tokens.weight", [1024, 512]), ("model.layers.0.mlp.up_proj.weight", [512, 256]),
+                                         ("model.norm.weight", [3]), ("model.layers.0.mlp.down_proj.weight", [256, 512]),
+                                         ("lm_head.weight", [1024, 512])]
+        let entries = shapes.map { SafetensorsWriter.Entry(name: $0.0, dtype: .f32, shape: $0.1) }
+        let sink = MemorySink()
+        let writer = try SafetensorsWriter(sink: sink, entries: entries, metadata: ["note": "x"])
+        var rng = SplitMix64(seed: 3)
+        for (_, shape) in shapes {
+            let values = (0..<shape.reduce(1, *)).map { _ in Float(Int(rng.next() % 2001) - 1000) * 1e-4 }
+            try writer.write(bytes: SafetensorsBytes.floats(values))
+        }
+        try writer.finish()
+        let path = dir + "/model.safetensors"
+        try Data(sink.bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test(arguments: [OutputFormat.gguf, .safetensors])
+    func jobFilesEqualTheInMemoryOutput(format: OutputFormat) throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try writeModel(dir)
+        let job = CheckpointQuantizer(backend: CPUBackend())
+        let options = QuantizationOptions(format: format)
+        let output = dir + "/out." + format.rawValue
+        let report = try job.run(try CheckpointSources.open(path: path), outputPath: output, options: options)
+        let memory = MemorySink()
+        let inMemory = try job.write(try CheckpointSources.open(path: path), to: memory, outputName: output, options: options)
+        #expect(report.layers.filter { $0.action == .kept }.count == 3)
+        #expect(FileManager.default.contents(atPath: output).map([UInt8].init) == memory.bytes)
+        #expect(report.layers.map(\.mse) == inMemory.layers.map(\.mse))
+    }
+}
