@@ -57,12 +57,15 @@ public final class AtomicFile {
         let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(base).tmp-\(getpid())-\(suffix)"
         self.temporaryPath = temporary
+        // Registered before it exists: a signal between creating and registering would leave it behind.
+        TemporaryFileRegistry.shared.insert(temporary)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw FormatError.io(file: path, reason: "cannot create a temporary file in '\(directory.isEmpty ? "." : directory)': \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            TemporaryFileRegistry.shared.remove(temporary)
+            throw FormatError.io(file: path, reason: "cannot create a temporary file in '\(directory.isEmpty ? "." : directory)': \(reason)")
         }
         self.fd = fd
-        TemporaryFileRegistry.shared.insert(temporary)
         buffer.reserveCapacity(bufferLimit)
     }
 
