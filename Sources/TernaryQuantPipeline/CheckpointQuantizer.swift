@@ -192,6 +192,26 @@ public final class CheckpointQuantizer: Sendable {
         return QuantizedData(input: input, packed: packed, facts: facts)
     }
 
+    /// The look-ahead's work for one tensor (on its thread): read-ahead, then for a quantized tensor its
+    /// trits, facts and MSE against `storedScale(facts)`, for a kept one its first NaN/±Inf; then its
+    /// input pages are released (the writers need only the trits; kept tensors are copied from the file).
+    func prepare(_ plan: TensorPlan, storedScale: (TernaryFacts) -> Float, source: any CheckpointSource) throws -> PreparedTensor {
+        let t = plan.tensor
+        t.readAhead()
+        defer { source.releasePages(t) }
+        switch plan.action {
+        case .quantized:
+            let data = try facts(of: t)
+            let scale = storedScale(data.facts)
+            let mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: scale) }
+            return PreparedTensor(quantized: .init(data: data, mse: mse, mseScale: scale), firstNonFinite: nil)
+        case .kept:
+            return PreparedTensor(quantized: nil, firstNonFinite: t.dtype.elementType.flatMap { ElementConversion.firstNonFinite(t.bytes, as: $0) })
+        case .skipped:
+            return PreparedTensor(quantized: nil, firstNonFinite: nil)
+        }
+    }
+
     /// The job loop: plan, begin the writer, append each tensor, finish. Knows no format.
     func perform(_ source: any CheckpointSource, to sink: any ByteSink, outputName: String, options: QuantizationOptions,
                  known: [String: TernaryFacts], progress: ((JobProgress) -> Void)?) throws -> QuantizationReport {
@@ -215,21 +235,15 @@ public final class CheckpointQuantizer: Sendable {
         var bytesDone = 0
         var discovered = known
 
-        // Look-ahead: the next quantized tensor is quantized on a background thread while the current one
-        // is encoded and written (at most one pending, so memory stays at two tensors' trits).
-        func nextQuantized(after index: Int) -> Int? {
-            plans[(index + 1)...].firstIndex { $0.action == .quantized }
+        // Look-ahead: a background thread prepares the tensors ahead (quantize + MSE, or the NaN scan of a
+        // kept tensor) while this loop encodes and writes (see `TensorLookAhead`).
+        let format = options.format
+        let lookAhead = TensorLookAhead(plans: plans) { plan in
+            try self.prepare(plan, storedScale: { CheckpointWriters.type(for: format).storedScale(plan, facts: $0, options: options) }, source: source)
         }
-        func lookAhead(_ index: Int?) -> PendingQuantization? {
-            guard let index else { return nil }
-            let tensor = plans[index].tensor
-            tensor.readAhead()
-            return PendingQuantization(index: index) { try self.facts(of: tensor) }
-        }
-        var pending = lookAhead(nextQuantized(after: -1))
         defer {
             // No background work outlives the job, whatever it throws.
-            pending?.wait()
+            lookAhead.cancel()
         }
 
         for (index, p) in plans.enumerated() {
@@ -245,32 +259,23 @@ public final class CheckpointQuantizer: Sendable {
                 case .skipped:
                     row.inputBytes = 0
                 case .quantized:
-                    var data: QuantizedData
-                    if let ready = pending, ready.index == index {
-                        pending = nil
-                        data = try ready.value()
-                    } else {
-                        data = try facts(of: t)
+                    guard var prepared = try lookAhead.take(index).quantized else {
+                        throw FormatError.unsupported(file: t.file, reason: "internal error: tensor '\(t.name)' was not quantized")
                     }
-                    pending = lookAhead(nextQuantized(after: index))
-                    discovered[t.name] = data.facts
+                    discovered[t.name] = prepared.data.facts
                     let stored: QuantizedAppend
                     do {
-                        stored = try writer.appendQuantized(p, &data)
+                        stored = try writer.appendQuantized(p, &prepared.data)
                     } catch let replan as ReplanNeeded {
                         // Gather every remaining fact, then let the caller start again with a correct header.
                         discovered.merge(replan.facts) { a, _ in a }
-                        if let ready = pending {
-                            pending = nil
-                            discovered[plans[ready.index].tensor.name] = try ready.value().facts
-                            source.releasePages(plans[ready.index].tensor)
-                        }
-                        for later in plans[(index + 1)...] where later.action == .quantized && discovered[later.tensor.name] == nil {
-                            discovered[later.tensor.name] = try facts(of: later.tensor).facts
-                            source.releasePages(later.tensor)
+                        for later in (index + 1)..<plans.count where plans[later].action != .skipped {
+                            let facts = try lookAhead.take(later).quantized?.data.facts
+                            if let facts, discovered[plans[later].tensor.name] == nil { discovered[plans[later].tensor.name] = facts }
                         }
                         throw ReplanNeeded(facts: discovered)
                     }
+                    let data = prepared.data
                     let f = data.facts
                     row.scale = f.scale
                     row.scaleBits = Self.hex(f.scale.bitPattern)
@@ -286,10 +291,13 @@ public final class CheckpointQuantizer: Sendable {
                         notes.append("already ternary: every non-zero value has magnitude \(f.scale), encoded with that scale")
                     }
                     notes += stored.notes
-                    row.mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: stored.storedScale) }
+                    if stored.storedScale.bitPattern == prepared.mseScale.bitPattern {
+                        row.mse = prepared.mse
+                    } else {
+                        row.mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: stored.storedScale) }
+                    }
                 case .kept:
-                    t.readAhead()
-                    if let elementType = t.dtype.elementType, let k = ElementConversion.firstNonFinite(t.bytes, as: elementType) {
+                    if let k = try lookAhead.take(index).firstNonFinite {
                         let warning = "kept tensor '\(t.name)' holds a NaN or infinite value (element \(k)); it is written unchanged"
                         notes.append("warning: " + warning)
                         warnings.append(warning)

@@ -94,3 +94,76 @@ struct PipelineKernelCopyTests {
         #expect(report.layers.map(\.mse) == inMemory.layers.map(\.mse))
     }
 }
+
+/// The job's look-ahead (`TensorLookAhead`): tensors in plan order, bounded run-ahead, errors at their tensor.
+@Suite("Pipeline: look-ahead")
+struct PipelineLookAheadTests {
+    /// Consumer progress, shared with the look-ahead's thread.
+    final class Progress: @unchecked Sendable {
+        let lock = NSLock()
+        var taken = -1
+        var violations: [String] = []
+        var prepared: [Int] = []
+    }
+
+    func plans(_ count: Int) throws -> [TensorPlan] {
+        let storage = ByteStorage(copying: [UInt8](repeating: 0, count: 4096 * count), name: "mem")
+        return (0..<count).map { i in
+            let t = SourceTensor(name: "t\(i)", dtype: .safetensors(.f32), shape: [1024], storage: storage, range: (4096 * i)..<(4096 * (i + 1)))
+            let action: TensorAction = i % 5 == 4 ? .skipped : (i % 3 == 2 ? .kept : .quantized)
+            return TensorPlan(tensor: t, action: action, reason: "test", storage: "-")
+        }
+    }
+
+    @Test func preparesInOrderAndStaysWithinItsBudget() throws {
+        let plans = try plans(40)
+        let progress = Progress()
+        // A budget of one quantized tensor's trits (256 bytes) and three tensors' input: at most one
+        // prepared tensor waits unconsumed while the next is prepared. `taken` = the tensor being taken
+        // (it may already be consumed), so tensors after it are certainly unconsumed.
+        let lookAhead = TensorLookAhead(plans: plans, packedBudget: 256, inputBudget: 3 * 4096) { plan in
+            let index = Int(plan.tensor.name.dropFirst()) ?? -1
+            progress.lock.withLock {
+                let consumed = progress.taken
+                let waiting = plans.indices.filter { $0 < index && $0 > consumed && plans[$0].action != .skipped }
+                // Unconsumed, already prepared tensors while this one starts: within the budget, or just one.
+                let packed = waiting.reduce(0) { $0 + TensorLookAhead.packedBytes(plans[$1]) }
+                if waiting.count > 1 && (packed + TensorLookAhead.packedBytes(plan) > 256 || 4096 * (waiting.count + 1) > 3 * 4096) {
+                    progress.violations.append("t\(index) started with \(waiting) unconsumed")
+                }
+                progress.prepared.append(index)
+            }
+            return PreparedTensor(quantized: nil, firstNonFinite: index)
+        }
+        defer { lookAhead.cancel() }
+        for (i, p) in plans.enumerated() {
+            progress.lock.withLock { progress.taken = i }
+            if p.action != .skipped {
+                #expect(try lookAhead.take(i).firstNonFinite == i)
+            }
+        }
+        lookAhead.cancel()
+        #expect(progress.violations.isEmpty, "\(progress.violations)")
+        #expect(progress.prepared == plans.indices.filter { plans[$0].action != .skipped })
+    }
+
+    struct Boom: Error {}
+
+    @Test func anErrorReachesItsTensorAndStopsTheLookAhead() throws {
+        let plans = try plans(12)
+        let progress = Progress()
+        let lookAhead = TensorLookAhead(plans: plans) { plan in
+            let index = Int(plan.tensor.name.dropFirst()) ?? -1
+            progress.lock.withLock { progress.prepared.append(index) }
+            if index == 6 { throw Boom() }
+            return PreparedTensor(quantized: nil, firstNonFinite: index)
+        }
+        defer { lookAhead.cancel() }
+        for i in [0, 1, 2, 3, 5] {
+            #expect(try lookAhead.take(i).firstNonFinite == i)
+        }
+        #expect(throws: Boom.self) { try lookAhead.take(6) }
+        lookAhead.cancel()
+        #expect(progress.prepared == [0, 1, 2, 3, 5, 6])
+    }
+}
