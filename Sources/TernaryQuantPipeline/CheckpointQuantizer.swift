@@ -365,7 +365,10 @@ public final class CheckpointQuantizer: Sendable {
     }
 
     /// Mean of (w − α·t)² in float64 over the tensor, streaming (no float copy), chunked across cores
-    /// with a fixed chunking so the result does not depend on the thread count.
+    /// with a fixed chunking so the result does not depend on the thread count: chunks of 2^16 elements,
+    /// in each four lanes (element k in lane k mod 4) summed in element order, the lanes as
+    /// (l0 + l1) + (l2 + l3), then the chunks in order. Four full chunks are summed interleaved (four
+    /// independent chains instead of one; each chunk's operations and order unchanged, so the same bits).
     public static func meanSquaredError(_ input: TensorInput, packed: UnsafeRawBufferPointer, scale: Float) -> Double {
         let count = input.elementCount
         let chunk = 1 << 16
@@ -374,46 +377,66 @@ public final class CheckpointQuantizer: Sendable {
         defer { partials.deallocate() }
         let out = ChunkResults(partials, packed)
         let alpha = Double(scale)
-        let tritTable = Self.tritLanes
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * chunk  // a multiple of 4: whole packed bytes
-            let hi = Swift.min(count, lo + chunk)
-            let bytes = input.bytes
-            let packed = out.bytes
-            @inline(__always) func widened(_ k: Int) -> Float {
-                switch input.elementType {
-                case .float32: return bytes.loadUnaligned(fromByteOffset: k &* 4, as: Float.self)
-                case .float16: return Float(bitPattern: Float32Bits.fromFloat16(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)))
-                case .bfloat16: return Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) &<< 16)
+        let group = 4
+        let groups = (chunks + group - 1) / group
+        Self.tritLanes.withUnsafeBufferPointer { lanes in
+            let table = SharedTable(elements: lanes)
+            DispatchQueue.concurrentPerform(iterations: groups) { g in
+                let bytes = input.bytes
+                let packed = out.bytes
+                let isF32 = input.elementType == .float32
+                @inline(__always) func widened(_ k: Int) -> Float {
+                    switch input.elementType {
+                    case .float32: return bytes.loadUnaligned(fromByteOffset: k &* 4, as: Float.self)
+                    case .float16: return Float(bitPattern: Float32Bits.fromFloat16(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)))
+                    case .bfloat16: return Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) &<< 16)
+                    }
+                }
+                // Four elements (one packed byte) at k, a multiple of 4: d = w − α·t in float64, squared.
+                @inline(__always) func squares(_ k: Int) -> SIMD4<Double> {
+                    let w = isF32 ? SIMD4<Double>(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD4<Float>.self))
+                                  : SIMD4<Double>(Double(widened(k)), Double(widened(k &+ 1)), Double(widened(k &+ 2)), Double(widened(k &+ 3)))
+                    let d = w - table.elements[Int(packed[k &>> 2])] * alpha
+                    return d * d
+                }
+                let first = g * group
+                if first + group <= chunks && (first + group) * chunk <= count {
+                    let b0 = first * chunk, b1 = b0 + chunk, b2 = b1 + chunk, b3 = b2 + chunk
+                    var a0 = SIMD4<Double>(repeating: 0), a1 = a0, a2 = a0, a3 = a0
+                    var i = 0
+                    while i < chunk {
+                        a0 += squares(b0 &+ i)
+                        a1 += squares(b1 &+ i)
+                        a2 += squares(b2 &+ i)
+                        a3 += squares(b3 &+ i)
+                        i += 4
+                    }
+                    out.buffer[first] = (a0[0] + a0[1]) + (a0[2] + a0[3])
+                    out.buffer[first + 1] = (a1[0] + a1[1]) + (a1[2] + a1[3])
+                    out.buffer[first + 2] = (a2[0] + a2[1]) + (a2[2] + a2[3])
+                    out.buffer[first + 3] = (a3[0] + a3[1]) + (a3[2] + a3[3])
+                    return
+                }
+                for c in first..<Swift.min(chunks, first + group) {
+                    let lo = c * chunk  // a multiple of 4: whole packed bytes
+                    let hi = Swift.min(count, lo + chunk)
+                    var acc = SIMD4<Double>(repeating: 0)
+                    var k = lo
+                    while k + 4 <= hi {
+                        acc += squares(k)
+                        k += 4
+                    }
+                    var sum = (acc[0] + acc[1]) + (acc[2] + acc[3])
+                    while k < hi {
+                        let code = (packed[k &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (k & 3))) & 3
+                        let r = code == 1 ? alpha : (code == 2 ? -alpha : 0)
+                        let d = Double(widened(k)) - r
+                        sum += d * d
+                        k += 1
+                    }
+                    out.buffer[c] = sum
                 }
             }
-            var acc = SIMD4<Double>(repeating: 0)
-            var k = lo
-            // Four elements (one packed byte) at a time: d = w − α·t in float64.
-            if input.elementType == .float32 {
-                while k + 4 <= hi {
-                    let w = SIMD4<Double>(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD4<Float>.self))
-                    let d = w - tritTable[Int(packed[k &>> 2])] * alpha
-                    acc += d * d
-                    k += 4
-                }
-            } else {
-                while k + 4 <= hi {
-                    let w = SIMD4<Double>(Double(widened(k)), Double(widened(k + 1)), Double(widened(k + 2)), Double(widened(k + 3)))
-                    let d = w - tritTable[Int(packed[k &>> 2])] * alpha
-                    acc += d * d
-                    k += 4
-                }
-            }
-            var sum = (acc[0] + acc[1]) + (acc[2] + acc[3])
-            while k < hi {
-                let code = (packed[k &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (k & 3))) & 3
-                let r = code == 1 ? alpha : (code == 2 ? -alpha : 0)
-                let d = Double(widened(k)) - r
-                sum += d * d
-                k += 1
-            }
-            out.buffer[c] = sum
         }
         var total = 0.0
         for c in 0..<chunks { total += partials[c] }
@@ -421,3 +444,8 @@ public final class CheckpointQuantizer: Sendable {
     }
 }
 
+/// A read-only table handed to `concurrentPerform` workers; valid only inside the caller's
+/// `withUnsafeBufferPointer` (the workers finish before it returns).
+struct SharedTable<Element>: @unchecked Sendable {
+    let elements: UnsafeBufferPointer<Element>
+}

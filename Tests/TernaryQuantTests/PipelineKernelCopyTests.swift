@@ -167,3 +167,102 @@ struct PipelineLookAheadTests {
         #expect(progress.prepared == [0, 1, 2, 3, 5, 6])
     }
 }
+
+/// The report's MSE: the same bits as a slow reference summing in the documented order (chunks of 2^16,
+/// four lanes by element index mod 4, lanes (l0 + l1) + (l2 + l3), then chunks in order).
+@Suite("Pipeline: MSE order")
+struct PipelineMSETests {
+    static func reference(_ w: [Double], _ t: [Int], alpha: Double) -> Double {
+        var total = 0.0
+        var lo = 0
+        while lo < w.count {
+            let hi = min(w.count, lo + 65536)
+            var lanes = [0.0, 0.0, 0.0, 0.0]
+            var k = lo
+            while k + 4 <= hi {
+                for j in 0..<4 {
+                    let d = w[k + j] - Double(t[k + j]) * alpha
+                    lanes[j] += d * d
+                }
+                k += 4
+            }
+            var sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+            for i in k..<hi {
+                let d = w[i] - (t[i] == 0 ? 0 : Double(t[i]) * alpha)
+                sum += d * d
+            }
+            total += sum
+            lo = hi
+        }
+        return w.isEmpty ? 0 : total / Double(w.count)
+    }
+
+    /// n = 2^18 (one group of four chunks, exact division by n) with chunk 0 dominant, so a changed
+    /// rounding of chunk 0's sum shows in the result; then two groups, a partial one and a tail.
+    @Test(arguments: [(ElementType.float32, 4 * 65536), (.float16, 4 * 65536), (.bfloat16, 4 * 65536),
+                      (.float32, 9 * 65536 + 13), (.float16, 9 * 65536 + 13), (.bfloat16, 9 * 65536 + 13)])
+    func sameBitsAsTheReferenceOrder(type: ElementType, n: Int) throws {
+        var rng = SplitMix64(seed: 11)
+        var raw: [UInt8] = []
+        var widened: [Double] = []
+        // Lanes of very different magnitudes, so that another grouping of the sums rounds differently.
+        let laneScale: [Double] = [0.02, 3e-5, 40, 1e-3]
+        for k in 0..<n {
+            let x = Float(rng.nextGaussian() * laneScale[k % 4] * (k < 65536 || n % 65536 != 0 ? 1 : 1e-4))
+            switch type {
+            case .float32:
+                withUnsafeBytes(of: x.bitPattern.littleEndian) { raw.append(contentsOf: $0) }
+                widened.append(Double(x))
+            case .float16:
+                let h = HalfConversion.float16Bits(x)
+                withUnsafeBytes(of: h.littleEndian) { raw.append(contentsOf: $0) }
+                widened.append(Double(Float(bitPattern: Float32Bits.fromFloat16(h))))
+            case .bfloat16:
+                let b = UInt16(x.bitPattern >> 16)
+                withUnsafeBytes(of: b.littleEndian) { raw.append(contentsOf: $0) }
+                widened.append(Double(Float(bitPattern: UInt32(b) << 16)))
+            }
+        }
+        let input = try TensorInput(name: "w", shape: [n], elementType: type, copying: raw)
+        let q = try Quantizer(backend: CPUBackend()).quantize(input)
+        let trits = try TritPacking.unpack(q.data, count: n).map(\.rawValue).map(Int.init)
+        for scale in [q.scale, ElementConversion.stored(q.scale, as: .float16), 0.75] {
+            let mse = q.data.withUnsafeBytes { CheckpointQuantizer.meanSquaredError(input, packed: $0, scale: scale) }
+            #expect(mse.bitPattern == Self.reference(widened, trits, alpha: Double(scale)).bitPattern, "\(type) scale \(scale)")
+        }
+    }
+}
+
+/// The `.tern` writer's check of packed trits (eight bytes at a time) against a trit-by-trit reference.
+@Suite("Pipeline: .tern packed-code check")
+struct PipelineTernCodeCheckTests {
+    static func reference(_ packed: [UInt8], count: Int) -> Int? {
+        for k in 0..<count where (packed[k / 4] >> UInt8(2 * (k % 4))) & 3 == 3 { return k }
+        if count % 4 != 0, packed[count / 4] >> UInt8(2 * (count % 4)) != 0 { return count }
+        return nil
+    }
+
+    @Test func firstInvalidCodeMatchesTheReference() {
+        var rng = SplitMix64(seed: 5)
+        for round in 0..<3000 {
+            let count = Int(rng.next() % 300)
+            let bytes = (count + 3) / 4
+            // Valid codes 00, 01, 10 only, padding 00.
+            var packed = (0..<bytes).map { _ in UInt8(0) }
+            for k in 0..<count { packed[k / 4] |= UInt8(rng.next() % 3) << UInt8(2 * (k % 4)) }
+            switch round % 3 {
+            case 0 where count > 0:  // one or two reserved codes
+                for _ in 0..<(1 + Int(rng.next() % 2)) {
+                    let k = Int(rng.next() % UInt64(count))
+                    packed[k / 4] |= 3 << UInt8(2 * (k % 4))
+                }
+            case 1 where count % 4 != 0:  // a padding bit
+                packed[count / 4] |= 1 << UInt8(2 * (count % 4) + Int(rng.next() % UInt64(8 - 2 * (count % 4))))
+            default:
+                break
+            }
+            let got = packed.withUnsafeBytes { TernFormat.firstInvalidCode($0, count: count) }
+            #expect(got == Self.reference(packed, count: count), "round \(round): count \(count)")
+        }
+    }
+}
