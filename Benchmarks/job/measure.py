@@ -55,19 +55,31 @@ def read_bytes(report):
     return sum(layer["input_bytes"] for layer in report["layers"])
 
 
+def disk_write(nbytes):
+    out = subprocess.run([sys.executable, os.path.join(here, "fadvise.py"), "write", os.path.join(work, "write-probe"), str(nbytes)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["gigabytes_per_second"]
+
+
 def job(label, src, extra, ext, cold):
     out = os.path.join(work, "out." + ext)
     rep = os.path.join(work, "report.json")
+    # A fresh output every run: replacing the previous run's output would add deleting a ~0.5 GB file
+    # (0.2-0.3 s on this ext4 volume) to the job's time.
+    for path in (out, rep):
+        if os.path.exists(path):
+            os.unlink(path)
+    subprocess.run(["sync"], check=True)
     if cold:
         drop(src)
     else:
         subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)
     la = load()
-    dt, rss = run([ternq, "quantize", src, "-o", out, *extra, "--backend", "cpu", "--force", "--quiet", "--json", rep])
+    dt, rss = run([ternq, "quantize", src, "-o", out, *extra, "--backend", "cpu", "--quiet", "--json", rep])
     with open(rep) as f:
         report = json.load(f)
     return {"wall_s": dt, "gbps": read_bytes(report) / dt / 1e9, "report_gbps": read_bytes(report) / report["totals"]["seconds"] / 1e9, "rss_mb": rss, "load": la,
-            "read_gb": read_bytes(report) / 1e9, "largest_mb": max(l["input_bytes"] for l in report["layers"]) / 1e6}
+            "read_gb": read_bytes(report) / 1e9, "out_bytes": report["totals"]["output_bytes"], "largest_mb": max(l["input_bytes"] for l in report["layers"]) / 1e6}
 
 
 def median(rows, key):
@@ -86,17 +98,24 @@ print(f"ternq bench F32 cpu: {bench_gbps:.2f} GB/s (median of {reps}; runs "
       + ", ".join(f"{b['gbps']:.2f}@load {b['load']:.1f}" for b in bench) + ")")
 print()
 print("GB/s = bytes of the tensors the job reads / wall seconds of the whole process (start to exit, fsync and")
-print("rename included); 'loop' = the same bytes / the report's seconds (the job loop only).")
+print("rename included); 'loop' = the same bytes / the report's seconds (the job loop only). Each run writes a")
+print("fresh output. 'disk write' = the job's output bytes written to a new file and fsynced (8 MiB writes);")
+print("'bound' = read bytes / max(read bytes / bench, output bytes / disk write): the warm job can be no faster.")
 print()
-print("| job | warm GB/s | / bench | warm loop GB/s | peak RSS MB | cold GB/s | disk GB/s | / disk | load (1-min) |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| job | warm GB/s | / bench | warm loop GB/s | output MB | disk write GB/s | / bound | peak RSS MB | cold GB/s | disk read GB/s | / disk | load (1-min) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for label, src, extra, ext in JOBS:
     warm = [job(label, src, extra, ext, cold=False) for _ in range(reps)]
     disk, cold = [], []
     for _ in range(reps):
         disk.append(disk_read(src))
         cold.append(job(label, src, extra, ext, cold=True))
+    out_bytes = warm[0]["out_bytes"]
+    write = statistics.median(disk_write(out_bytes) for _ in range(reps))
+    read = warm[0]["read_gb"] * 1e9
+    bound = read / max(read / (bench_gbps * 1e9), out_bytes / (write * 1e9)) / 1e9
     w, c, d = median(warm, "gbps"), median(cold, "gbps"), statistics.median(disk)
     loads = [r["load"] for r in warm + cold]
     print(f"| {label} ({warm[0]['read_gb']:.2f} GB read, largest {warm[0]['largest_mb']:.0f} MB) | {w:.2f} | {w / bench_gbps:.2f} | {median(warm, 'report_gbps'):.2f} | "
+          f"{out_bytes / 1e6:.0f} | {write:.2f} | {w / bound:.2f} | "
           f"{max(r['rss_mb'] for r in warm + cold):.0f} | {c:.2f} | {d:.2f} | {c / d:.2f} | {min(loads):.1f}–{max(loads):.1f} |", flush=True)

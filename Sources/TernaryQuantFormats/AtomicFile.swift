@@ -16,7 +16,11 @@ import CFileGuard
 /// The temporary file is named `.<name>.tmp-<pid>-<random>`; creating an `AtomicFile` removes such files
 /// in the same directory whose process no longer exists (left behind by a SIGKILL).
 ///
-/// Writes are buffered (1 MiB). Not thread-safe: one writer at a time.
+/// Writes are buffered (1 MiB). On Linux the write-back of every 8 MiB handed to the kernel is started at
+/// once on a background queue (`posix_fadvise(POSIX_FADV_DONTNEED)` on that range: asynchronous
+/// write-back, clean pages dropped), so the disk writes overlap the job and `commit()`'s `fdatasync` has
+/// little left. `copy(from:range:)` copies a range of a mapped input file in the kernel (`sendfile`).
+/// Not thread-safe: one writer at a time.
 public final class AtomicFile {
     /// Destination path.
     public let path: String
@@ -30,6 +34,13 @@ public final class AtomicFile {
     private var buffer: [UInt8] = []
     private let bufferLimit = 1 << 20
     private var finished = false
+    /// Bytes handed to the kernel (`bytesWritten` minus what is still buffered).
+    private var kernelOffset = 0
+    /// Start of the range whose write-back has not been started yet.
+    private var writebackOffset = 0
+    /// Write-back is started per this many bytes handed to the kernel.
+    static let writebackChunk = 8 << 20
+    private let writeback = DispatchQueue(label: "ternq.atomic-file.writeback", qos: .utility)
 
     /// Creates the temporary file for `path` (after removing stale temporaries of dead processes in its
     /// directory). Throws `FormatError.refused` (remedy `.allowOverwrite`) when `path` exists and `overwrite` is false, or `.io`
@@ -46,12 +57,15 @@ public final class AtomicFile {
         let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(base).tmp-\(getpid())-\(suffix)"
         self.temporaryPath = temporary
+        // Registered before it exists: a signal between creating and registering would leave it behind.
+        TemporaryFileRegistry.shared.insert(temporary)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw FormatError.io(file: path, reason: "cannot create a temporary file in '\(directory.isEmpty ? "." : directory)': \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            TemporaryFileRegistry.shared.remove(temporary)
+            throw FormatError.io(file: path, reason: "cannot create a temporary file in '\(directory.isEmpty ? "." : directory)': \(reason)")
         }
         self.fd = fd
-        TemporaryFileRegistry.shared.insert(temporary)
         buffer.reserveCapacity(bufferLimit)
     }
 
@@ -99,6 +113,61 @@ public final class AtomicFile {
             }
             done += n
         }
+        kernelOffset += bytes.count
+        startWriteback(force: false)
+    }
+
+    /// Starts the asynchronous write-back of what was handed to the kernel since the last start, once
+    /// that is `writebackChunk` bytes (or any amount with `force`). A hint: failures are ignored (the
+    /// final `fdatasync` reports real write errors).
+    private func startWriteback(force: Bool) {
+        #if os(Linux)
+        guard kernelOffset - writebackOffset >= Self.writebackChunk || (force && kernelOffset > writebackOffset) else { return }
+        // Whole pages only (the partial last page is still being written), except at the end.
+        let end = force ? kernelOffset : kernelOffset / 4096 * 4096
+        let (fd, offset, length) = (self.fd, writebackOffset, end - writebackOffset)
+        writebackOffset = end
+        writeback.async { _ = posix_fadvise(fd, off_t(offset), off_t(length), Int32(POSIX_FADV_DONTNEED)) }
+        #endif
+    }
+
+    /// Appends the bytes `range` of `storage` (the same bytes as `write(storage.bytes[range])`). For a
+    /// mapped file on Linux the kernel copies them from the file (`sendfile`: no page faults on the
+    /// mapping, no user-space copy); otherwise they are written from memory. Throws `FormatError.io`
+    /// naming the input when the input file ends before the range does (it shrank while being read), or
+    /// naming the output when writing fails. `range` must lie inside `storage.bytes`.
+    public func copy(from storage: ByteStorage, range: Range<Int>) throws {
+        guard !finished else { throw FormatError.io(file: path, reason: "write after commit/abort") }
+        #if os(Linux)
+        guard let input = storage.fileDescriptor, range.count >= bufferLimit else {
+            return try write(UnsafeRawBufferPointer(rebasing: storage.bytes[range]))
+        }
+        try flush()
+        var offset = off_t(range.lowerBound)
+        var left = range.count
+        while left > 0 {
+            // Pieces of `writebackChunk`, so the disk writes start while the rest is copied.
+            let n = sendfile(fd, input, &offset, Swift.min(left, Self.writebackChunk))
+            if n < 0 {
+                if errno == EINTR { continue }
+                let error = errno
+                // The kernel cannot copy between these files (EINVAL, ENOSYS, ...): write from the mapping.
+                if left == range.count && (error == EINVAL || error == ENOSYS || error == EOPNOTSUPP) {
+                    return try write(UnsafeRawBufferPointer(rebasing: storage.bytes[range]))
+                }
+                throw FormatError.io(file: path, reason: "write failed (copying from '\(storage.path)'): \(String(cString: strerror(error)))")
+            }
+            if n == 0 {
+                throw FormatError.io(file: storage.path, reason: "the file ends at byte \(offset), before the tensor data it held (\(range.upperBound)) (it shrank while it was being read; truncated by another process?): nothing was written")
+            }
+            left -= n
+            bytesWritten += n
+            kernelOffset += n
+            startWriteback(force: false)
+        }
+        #else
+        try write(UnsafeRawBufferPointer(rebasing: storage.bytes[range]))
+        #endif
     }
 
     /// Flushes and fsyncs the temporary file, publishes it at `path` (replacing an existing file only
@@ -109,7 +178,16 @@ public final class AtomicFile {
         guard !finished else { return }
         do {
             try flush()
-            guard fsync(fd) == 0 else {
+            startWriteback(force: true)
+            writeback.sync {}
+            // fdatasync: the data and the metadata needed to read it back (size, block map); the rest
+            // (times) need not be durable before the rename.
+            #if os(Linux)
+            let synced = fdatasync(fd) == 0
+            #else
+            let synced = fsync(fd) == 0
+            #endif
+            guard synced else {
                 throw FormatError.io(file: path, reason: "fsync failed: \(String(cString: strerror(errno)))")
             }
         } catch {
@@ -157,6 +235,7 @@ public final class AtomicFile {
     public func abort() {
         guard !finished else { return }
         finished = true
+        writeback.sync {}  // no queued write-back may touch the descriptor after it is closed
         if fd >= 0 { close(fd); fd = -1 }
         unlink(temporaryPath)
         TemporaryFileRegistry.shared.remove(temporaryPath)
@@ -288,9 +367,16 @@ private let systemWrite = Darwin.write
 public protocol ByteSink: AnyObject {
     /// Appends bytes.
     func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Appends the bytes `range` of `storage` (default: `write` from memory; `AtomicFile` copies from the
+    /// file in the kernel). `range` must lie inside `storage.bytes`.
+    func copy(from storage: ByteStorage, range: Range<Int>) throws
 }
 
 extension ByteSink {
+    public func copy(from storage: ByteStorage, range: Range<Int>) throws {
+        try write(UnsafeRawBufferPointer(rebasing: storage.bytes[range]))
+    }
+
     /// Appends the bytes of an array.
     public func write(bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write($0) }

@@ -85,6 +85,10 @@ public final class ByteStorage: @unchecked Sendable {
         self.bytes = UnsafeRawBufferPointer(start: buffer.baseAddress, count: data.count)
     }
 
+    /// The mapped file's open descriptor (read-only, owned by this object: valid while it lives), or
+    /// `nil` for in-memory buffers and empty files. For kernel copies (`AtomicFile.copy(from:range:)`).
+    var fileDescriptor: Int32? { fd >= 0 && mapping != nil ? fd : nil }
+
     private static func modification(_ info: stat) -> (seconds: Int, nanoseconds: Int) {
         #if canImport(Darwin)
         return (Int(info.st_mtimespec.tv_sec), Int(info.st_mtimespec.tv_nsec))

@@ -92,6 +92,17 @@ public final class SafetensorsWriter {
         }
     }
 
+    /// Appends the bytes `range` of `storage` (see `write(_:)`), copied by the sink (in the kernel for an
+    /// `AtomicFile`) when they lie within the current tensor.
+    public func copy(from storage: ByteStorage, range: Range<Int>) throws {
+        guard next < entries.count, range.count <= remainingInCurrent else {
+            return try write(UnsafeRawBufferPointer(rebasing: storage.bytes[range]))
+        }
+        try sink.copy(from: storage, range: range)
+        remainingInCurrent -= range.count
+        skipEmpty()
+    }
+
     /// Appends the bytes of an array (see `write(_:)`).
     public func write(bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write($0) }

@@ -175,7 +175,15 @@ public enum TernFormat {
     /// `packed` must hold ⌈count/4⌉ bytes.
     static func firstInvalidCode(_ packed: UnsafeRawBufferPointer, count: Int) -> Int? {
         let full = count / 4
-        for i in 0..<Swift.min(full, packed.count) {
+        let end = Swift.min(full, packed.count)
+        // Eight bytes at a time: a code 11 anywhere sets a bit of v & (v >> 1) at an even position.
+        var start = 0
+        while start + 8 <= end {
+            let v = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: start, as: UInt64.self))
+            if (v & (v >> 1)) & 0x5555_5555_5555_5555 != 0 { break }
+            start += 8
+        }
+        for i in start..<end {
             let b = packed[i]
             if (b & (b >> 1)) & 0x55 != 0 {
                 for s in 0..<4 where (b >> UInt8(2 * s)) & 3 == 3 { return 4 * i + s }

@@ -192,6 +192,26 @@ public final class CheckpointQuantizer: Sendable {
         return QuantizedData(input: input, packed: packed, facts: facts)
     }
 
+    /// The look-ahead's work for one tensor (on its thread): read-ahead, then for a quantized tensor its
+    /// trits, facts and MSE against `storedScale(facts)`, for a kept one its first NaN/±Inf; then its
+    /// input pages are released (the writers need only the trits; kept tensors are copied from the file).
+    func prepare(_ plan: TensorPlan, storedScale: (TernaryFacts) -> Float, source: any CheckpointSource) throws -> PreparedTensor {
+        let t = plan.tensor
+        t.readAhead()
+        defer { source.releasePages(t) }
+        switch plan.action {
+        case .quantized:
+            let data = try facts(of: t)
+            let scale = storedScale(data.facts)
+            let mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: scale) }
+            return PreparedTensor(quantized: .init(data: data, mse: mse, mseScale: scale), firstNonFinite: nil)
+        case .kept:
+            return PreparedTensor(quantized: nil, firstNonFinite: t.dtype.elementType.flatMap { ElementConversion.firstNonFinite(t.bytes, as: $0) })
+        case .skipped:
+            return PreparedTensor(quantized: nil, firstNonFinite: nil)
+        }
+    }
+
     /// The job loop: plan, begin the writer, append each tensor, finish. Knows no format.
     func perform(_ source: any CheckpointSource, to sink: any ByteSink, outputName: String, options: QuantizationOptions,
                  known: [String: TernaryFacts], progress: ((JobProgress) -> Void)?) throws -> QuantizationReport {
@@ -215,23 +235,15 @@ public final class CheckpointQuantizer: Sendable {
         var bytesDone = 0
         var discovered = known
 
-        // Look-ahead: the next quantized tensor is quantized on a background thread while the current one
-        // is encoded and written (at most one pending, so memory stays at two tensors' trits).
-        func nextQuantized(after index: Int) -> Int? {
-            plans[(index + 1)...].firstIndex { $0.action == .quantized }
+        // Look-ahead: a background thread prepares the tensors ahead (quantize + MSE, or the NaN scan of a
+        // kept tensor) while this loop encodes and writes (see `TensorLookAhead`).
+        let format = options.format
+        let lookAhead = TensorLookAhead(plans: plans) { plan in
+            try self.prepare(plan, storedScale: { CheckpointWriters.type(for: format).storedScale(plan, facts: $0, options: options) }, source: source)
         }
-        func lookAhead(_ index: Int?) -> PendingQuantization? {
-            guard let index else { return nil }
-            let tensor = plans[index].tensor
-            tensor.readAhead()
-            return PendingQuantization(index: index) { try self.facts(of: tensor) }
-        }
-        var pending = lookAhead(nextQuantized(after: -1))
-        let writeback = OutputWriteback(sink)
         defer {
             // No background work outlives the job, whatever it throws.
-            pending?.wait()
-            writeback.wait()
+            lookAhead.cancel()
         }
 
         for (index, p) in plans.enumerated() {
@@ -247,32 +259,23 @@ public final class CheckpointQuantizer: Sendable {
                 case .skipped:
                     row.inputBytes = 0
                 case .quantized:
-                    var data: QuantizedData
-                    if let ready = pending, ready.index == index {
-                        pending = nil
-                        data = try ready.value()
-                    } else {
-                        data = try facts(of: t)
+                    guard var prepared = try lookAhead.take(index).quantized else {
+                        throw FormatError.unsupported(file: t.file, reason: "internal error: tensor '\(t.name)' was not quantized")
                     }
-                    pending = lookAhead(nextQuantized(after: index))
-                    discovered[t.name] = data.facts
+                    discovered[t.name] = prepared.data.facts
                     let stored: QuantizedAppend
                     do {
-                        stored = try writer.appendQuantized(p, &data)
+                        stored = try writer.appendQuantized(p, &prepared.data)
                     } catch let replan as ReplanNeeded {
                         // Gather every remaining fact, then let the caller start again with a correct header.
                         discovered.merge(replan.facts) { a, _ in a }
-                        if let ready = pending {
-                            pending = nil
-                            discovered[plans[ready.index].tensor.name] = try ready.value().facts
-                            source.releasePages(plans[ready.index].tensor)
-                        }
-                        for later in plans[(index + 1)...] where later.action == .quantized && discovered[later.tensor.name] == nil {
-                            discovered[later.tensor.name] = try facts(of: later.tensor).facts
-                            source.releasePages(later.tensor)
+                        for later in (index + 1)..<plans.count where plans[later].action != .skipped {
+                            let facts = try lookAhead.take(later).quantized?.data.facts
+                            if let facts, discovered[plans[later].tensor.name] == nil { discovered[plans[later].tensor.name] = facts }
                         }
                         throw ReplanNeeded(facts: discovered)
                     }
+                    let data = prepared.data
                     let f = data.facts
                     row.scale = f.scale
                     row.scaleBits = Self.hex(f.scale.bitPattern)
@@ -288,10 +291,13 @@ public final class CheckpointQuantizer: Sendable {
                         notes.append("already ternary: every non-zero value has magnitude \(f.scale), encoded with that scale")
                     }
                     notes += stored.notes
-                    row.mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: stored.storedScale) }
+                    if stored.storedScale.bitPattern == prepared.mseScale.bitPattern {
+                        row.mse = prepared.mse
+                    } else {
+                        row.mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: stored.storedScale) }
+                    }
                 case .kept:
-                    t.readAhead()
-                    if let elementType = t.dtype.elementType, let k = ElementConversion.firstNonFinite(t.bytes, as: elementType) {
+                    if let k = try lookAhead.take(index).firstNonFinite {
                         let warning = "kept tensor '\(t.name)' holds a NaN or infinite value (element \(k)); it is written unchanged"
                         notes.append("warning: " + warning)
                         warnings.append(warning)
@@ -305,7 +311,6 @@ public final class CheckpointQuantizer: Sendable {
             // The file shrank or changed while it was read (issue 8.4): an error naming it, no output.
             try t.storage.checkIntact()
             source.releasePages(t)
-            if p.action != .skipped { writeback.start() }
             row.notes = notes.isEmpty ? nil : notes
             bytesDone += t.byteCount
             layers.append(row)
@@ -360,7 +365,10 @@ public final class CheckpointQuantizer: Sendable {
     }
 
     /// Mean of (w − α·t)² in float64 over the tensor, streaming (no float copy), chunked across cores
-    /// with a fixed chunking so the result does not depend on the thread count.
+    /// with a fixed chunking so the result does not depend on the thread count: chunks of 2^16 elements,
+    /// in each four lanes (element k in lane k mod 4) summed in element order, the lanes as
+    /// (l0 + l1) + (l2 + l3), then the chunks in order. Four full chunks are summed interleaved (four
+    /// independent chains instead of one; each chunk's operations and order unchanged, so the same bits).
     public static func meanSquaredError(_ input: TensorInput, packed: UnsafeRawBufferPointer, scale: Float) -> Double {
         let count = input.elementCount
         let chunk = 1 << 16
@@ -369,46 +377,66 @@ public final class CheckpointQuantizer: Sendable {
         defer { partials.deallocate() }
         let out = ChunkResults(partials, packed)
         let alpha = Double(scale)
-        let tritTable = Self.tritLanes
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * chunk  // a multiple of 4: whole packed bytes
-            let hi = Swift.min(count, lo + chunk)
-            let bytes = input.bytes
-            let packed = out.bytes
-            @inline(__always) func widened(_ k: Int) -> Float {
-                switch input.elementType {
-                case .float32: return bytes.loadUnaligned(fromByteOffset: k &* 4, as: Float.self)
-                case .float16: return Float(bitPattern: Float32Bits.fromFloat16(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)))
-                case .bfloat16: return Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) &<< 16)
+        let group = 4
+        let groups = (chunks + group - 1) / group
+        Self.tritLanes.withUnsafeBufferPointer { lanes in
+            let table = SharedTable(elements: lanes)
+            DispatchQueue.concurrentPerform(iterations: groups) { g in
+                let bytes = input.bytes
+                let packed = out.bytes
+                let isF32 = input.elementType == .float32
+                @inline(__always) func widened(_ k: Int) -> Float {
+                    switch input.elementType {
+                    case .float32: return bytes.loadUnaligned(fromByteOffset: k &* 4, as: Float.self)
+                    case .float16: return Float(bitPattern: Float32Bits.fromFloat16(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)))
+                    case .bfloat16: return Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) &<< 16)
+                    }
+                }
+                // Four elements (one packed byte) at k, a multiple of 4: d = w − α·t in float64, squared.
+                @inline(__always) func squares(_ k: Int) -> SIMD4<Double> {
+                    let w = isF32 ? SIMD4<Double>(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD4<Float>.self))
+                                  : SIMD4<Double>(Double(widened(k)), Double(widened(k &+ 1)), Double(widened(k &+ 2)), Double(widened(k &+ 3)))
+                    let d = w - table.elements[Int(packed[k &>> 2])] * alpha
+                    return d * d
+                }
+                let first = g * group
+                if first + group <= chunks && (first + group) * chunk <= count {
+                    let b0 = first * chunk, b1 = b0 + chunk, b2 = b1 + chunk, b3 = b2 + chunk
+                    var a0 = SIMD4<Double>(repeating: 0), a1 = a0, a2 = a0, a3 = a0
+                    var i = 0
+                    while i < chunk {
+                        a0 += squares(b0 &+ i)
+                        a1 += squares(b1 &+ i)
+                        a2 += squares(b2 &+ i)
+                        a3 += squares(b3 &+ i)
+                        i += 4
+                    }
+                    out.buffer[first] = (a0[0] + a0[1]) + (a0[2] + a0[3])
+                    out.buffer[first + 1] = (a1[0] + a1[1]) + (a1[2] + a1[3])
+                    out.buffer[first + 2] = (a2[0] + a2[1]) + (a2[2] + a2[3])
+                    out.buffer[first + 3] = (a3[0] + a3[1]) + (a3[2] + a3[3])
+                    return
+                }
+                for c in first..<Swift.min(chunks, first + group) {
+                    let lo = c * chunk  // a multiple of 4: whole packed bytes
+                    let hi = Swift.min(count, lo + chunk)
+                    var acc = SIMD4<Double>(repeating: 0)
+                    var k = lo
+                    while k + 4 <= hi {
+                        acc += squares(k)
+                        k += 4
+                    }
+                    var sum = (acc[0] + acc[1]) + (acc[2] + acc[3])
+                    while k < hi {
+                        let code = (packed[k &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (k & 3))) & 3
+                        let r = code == 1 ? alpha : (code == 2 ? -alpha : 0)
+                        let d = Double(widened(k)) - r
+                        sum += d * d
+                        k += 1
+                    }
+                    out.buffer[c] = sum
                 }
             }
-            var acc = SIMD4<Double>(repeating: 0)
-            var k = lo
-            // Four elements (one packed byte) at a time: d = w − α·t in float64.
-            if input.elementType == .float32 {
-                while k + 4 <= hi {
-                    let w = SIMD4<Double>(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD4<Float>.self))
-                    let d = w - tritTable[Int(packed[k &>> 2])] * alpha
-                    acc += d * d
-                    k += 4
-                }
-            } else {
-                while k + 4 <= hi {
-                    let w = SIMD4<Double>(Double(widened(k)), Double(widened(k + 1)), Double(widened(k + 2)), Double(widened(k + 3)))
-                    let d = w - tritTable[Int(packed[k &>> 2])] * alpha
-                    acc += d * d
-                    k += 4
-                }
-            }
-            var sum = (acc[0] + acc[1]) + (acc[2] + acc[3])
-            while k < hi {
-                let code = (packed[k &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (k & 3))) & 3
-                let r = code == 1 ? alpha : (code == 2 ? -alpha : 0)
-                let d = Double(widened(k)) - r
-                sum += d * d
-                k += 1
-            }
-            out.buffer[c] = sum
         }
         var total = 0.0
         for c in 0..<chunks { total += partials[c] }
@@ -416,3 +444,8 @@ public final class CheckpointQuantizer: Sendable {
     }
 }
 
+/// A read-only table handed to `concurrentPerform` workers; valid only inside the caller's
+/// `withUnsafeBufferPointer` (the workers finish before it returns).
+struct SharedTable<Element>: @unchecked Sendable {
+    let elements: UnsafeBufferPointer<Element>
+}

@@ -68,6 +68,10 @@ protocol CheckpointWriter: AnyObject {
     static func validate(_ source: any CheckpointSource, options: QuantizationOptions) throws
     /// Bytes the writer allocates for a quantized tensor of `elements` elements beyond its packed trits.
     static func extraWorkingBytes(elements: Int, options: QuantizationOptions) -> Int
+    /// The scale `appendQuantized` will store for `plan` with `facts` (the MSE is computed against it
+    /// ahead of the write; a writer that stores another scale only costs a recomputation). Default: the
+    /// facts' scale.
+    static func storedScale(_ plan: TensorPlan, facts: TernaryFacts, options: QuantizationOptions) -> Float
 
     /// Begins the output: validates the plan and writes the header to `sink`.
     init(sink: any ByteSink, source: any CheckpointSource, plans: [TensorPlan], options: QuantizationOptions) throws
@@ -87,6 +91,7 @@ protocol CheckpointWriter: AnyObject {
 extension CheckpointWriter {
     static var headerNeedsFacts: Bool { false }
     static func extraWorkingBytes(elements: Int, options: QuantizationOptions) -> Int { 0 }
+    static func storedScale(_ plan: TensorPlan, facts: TernaryFacts, options: QuantizationOptions) -> Float { facts.scale }
     var reportedGGUFType: GGUFTernaryType? { nil }
     var reportedCSRThreshold: Double? { nil }
 }

@@ -72,6 +72,12 @@ final class GGUFCheckpointWriter: CheckpointWriter {
         return TensorPlan(tensor: tensor, action: .kept, reason: decision.reason, storage: label(keptType), ggmlType: keptType, notes: keptNotes)
     }
 
+    static func storedScale(_ plan: TensorPlan, facts: TernaryFacts, options: QuantizationOptions) -> Float {
+        if options.dequantize, let type = plan.tensor.dtype.elementType { return ElementConversion.stored(facts.scale, as: type) }
+        let ne0 = plan.tensor.shape.last ?? 1
+        return GGUFTernaryStorage.choose(facts, blockEligible: ne0 % TernaryBlocks.blockSize == 0, blockType: options.ggufType.ggmlType).storedScale
+    }
+
     static func validate(_ source: any CheckpointSource, options: QuantizationOptions) throws {
         if options.dequantize && source.format != .gguf {
             throw FormatError.unsupported(file: source.path, reason: "dequantized output is written in the input's own format: use a .\(source.format.rawValue) output")
@@ -180,7 +186,7 @@ final class GGUFCheckpointWriter: CheckpointWriter {
         if case .safetensors(.bf16) = t.dtype, plan.ggmlType == .f32 {
             try ElementConversion.writeWidenedBF16(t.bytes, to: sink)
         } else {
-            try sink.write(t.bytes)
+            try sink.copy(from: t.storage, range: t.range)
         }
         return try pad(plan)
     }

@@ -20,6 +20,11 @@ final class SafetensorsCheckpointWriter: CheckpointWriter {
         return TensorPlan(tensor: tensor, action: .kept, reason: decision.reason, storage: "copy")
     }
 
+    static func storedScale(_ plan: TensorPlan, facts: TernaryFacts, options: QuantizationOptions) -> Float {
+        if options.dequantize, let type = plan.tensor.dtype.elementType { return ElementConversion.stored(facts.scale, as: type) }
+        return facts.scale
+    }
+
     static func validate(_ source: any CheckpointSource, options: QuantizationOptions) throws {
         if options.dequantize && source.format != .safetensors {
             throw FormatError.unsupported(file: source.path, reason: "dequantized output is written in the input's own format: use a .\(source.format.rawValue) output")
@@ -86,7 +91,7 @@ final class SafetensorsCheckpointWriter: CheckpointWriter {
     }
 
     func appendKept(_ plan: TensorPlan) throws -> Int {
-        try writer.write(plan.tensor.bytes)
+        try writer.copy(from: plan.tensor.storage, range: plan.tensor.range)
         return plan.tensor.byteCount
     }
 
@@ -123,4 +128,5 @@ final class SinkAdapter: ByteSink {
     private let writer: SafetensorsWriter
     init(_ writer: SafetensorsWriter) { self.writer = writer }
     func write(_ bytes: UnsafeRawBufferPointer) throws { try writer.write(bytes) }
+    func copy(from storage: ByteStorage, range: Range<Int>) throws { try writer.copy(from: storage, range: range) }
 }

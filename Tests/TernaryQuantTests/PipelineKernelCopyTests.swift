@@ -1,0 +1,268 @@
+import Foundation
+import Testing
+import TernaryQuant
+import TernaryQuantTestSupport
+@testable import TernaryQuantCore
+@testable import TernaryQuantFormats
+@testable import TernaryQuantPipeline
+
+/// The job's kernel copies of kept tensors (`AtomicFile.copy(from:range:)`, `sendfile` on Linux) and the
+/// output's early write-back give the same bytes as writing from memory; a copy from an input that shrank
+/// is an error naming it.
+@Suite("Pipeline: kernel copy of kept tensors and early write-back")
+struct PipelineKernelCopyTests {
+    /// Deterministic bytes that differ at every offset (a shifted copy never matches).
+    static func pattern(_ count: Int, salt: UInt64) -> [UInt8] {
+        var rng = SplitMix64(seed: salt)
+        return (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    }
+
+    @Test func copiedRangesEqualTheWrittenBytes() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Larger than the write-back chunk and the 1 MiB buffer, at unaligned offsets on both sides.
+        let source = Self.pattern(AtomicFile.writebackChunk + 3 * (1 << 20) + 4097, salt: 1)
+        try Data(source).write(to: URL(fileURLWithPath: dir + "/in.bin"))
+        let storage = try ByteStorage(mapping: dir + "/in.bin")
+        let big = 13..<(source.count - 7), small = 5..<1000
+        let file = try AtomicFile(path: dir + "/out.bin")
+        try file.write([1, 2, 3])
+        try file.copy(from: storage, range: big)
+        try file.copy(from: storage, range: small)
+        try file.write([4])
+        try file.copy(from: storage, range: 0..<source.count)
+        #expect(file.bytesWritten == 3 + big.count + small.count + 1 + source.count)
+        try file.commit()
+        let expected = [1, 2, 3] + source[big] + source[small] + [4] + source
+        #expect(FileManager.default.contents(atPath: dir + "/out.bin").map([UInt8].init) == expected)
+        // The in-memory sink copies the same bytes.
+        let memory = MemorySink()
+        try memory.copy(from: storage, range: big)
+        #expect(memory.bytes == Array(source[big]))
+    }
+
+    @Test func copyFromAnInputThatShrankNamesItAndLeavesNothing() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let source = Self.pattern(4 << 20, salt: 2)
+        try Data(source).write(to: URL(fileURLWithPath: dir + "/in.bin"))
+        let storage = try ByteStorage(mapping: dir + "/in.bin")
+        #expect(truncate(dir + "/in.bin", off_t(1 << 20)) == 0)
+        let file = try AtomicFile(path: dir + "/out.bin")
+        #expect {
+            try file.copy(from: storage, range: 100..<source.count)
+        } throws: { error in
+            String(describing: error).contains(dir + "/in.bin") && String(describing: error).contains("shrank")
+        }
+        file.abort()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["in.bin"])
+    }
+
+    /// A checkpoint on disk whose kept tensors (embedding, head: 2 MiB each, over the 1 MiB threshold
+    /// for kernel copies) sit at unaligned offsets between quantized ones.
+    func writeModel(_ dir: String) throws -> String {
+        let shapes: [(String, [Int])] = [("model.embed_tokens.weight", [1024, 512]), ("model.layers.0.mlp.up_proj.weight", [512, 256]),
+                                         ("model.norm.weight", [3]), ("model.layers.0.mlp.down_proj.weight", [256, 512]),
+                                         ("lm_head.weight", [1024, 512])]
+        let entries = shapes.map { SafetensorsWriter.Entry(name: $0.0, dtype: .f32, shape: $0.1) }
+        let sink = MemorySink()
+        let writer = try SafetensorsWriter(sink: sink, entries: entries, metadata: ["note": "x"])
+        var rng = SplitMix64(seed: 3)
+        for (_, shape) in shapes {
+            let values = (0..<shape.reduce(1, *)).map { _ in Float(Int(rng.next() % 2001) - 1000) * 1e-4 }
+            try writer.write(bytes: SafetensorsBytes.floats(values))
+        }
+        try writer.finish()
+        let path = dir + "/model.safetensors"
+        try Data(sink.bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test(arguments: [OutputFormat.gguf, .safetensors])
+    func jobFilesEqualTheInMemoryOutput(format: OutputFormat) throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try writeModel(dir)
+        let job = CheckpointQuantizer(backend: CPUBackend())
+        let options = QuantizationOptions(format: format)
+        let output = dir + "/out." + format.rawValue
+        let report = try job.run(try CheckpointSources.open(path: path), outputPath: output, options: options)
+        let memory = MemorySink()
+        let inMemory = try job.write(try CheckpointSources.open(path: path), to: memory, outputName: output, options: options)
+        #expect(report.layers.filter { $0.action == .kept }.count == 3)
+        #expect(FileManager.default.contents(atPath: output).map([UInt8].init) == memory.bytes)
+        #expect(report.layers.map(\.mse) == inMemory.layers.map(\.mse))
+    }
+}
+
+/// The job's look-ahead (`TensorLookAhead`): tensors in plan order, bounded run-ahead, errors at their tensor.
+@Suite("Pipeline: look-ahead")
+struct PipelineLookAheadTests {
+    /// Consumer progress, shared with the look-ahead's thread.
+    final class Progress: @unchecked Sendable {
+        let lock = NSLock()
+        var taken = -1
+        var violations: [String] = []
+        var prepared: [Int] = []
+    }
+
+    func plans(_ count: Int) throws -> [TensorPlan] {
+        let storage = ByteStorage(copying: [UInt8](repeating: 0, count: 4096 * count), name: "mem")
+        return (0..<count).map { i in
+            let t = SourceTensor(name: "t\(i)", dtype: .safetensors(.f32), shape: [1024], storage: storage, range: (4096 * i)..<(4096 * (i + 1)))
+            let action: TensorAction = i % 5 == 4 ? .skipped : (i % 3 == 2 ? .kept : .quantized)
+            return TensorPlan(tensor: t, action: action, reason: "test", storage: "-")
+        }
+    }
+
+    @Test func preparesInOrderAndStaysWithinItsBudget() throws {
+        let plans = try plans(40)
+        let progress = Progress()
+        // A budget of one quantized tensor's trits (256 bytes) and three tensors' input: at most one
+        // prepared tensor waits unconsumed while the next is prepared. `taken` = the tensor being taken
+        // (it may already be consumed), so tensors after it are certainly unconsumed.
+        let lookAhead = TensorLookAhead(plans: plans, packedBudget: 256, inputBudget: 3 * 4096) { plan in
+            let index = Int(plan.tensor.name.dropFirst()) ?? -1
+            progress.lock.withLock {
+                let consumed = progress.taken
+                let waiting = plans.indices.filter { $0 < index && $0 > consumed && plans[$0].action != .skipped }
+                // Unconsumed, already prepared tensors while this one starts: within the budget, or just one.
+                let packed = waiting.reduce(0) { $0 + TensorLookAhead.packedBytes(plans[$1]) }
+                if waiting.count > 1 && (packed + TensorLookAhead.packedBytes(plan) > 256 || 4096 * (waiting.count + 1) > 3 * 4096) {
+                    progress.violations.append("t\(index) started with \(waiting) unconsumed")
+                }
+                progress.prepared.append(index)
+            }
+            return PreparedTensor(quantized: nil, firstNonFinite: index)
+        }
+        defer { lookAhead.cancel() }
+        for (i, p) in plans.enumerated() {
+            progress.lock.withLock { progress.taken = i }
+            if p.action != .skipped {
+                #expect(try lookAhead.take(i).firstNonFinite == i)
+            }
+        }
+        lookAhead.cancel()
+        #expect(progress.violations.isEmpty, "\(progress.violations)")
+        #expect(progress.prepared == plans.indices.filter { plans[$0].action != .skipped })
+    }
+
+    struct Boom: Error {}
+
+    @Test func anErrorReachesItsTensorAndStopsTheLookAhead() throws {
+        let plans = try plans(12)
+        let progress = Progress()
+        let lookAhead = TensorLookAhead(plans: plans) { plan in
+            let index = Int(plan.tensor.name.dropFirst()) ?? -1
+            progress.lock.withLock { progress.prepared.append(index) }
+            if index == 6 { throw Boom() }
+            return PreparedTensor(quantized: nil, firstNonFinite: index)
+        }
+        defer { lookAhead.cancel() }
+        for i in [0, 1, 2, 3, 5] {
+            #expect(try lookAhead.take(i).firstNonFinite == i)
+        }
+        #expect(throws: Boom.self) { try lookAhead.take(6) }
+        lookAhead.cancel()
+        #expect(progress.prepared == [0, 1, 2, 3, 5, 6])
+    }
+}
+
+/// The report's MSE: the same bits as a slow reference summing in the documented order (chunks of 2^16,
+/// four lanes by element index mod 4, lanes (l0 + l1) + (l2 + l3), then chunks in order).
+@Suite("Pipeline: MSE order")
+struct PipelineMSETests {
+    static func reference(_ w: [Double], _ t: [Int], alpha: Double) -> Double {
+        var total = 0.0
+        var lo = 0
+        while lo < w.count {
+            let hi = min(w.count, lo + 65536)
+            var lanes = [0.0, 0.0, 0.0, 0.0]
+            var k = lo
+            while k + 4 <= hi {
+                for j in 0..<4 {
+                    let d = w[k + j] - Double(t[k + j]) * alpha
+                    lanes[j] += d * d
+                }
+                k += 4
+            }
+            var sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+            for i in k..<hi {
+                let d = w[i] - (t[i] == 0 ? 0 : Double(t[i]) * alpha)
+                sum += d * d
+            }
+            total += sum
+            lo = hi
+        }
+        return w.isEmpty ? 0 : total / Double(w.count)
+    }
+
+    /// n = 2^18 (one group of four chunks, exact division by n) with chunk 0 dominant, so a changed
+    /// rounding of chunk 0's sum shows in the result; then two groups, a partial one and a tail.
+    @Test(arguments: [(ElementType.float32, 4 * 65536), (.float16, 4 * 65536), (.bfloat16, 4 * 65536),
+                      (.float32, 9 * 65536 + 13), (.float16, 9 * 65536 + 13), (.bfloat16, 9 * 65536 + 13)])
+    func sameBitsAsTheReferenceOrder(type: ElementType, n: Int) throws {
+        var rng = SplitMix64(seed: 11)
+        var raw: [UInt8] = []
+        var widened: [Double] = []
+        // Lanes of very different magnitudes, so that another grouping of the sums rounds differently.
+        let laneScale: [Double] = [0.02, 3e-5, 40, 1e-3]
+        for k in 0..<n {
+            let x = Float(rng.nextGaussian() * laneScale[k % 4] * (k < 65536 || n % 65536 != 0 ? 1 : 1e-4))
+            switch type {
+            case .float32:
+                withUnsafeBytes(of: x.bitPattern.littleEndian) { raw.append(contentsOf: $0) }
+                widened.append(Double(x))
+            case .float16:
+                let h = HalfConversion.float16Bits(x)
+                withUnsafeBytes(of: h.littleEndian) { raw.append(contentsOf: $0) }
+                widened.append(Double(Float(bitPattern: Float32Bits.fromFloat16(h))))
+            case .bfloat16:
+                let b = UInt16(x.bitPattern >> 16)
+                withUnsafeBytes(of: b.littleEndian) { raw.append(contentsOf: $0) }
+                widened.append(Double(Float(bitPattern: UInt32(b) << 16)))
+            }
+        }
+        let input = try TensorInput(name: "w", shape: [n], elementType: type, copying: raw)
+        let q = try Quantizer(backend: CPUBackend()).quantize(input)
+        let trits = try TritPacking.unpack(q.data, count: n).map(\.rawValue).map(Int.init)
+        for scale in [q.scale, ElementConversion.stored(q.scale, as: .float16), 0.75] {
+            let mse = q.data.withUnsafeBytes { CheckpointQuantizer.meanSquaredError(input, packed: $0, scale: scale) }
+            #expect(mse.bitPattern == Self.reference(widened, trits, alpha: Double(scale)).bitPattern, "\(type) scale \(scale)")
+        }
+    }
+}
+
+/// The `.tern` writer's check of packed trits (eight bytes at a time) against a trit-by-trit reference.
+@Suite("Pipeline: .tern packed-code check")
+struct PipelineTernCodeCheckTests {
+    static func reference(_ packed: [UInt8], count: Int) -> Int? {
+        for k in 0..<count where (packed[k / 4] >> UInt8(2 * (k % 4))) & 3 == 3 { return k }
+        if count % 4 != 0, packed[count / 4] >> UInt8(2 * (count % 4)) != 0 { return count }
+        return nil
+    }
+
+    @Test func firstInvalidCodeMatchesTheReference() {
+        var rng = SplitMix64(seed: 5)
+        for round in 0..<3000 {
+            let count = Int(rng.next() % 300)
+            let bytes = (count + 3) / 4
+            // Valid codes 00, 01, 10 only, padding 00.
+            var packed = (0..<bytes).map { _ in UInt8(0) }
+            for k in 0..<count { packed[k / 4] |= UInt8(rng.next() % 3) << UInt8(2 * (k % 4)) }
+            switch round % 3 {
+            case 0 where count > 0:  // one or two reserved codes
+                for _ in 0..<(1 + Int(rng.next() % 2)) {
+                    let k = Int(rng.next() % UInt64(count))
+                    packed[k / 4] |= 3 << UInt8(2 * (k % 4))
+                }
+            case 1 where count % 4 != 0:  // a padding bit
+                packed[count / 4] |= 1 << UInt8(2 * (count % 4) + Int(rng.next() % UInt64(8 - 2 * (count % 4))))
+            default:
+                break
+            }
+            let got = packed.withUnsafeBytes { TernFormat.firstInvalidCode($0, count: count) }
+            #expect(got == Self.reference(packed, count: count), "round \(round): count \(count)")
+        }
+    }
+}
