@@ -52,12 +52,7 @@ public struct Roofline: Sendable, Hashable {
     public var readBytesPerSecond: Double
     /// Copy bandwidth, bytes copied per second.
     public var copyBytesPerSecond: Double
-
-    /// Creates a roofline from measured bandwidths.
-    public init(readBytesPerSecond: Double, copyBytesPerSecond: Double) {
-        self.readBytesPerSecond = readBytesPerSecond
-        self.copyBytesPerSecond = copyBytesPerSecond
-    }
+    // Made only by measurement (`ThroughputBenchmark.hostRoofline`), through the memberwise initializer.
 
     /// Lower-bound seconds for a tensor of `inputBytes` producing `outputBytes`.
     public func seconds(inputBytes: Int, outputBytes: Int) -> Double {
