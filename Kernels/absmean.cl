@@ -86,20 +86,20 @@ __kernel void NAME(__global const T* whole, const uint count,                   
     const uint mask = lmask[0];  /* the same for every work-item: the loop below is uniform */     \
     const uint g = (uint)get_group_id(0);                                                          \
     for (uint k = 0u; k < EXACT_BINS; ++k) {                                                       \
-        if (((mask >> (k & 7u)) & 1u) == 0u) {                                                     \
-            if (lid == 0u) bins[g * EXACT_BINS + k] = 0;                                           \
-            continue;                                                                              \
-        }                                                                                          \
-        barrier(CLK_LOCAL_MEM_FENCE);  /* lbin is free again (previous bin's result was read) */   \
-        lbin[lid] = acc[k];                                                                        \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
-        for (uint n = local_size; n > 1u;) {                                                       \
-            const uint half_size = (n + 1u) >> 1;                                                  \
-            if (lid < n - half_size) lbin[lid] += lbin[lid + half_size];                           \
+        ulong total = 0;                                                                           \
+        if (((mask >> (k & 7u)) & 1u) != 0u) {                                                     \
+            barrier(CLK_LOCAL_MEM_FENCE);  /* lbin is free again (previous bin's result was read) */ \
+            lbin[lid] = acc[k];                                                                    \
             barrier(CLK_LOCAL_MEM_FENCE);                                                          \
-            n = half_size;                                                                         \
+            for (uint n = local_size; n > 1u;) {                                                   \
+                const uint half_size = (n + 1u) >> 1;                                              \
+                if (lid < n - half_size) lbin[lid] += lbin[lid + half_size];                       \
+                barrier(CLK_LOCAL_MEM_FENCE);                                                      \
+                n = half_size;                                                                     \
+            }                                                                                      \
+            total = lbin[0];                                                                       \
         }                                                                                          \
-        if (lid == 0u) bins[g * EXACT_BINS + k] = lbin[0];                                         \
+        if (lid == 0u) bins[g * EXACT_BINS + k] = total;                                           \
     }                                                                                              \
     if (lid == 0u) {                                                                               \
         flags[2u * g] = lmask[local_size];                                                         \
