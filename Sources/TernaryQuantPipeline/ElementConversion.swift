@@ -25,25 +25,48 @@ enum ElementConversion {
         }
     }
 
-    /// Writes `bytes` (little-endian BF16) as little-endian F32, exactly, in bounded chunks.
-    static func writeWidenedBF16(_ bytes: UnsafeRawBufferPointer, to sink: any ByteSink) throws {
-        let count = bytes.count / 2
-        let chunk = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: chunkElements)
-        defer { chunk.deallocate() }
+    /// Elements per write of the converting writers: `parts` chunks of `chunkElements`, converted on every
+    /// core into one staging buffer (at most 4 MiB), then written in order.
+    static let parts = 16
+
+    /// Converts `count` elements in blocks of `parts × chunkElements`: `convert(staging, first, n)` fills
+    /// `n` elements of `width` bytes for elements `first..<first + n` (chunks of one block in parallel),
+    /// then the block is written to `sink`.
+    private static func convertInParallel(count: Int, width: Int, to sink: any ByteSink, source: UnsafeRawBufferPointer,
+                                          _ convert: @escaping @Sendable (UnsafeMutableRawPointer, UnsafeRawBufferPointer, Int, Int) -> Void) throws {
+        let block = parts * chunkElements
+        let staging = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: Swift.min(count, block) * width + 1)
+        defer { staging.deallocate() }
+        let shared = ChunkResults(staging, source)
         var i = 0
         while i < count {
-            let n = Swift.min(chunkElements, count - i)
-            for k in 0..<n {
-                let h = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: (i &+ k) &* 2, as: UInt16.self))
-                chunk[k] = Float32Bits.fromBFloat16(h).littleEndian
+            let n = Swift.min(block, count - i)
+            let chunks = (n + chunkElements - 1) / chunkElements
+            let first = i
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                guard let base = shared.buffer.baseAddress else { return }
+                let lo = c * chunkElements
+                convert(base + lo * width, shared.bytes, first + lo, Swift.min(chunkElements, n - lo))
             }
-            try sink.write(UnsafeRawBufferPointer(start: chunk.baseAddress, count: 4 * n))
+            try sink.write(UnsafeRawBufferPointer(start: staging.baseAddress, count: n * width))
             i += n
         }
     }
 
+    /// Writes `bytes` (little-endian BF16) as little-endian F32, exactly, in bounded chunks (converted on
+    /// every core).
+    static func writeWidenedBF16(_ bytes: UnsafeRawBufferPointer, to sink: any ByteSink) throws {
+        try convertInParallel(count: bytes.count / 2, width: 4, to: sink, source: bytes) { out, bytes, first, n in
+            for k in 0..<n {
+                let h = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: (first &+ k) &* 2, as: UInt16.self))
+                out.storeBytes(of: Float32Bits.fromBFloat16(h).littleEndian, toByteOffset: k &* 4, as: UInt32.self)
+            }
+        }
+    }
+
     /// Writes `count` elements s·t of `type`, where t comes from 2-bit packed trits (00 = 0, 01 = +1,
-    /// 10 = −1) and s = `stored(scale, as: type)`; zero trits are +0. Returns the bytes written.
+    /// 10 = −1) and s = `stored(scale, as: type)`; zero trits are +0. Converted on every core in bounded
+    /// chunks. Returns the bytes written.
     @discardableResult
     static func writeTernary(packed: UnsafeRawBufferPointer, count: Int, scale: Float, as type: ElementType,
                              to sink: any ByteSink) throws -> Int {
@@ -60,23 +83,17 @@ enum ElementConversion {
             minus = plus | 0x8000
         }
         let width = type.byteWidth
-        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkElements * width, alignment: 4)
-        defer { staging.deallocate() }
-        var i = 0
-        while i < count {
-            let n = Swift.min(chunkElements, count - i)
+        try convertInParallel(count: count, width: width, to: sink, source: packed) { out, packed, first, n in
             for k in 0..<n {
-                let e = i &+ k
+                let e = first &+ k
                 let code = (packed[e &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (e & 3))) & 3
                 let bits: UInt32 = code == 1 ? plus : (code == 2 ? minus : 0)
                 if width == 4 {
-                    staging.storeBytes(of: bits.littleEndian, toByteOffset: k &* 4, as: UInt32.self)
+                    out.storeBytes(of: bits.littleEndian, toByteOffset: k &* 4, as: UInt32.self)
                 } else {
-                    staging.storeBytes(of: UInt16(truncatingIfNeeded: bits).littleEndian, toByteOffset: k &* 2, as: UInt16.self)
+                    out.storeBytes(of: UInt16(truncatingIfNeeded: bits).littleEndian, toByteOffset: k &* 2, as: UInt16.self)
                 }
             }
-            try sink.write(UnsafeRawBufferPointer(rebasing: staging[0..<(n * width)]))
-            i += n
         }
         return count * width
     }
