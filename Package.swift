@@ -94,7 +94,7 @@ let package = Package(
         // Test helpers shared by the test targets (reference quantizer, test data, tiny model); no product.
         .target(
             name: "TernaryQuantTestSupport",
-            dependencies: ["TernaryQuant", .product(name: "BigInt", package: "BigInt")]
+            dependencies: ["TernaryQuant", "TernaryQuantBench", .product(name: "BigInt", package: "BigInt")]
         ),
         // The `ternq` command-line tool (thin over the library).
         .executableTarget(
