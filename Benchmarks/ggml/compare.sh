@@ -6,7 +6,7 @@
 #
 # ELEMENTS (default 64 Mi) must be a multiple of 4096 (ggml rows); THREADS defaults to nproc; RUNS to 7.
 # Needs the llama.cpp build of scripts/build-llama-cpp.sh (libggml-base.a) and a C compiler; builds
-# `ternq` in release mode if .build/release/ternq is missing. Prints one line per type and the ratio
+# `ternq` in release mode if .build/release/ternq is missing (TERNQ=/path/to/ternq measures another binary). Prints one line per type and the ratio
 # ternq GB/s ÷ ggml GB/s (both: float32 input bytes per second, median of RUNS after a warm-up run).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,7 +24,7 @@ mkdir -p "$OUT"
 # libggml-base.a's ggml-quants.c uses OpenMP (for the iq tables) and gguf.cpp the C++ runtime.
 ${CC:-cc} -O2 -Wall -Wextra -I"$LLAMA/ggml/include" "$ROOT/Benchmarks/ggml/ggml_tq_bench.c" "$LIB" \
     -fopenmp -lstdc++ -lm -lpthread -o "$OUT/ggml_tq_bench"
-TERNQ="$ROOT/.build/release/ternq"
+TERNQ=${TERNQ:-"$ROOT/.build/release/ternq"}
 if [ ! -x "$TERNQ" ]; then
     (cd "$ROOT" && swift build -c release --product ternq)
 fi
