@@ -26,7 +26,7 @@ public struct CPUBackend: QuantizationBackend {
     /// Creates a CPU backend. `threadCount` defaults to the active processor count (values below 1 mean 1);
     /// `chunkSize` is clamped to 64...`maximumChunkSize` and rounded up to a multiple of 64 (so packed
     /// bytes never straddle chunks); `instructionSet` pins the inner loops (tests use
-    /// `.portable` to cover the non-AVX2 code on AVX2 machines). Never traps, whatever the values.
+    /// `.avx2` and `.portable` to cover the lower loops on AVX-512 machines). Never traps, whatever the values.
     public init(threadCount: Int? = nil, chunkSize: Int = CPUBackend.defaultChunkSize,
                 instructionSet: CPUInstructionSet = .automatic) {
         self.threadCount = Swift.max(1, threadCount ?? ProcessInfo.processInfo.activeProcessorCount)
