@@ -10,8 +10,7 @@ import TernaryQuantTestSupport
 /// the shared backend/device options (bench --device), and remedies phrased in the CLI's terms.
 @Suite("CLI: ArgumentParser idioms, exit statuses, remedies", .serialized, .enabled(if: TernqProcess.executable != nil))
 struct CLIIdiomsTests {
-    static let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/tiny/tiny.safetensors").path
+    static let tiny = TernqProcess.tinySafetensors
 
     func ternq(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> TernqProcess.Output {
         try TernqProcess.run(arguments, environment: environment, directory: directory)

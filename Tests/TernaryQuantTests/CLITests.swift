@@ -14,8 +14,7 @@ struct CLITests {
 
     static var binary: String? { TernqProcess.executable?.path }
 
-    static let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/tiny/tiny.safetensors").path
+    static let tiny = TernqProcess.tinySafetensors
 
     func ternq(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> Run {
         _ = try #require(Self.binary, "ternq binary not found next to the test bundle; run `swift build` first")

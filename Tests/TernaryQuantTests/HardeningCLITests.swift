@@ -17,8 +17,7 @@ import TernaryQuantTestSupport
 /// Races are made deterministic by stopping the child (SIGSTOP) as soon as its temporary output exists.
 @Suite("Hardening: ternq end to end", .serialized, .enabled(if: TernqProcess.executable != nil))
 struct HardeningCLITests {
-    static let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/tiny/tiny.safetensors").path
+    static let tiny = TernqProcess.tinySafetensors
 
     func ternq(_ arguments: [String], in directory: String) throws -> TernqProcess.Output {
         try TernqProcess.run(arguments, environment: [:], directory: directory)

@@ -38,6 +38,10 @@ enum TernqProcess {
         return nil
     }()
 
+    /// The tiny safetensors checkpoint of Tests/Fixtures, the input of the subprocess suites.
+    static let tinySafetensors = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/tiny/tiny.safetensors").path
+
     struct Output {
         var status: Int32
         var stdout: String
