@@ -141,28 +141,15 @@ static TQ_BLOCKS_AVX2 void encode_block_tq1_0_avx2(const int8_t *t, uint16_t d, 
 /* Encodes block_count blocks from int8 trits; `vector` selects the AVX2 encoders (same bytes). */
 static void encode_blocks_int8(int ggml_type, const int8_t *trits, size_t block_count, uint16_t d, unsigned char *out,
                                int vector) {
-    size_t bytes = tq_block_bytes(ggml_type);
+    void (*encode)(const int8_t *, uint16_t, unsigned char *) =
+        ggml_type == TQ_GGML_TYPE_TQ2_0 ? encode_block_tq2_0 : encode_block_tq1_0;
 #ifdef TQ_BLOCKS_HAVE_AVX2
-    if (vector) {
-        for (size_t b = 0; b < block_count; b++) {
-            if (ggml_type == TQ_GGML_TYPE_TQ2_0) {
-                encode_block_tq2_0_avx2(trits + TQ_BLOCK_ELEMENTS * b, d, out + bytes * b);
-            } else {
-                encode_block_tq1_0_avx2(trits + TQ_BLOCK_ELEMENTS * b, d, out + bytes * b);
-            }
-        }
-        return;
-    }
+    if (vector) encode = ggml_type == TQ_GGML_TYPE_TQ2_0 ? encode_block_tq2_0_avx2 : encode_block_tq1_0_avx2;
 #else
     (void)vector;
 #endif
-    for (size_t b = 0; b < block_count; b++) {
-        if (ggml_type == TQ_GGML_TYPE_TQ2_0) {
-            encode_block_tq2_0(trits + TQ_BLOCK_ELEMENTS * b, d, out + bytes * b);
-        } else {
-            encode_block_tq1_0(trits + TQ_BLOCK_ELEMENTS * b, d, out + bytes * b);
-        }
-    }
+    size_t bytes = tq_block_bytes(ggml_type);
+    for (size_t b = 0; b < block_count; b++) encode(trits + TQ_BLOCK_ELEMENTS * b, d, out + bytes * b);
 }
 
 /* Four int8 trits from one packed byte: fields 00 → 0, 01 → +1, 10 → -1, 11 → 0. */
