@@ -178,6 +178,137 @@ TQ_INLINE double abs_sum_portable(const void *source, size_t count, int kind) {
     return finish_sum(lane, TQ_ABS_SUM_LANES, (const unsigned char *)source, i, count, kind, mode);
 }
 
+/* ---- squared reconstruction errors (the job's MSE), in the header's fixed order ---- */
+
+/* Element i of kind `kind` as float64, sign included (every widening exact). */
+TQ_INLINE double element_value(const unsigned char *p, size_t i, int kind) {
+    uint32_t bits;
+    if (kind == 0) {
+        bits = load_u32(p, i);
+    } else {
+        uint32_t h = load_u16(p, i);
+        uint32_t magnitude = kind == 1 ? half_magnitude_to_float_bits(h & 0x7FFFu) : (h & 0x7FFFu) << 16;
+        bits = magnitude | ((h & 0x8000u) << 16);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return (double)f;
+}
+
+/* The trit of a 2-bit code: 01 → +1, 10 → -1, 00 and the invalid 11 → 0. */
+#define TQ_CODE_TRIT(c) ((double)((int)((c) & 1) - (int)((c) >> 1)))
+#define TQ_TRIT_ROW(b) {TQ_CODE_TRIT((b) & 3), TQ_CODE_TRIT(((b) >> 2) & 3), TQ_CODE_TRIT(((b) >> 4) & 3), TQ_CODE_TRIT(((b) >> 6) & 3)}
+#define TQ_TRIT_ROWS4(b) TQ_TRIT_ROW(b), TQ_TRIT_ROW((b) + 1), TQ_TRIT_ROW((b) + 2), TQ_TRIT_ROW((b) + 3)
+#define TQ_TRIT_ROWS16(b) TQ_TRIT_ROWS4(b), TQ_TRIT_ROWS4((b) + 4), TQ_TRIT_ROWS4((b) + 8), TQ_TRIT_ROWS4((b) + 12)
+#define TQ_TRIT_ROWS64(b) TQ_TRIT_ROWS16(b), TQ_TRIT_ROWS16((b) + 16), TQ_TRIT_ROWS16((b) + 32), TQ_TRIT_ROWS16((b) + 48)
+/* The four trits of every packed byte as float64, trit j of byte b in trit_rows[b][j]. */
+static const double trit_rows[256][4] __attribute__((aligned(32))) = {
+    TQ_TRIT_ROWS64(0), TQ_TRIT_ROWS64(64), TQ_TRIT_ROWS64(128), TQ_TRIT_ROWS64(192)};
+
+#define TQ_SQUARED_ERROR_LANES 32
+/* Fused pack + squared errors: block length (elements, a multiple of 32) packed and then summed while it
+ * is still in L1. */
+#define TQ_FUSED_BLOCK 2048
+
+/* scale as float64 inside the mode guard (a subnormal scale would widen to 0 under DAZ). */
+TQ_INLINE double guarded_scale(float scale) {
+    TQ_PIN(scale);
+    return (double)scale;
+}
+
+/* lane[j] += d·d for the elements k ≡ j (mod 32) of lo ..< hi (hi - lo a multiple of 32), in element order,
+ * d = w - t·alpha. Portable version. */
+TQ_INLINE void add_squares_generic(double *lane, const unsigned char *p, int kind, const uint8_t *packed, size_t lo,
+                                   size_t hi, double alpha) {
+    for (size_t k = lo; k < hi; k += TQ_SQUARED_ERROR_LANES) {
+        for (size_t j = 0; j < TQ_SQUARED_ERROR_LANES; j++) {
+            double d = element_value(p, k + j, kind) - trit_rows[packed[(k + j) >> 2]][(k + j) & 3] * alpha;
+            lane[j] += d * d;
+        }
+    }
+}
+
+/* A chunk's sum: its 32 lanes merged pairwise (lane k += lane k + w, w = 16, 8, 4, 2, 1), then the squares
+ * of elements k ..< hi (fewer than 32) added in order with r = ±alpha or 0. */
+TQ_INLINE double finish_chunk(double *lane, const unsigned char *p, int kind, const uint8_t *packed, size_t k,
+                              size_t hi, double alpha) {
+    for (int w = TQ_SQUARED_ERROR_LANES / 2; w >= 1; w /= 2) {
+        for (int j = 0; j < w; j++) lane[j] = lane[j] + lane[j + w];
+    }
+    double sum = lane[0];
+    for (; k < hi; k++) {
+        uint32_t code = (packed[k >> 2] >> (2 * (k & 3))) & 3u;
+        double r = code == 1 ? alpha : (code == 2 ? -alpha : 0.0);
+        double d = element_value(p, k, kind) - r;
+        sum += d * d;
+    }
+    return sum;
+}
+
+/* The end of the whole 32-element groups of lo ..< hi. */
+TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) / TQ_SQUARED_ERROR_LANES * TQ_SQUARED_ERROR_LANES; }
+
+/* A table's two squared-error entry points over one instruction set's ADD (add_squares_*) and TERNARIZE
+ * loops: squared_errors (a separate pass) and pack_squared_errors (the pack loop, then the squares of each
+ * block of TQ_FUSED_BLOCK elements while it is in L1: one pass over memory). Both give the header's order;
+ * each dispatches on the element kind so the loops see a constant kind. */
+#define TQ_DEFINE_SQUARED_ERRORS(SUFFIX, ATTR, ADD, TERNARIZE)                                              \
+    TQ_INLINE ATTR void squared_errors_##SUFFIX##_kind(const unsigned char *p, int kind, const uint8_t *packed,  \
+                                                     size_t count, double alpha, size_t first, size_t chunks, \
+                                                     double *partials) {                                    \
+        for (size_t c = 0; c < chunks; c++) {                                                               \
+            const size_t lo = (first + c) * TQ_SQUARED_ERROR_CHUNK;                                         \
+            const size_t hi = count - lo < TQ_SQUARED_ERROR_CHUNK ? count : lo + TQ_SQUARED_ERROR_CHUNK;    \
+            double lane[TQ_SQUARED_ERROR_LANES] = {0};                                                      \
+            const size_t whole = whole_groups_end(lo, hi);                                                  \
+            ADD(lane, p, kind, packed, lo, whole, alpha);                                                   \
+            partials[c] = finish_chunk(lane, p, kind, packed, whole, hi, alpha);                            \
+        }                                                                                                   \
+    }                                                                                                       \
+    ATTR static void squared_errors_##SUFFIX(const void *source, int kind, const uint8_t *packed, size_t count, \
+                                             float scale, size_t first, size_t chunks, double *partials) {  \
+        const unsigned char *p = (const unsigned char *)source;                                             \
+        tq_fp_mode mode = fp_mode_enter();                                                                  \
+        const double alpha = guarded_scale(scale);                                                          \
+        if (kind == 0) squared_errors_##SUFFIX##_kind(p, 0, packed, count, alpha, first, chunks, partials); \
+        else if (kind == 1) squared_errors_##SUFFIX##_kind(p, 1, packed, count, alpha, first, chunks, partials); \
+        else squared_errors_##SUFFIX##_kind(p, 2, packed, count, alpha, first, chunks, partials);           \
+        fp_mode_leave(mode);                                                                                \
+    }                                                                                                       \
+    TQ_INLINE ATTR size_t pack_squared_errors_##SUFFIX##_kind(const unsigned char *p, int kind, size_t count,   \
+                                                            uint32_t threshold, double alpha, uint8_t *out, \
+                                                            double *partials) {                             \
+        const int width = kind == 0 ? 4 : 2;                                                                \
+        size_t nonzero = 0;                                                                                 \
+        for (size_t lo = 0, c = 0; lo < count; lo += TQ_SQUARED_ERROR_CHUNK, c++) {                         \
+            const size_t hi = count - lo < TQ_SQUARED_ERROR_CHUNK ? count : lo + TQ_SQUARED_ERROR_CHUNK;    \
+            double lane[TQ_SQUARED_ERROR_LANES] = {0};                                                      \
+            for (size_t b = lo; b < hi; b += TQ_FUSED_BLOCK) {                                              \
+                const size_t e = hi - b < TQ_FUSED_BLOCK ? hi : b + TQ_FUSED_BLOCK;                         \
+                nonzero += TERNARIZE(p + (size_t)width * b, e - b, threshold, width, TQ_LAYOUT_PACKED, out + b / 4); \
+                ADD(lane, p, kind, out, b, whole_groups_end(b, e), alpha);                                  \
+            }                                                                                               \
+            partials[c] = finish_chunk(lane, p, kind, out, whole_groups_end(lo, hi), hi, alpha);            \
+        }                                                                                                   \
+        return nonzero;                                                                                     \
+    }                                                                                                       \
+    ATTR static size_t pack_squared_errors_##SUFFIX(const void *source, int kind, size_t count,              \
+                                                    uint32_t threshold, float scale, uint8_t *output,       \
+                                                    double *partials) {                                     \
+        const unsigned char *p = (const unsigned char *)source;                                             \
+        tq_fp_mode mode = fp_mode_enter();                                                                  \
+        const double alpha = guarded_scale(scale);                                                          \
+        size_t nonzero;                                                                                     \
+        if (kind == 0) nonzero = pack_squared_errors_##SUFFIX##_kind(p, 0, count, threshold, alpha, output, partials); \
+        else if (kind == 1) nonzero = pack_squared_errors_##SUFFIX##_kind(p, 1, count, threshold, alpha, output, partials); \
+        else nonzero = pack_squared_errors_##SUFFIX##_kind(p, 2, count, threshold, alpha, output, partials); \
+        TQ_PIN(nonzero);                                                                                    \
+        fp_mode_leave(mode);                                                                                \
+        return nonzero;                                                                                     \
+    }
+
+TQ_DEFINE_SQUARED_ERRORS(portable, , add_squares_generic, ternarize_generic)
+
 /* A table's seven entry points over one instruction set's sum and trit loops. */
 #define TQ_DEFINE_ENTRY_POINTS(SUFFIX, ATTR, SUM, TERNARIZE)                                                \
     ATTR static double abs_sum_f32_##SUFFIX(const void *s, size_t n) { return SUM(s, n, 0); }               \
@@ -420,6 +551,38 @@ TQ_DEFINE_TRIT_LOOP(ternarize_avx512, TQ_AVX512, uint32_t, decide32_avx512, coun
 
 TQ_DEFINE_ENTRY_POINTS(avx512, TQ_AVX512, abs_sum_avx512, ternarize_avx512)
 
+/* ---- AVX2 squared errors: lanes 4q..4q+3 (q = 0..7) in eight float64x4 accumulators, one element per
+ * lane per 32-element step, as the generic loop adds them. Also used by the AVX-512 table. ---- */
+
+/* Four elements of kind `kind` at element index k, widened exactly to float64. */
+TQ_INLINE TQ_AVX2 __m256d load_x4_pd_avx2(const unsigned char *p, size_t k, int kind) {
+    if (kind == 0) return _mm256_cvtps_pd(_mm_loadu_ps((const float *)(const void *)(p + 4 * k)));
+    __m128i h = _mm_loadl_epi64((const __m128i *)(const void *)(p + 2 * k));
+    if (kind == 1) return _mm256_cvtps_pd(_mm_cvtph_ps(h));
+    return _mm256_cvtps_pd(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16)));
+}
+
+TQ_INLINE TQ_AVX2 void add_squares_avx2(double *lane, const unsigned char *p, int kind, const uint8_t *packed,
+                                        size_t lo, size_t hi, double alpha) {
+    const __m256d a = _mm256_set1_pd(alpha);
+    const size_t width = kind == 0 ? 4 : 2;
+    __m256d acc[8];
+    for (int q = 0; q < 8; q++) acc[q] = _mm256_loadu_pd(lane + 4 * q);
+    for (size_t k = lo; k < hi; k += TQ_SQUARED_ERROR_LANES) {
+        prefetch_step(p + width * k, width);
+        for (int q = 0; q < 8; q++) {
+            const size_t at = k + 4 * (size_t)q;
+            __m256d r = _mm256_mul_pd(_mm256_load_pd(trit_rows[packed[at >> 2]]), a);
+            __m256d d = _mm256_sub_pd(load_x4_pd_avx2(p, at, kind), r);
+            acc[q] = _mm256_add_pd(acc[q], _mm256_mul_pd(d, d));
+        }
+    }
+    for (int q = 0; q < 8; q++) _mm256_storeu_pd(lane + 4 * q, acc[q]);
+}
+
+TQ_DEFINE_SQUARED_ERRORS(avx2, TQ_AVX2, add_squares_avx2, ternarize_avx2)
+TQ_DEFINE_SQUARED_ERRORS(avx512, TQ_AVX512, add_squares_avx2, ternarize_avx512)
+
 /* The AVX2 table also uses F16C and POPCNT, present on every AVX2 processor in practice; the AVX-512 table
  * needs F, BW, VL, DQ and BMI2. Every feature is checked (the compiler runtime also checks that the OS saves
  * the wider registers). */
@@ -448,18 +611,21 @@ int tq_best_level(void) {
 
 static const tq_kernel_table portable_table = {
     abs_sum_f32_portable, abs_sum_f16_portable, abs_sum_bf16_portable, pack_f32_portable,
-    int8_f32_portable,    pack_h16_portable,    int8_h16_portable,     TQ_LEVEL_PORTABLE,
+    int8_f32_portable,    pack_h16_portable,    int8_h16_portable,     squared_errors_portable,
+    pack_squared_errors_portable, TQ_LEVEL_PORTABLE,
 };
 
 #ifdef TQ_HAVE_AVX2_PATH
 static const tq_kernel_table avx2_table = {
     abs_sum_f32_avx2, abs_sum_f16_avx2, abs_sum_bf16_avx2, pack_f32_avx2,
-    int8_f32_avx2,    pack_h16_avx2,    int8_h16_avx2,     TQ_LEVEL_AVX2,
+    int8_f32_avx2,    pack_h16_avx2,    int8_h16_avx2,     squared_errors_avx2,
+    pack_squared_errors_avx2, TQ_LEVEL_AVX2,
 };
 
 static const tq_kernel_table avx512_table = {
     abs_sum_f32_avx512, abs_sum_f16_avx512, abs_sum_bf16_avx512, pack_f32_avx512,
-    int8_f32_avx512,    pack_h16_avx512,    int8_h16_avx512,     TQ_LEVEL_AVX512,
+    int8_f32_avx512,    pack_h16_avx512,    int8_h16_avx512,     squared_errors_avx512,
+    pack_squared_errors_avx512, TQ_LEVEL_AVX512,
 };
 #endif
 

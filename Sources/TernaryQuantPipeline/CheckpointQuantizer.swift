@@ -180,30 +180,55 @@ public final class CheckpointQuantizer: Sendable {
 
     /// Quantizes one tensor: its packed trits and facts (α, already-ternary magnitude, sparsity).
     func facts(of tensor: SourceTensor) throws -> QuantizedData {
+        try measuredFacts(of: tensor, errorScale: nil).data
+    }
+
+    /// `facts(of:)`, and with `errorScale` the MSE at `errorScale(provisional facts)` summed in the trit
+    /// pass (the provisional facts: α as the scale, not already ternary). Returns the MSE and the scale
+    /// it was measured at (nil without `errorScale`).
+    func measuredFacts(of tensor: SourceTensor, errorScale: ((TernaryFacts) -> Float)?) throws -> (data: QuantizedData, mse: (value: Double, scale: Float)?) {
         guard let elementType = tensor.dtype.elementType else {
             throw FormatError.invalidTensor(file: tensor.file, tensor: tensor.name, reason: "type \(tensor.dtype.label) cannot be quantized")
         }
         let input = try TensorInput(name: tensor.name, shape: tensor.shape, elementType: elementType, bytes: tensor.bytes)
         var packed = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: input.elementCount))
-        let summary = try packed.withUnsafeMutableBytes { try quantizer.quantize(input, layout: .packed2Bit, into: $0) }
+        let summary: QuantizationSummary
+        var mse: (value: Double, scale: Float)?
+        if let errorScale {
+            let measured = try packed.withUnsafeMutableBytes { buffer in
+                try quantizer.backend.quantizePacked(input, into: buffer) { alpha in
+                    errorScale(TernaryFacts(scale: alpha, absmean: alpha, alreadyTernary: false, sparsity: 0))
+                }
+            }
+            summary = measured.summary
+            mse = (measured.meanSquaredError, measured.errorScale)
+        } else {
+            summary = try packed.withUnsafeMutableBytes { try quantizer.quantize(input, layout: .packed2Bit, into: $0) }
+        }
         // Every non-zero value of one magnitude a: the trits are sign(w) (|w| = a > α/2), the scale a.
         let common = ElementConversion.commonMagnitude(tensor.bytes, as: elementType)
         let facts = TernaryFacts(scale: common ?? summary.scale, absmean: summary.scale, alreadyTernary: common != nil, sparsity: summary.sparsity)
-        return QuantizedData(input: input, packed: packed, facts: facts)
+        return (QuantizedData(input: input, packed: packed, facts: facts), mse)
     }
 
     /// The look-ahead's work for one tensor (on its thread): read-ahead, then for a quantized tensor its
-    /// trits, facts and MSE against `storedScale(facts)`, for a kept one its first NaN/±Inf; then its
-    /// input pages are released (the writers need only the trits; kept tensors are copied from the file).
+    /// trits, facts and MSE against `storedScale(facts)` (summed in the trit pass; measured again only when
+    /// the facts change the scale, e.g. an already-ternary tensor), for a kept one its first NaN/±Inf; then
+    /// its input pages are released (the writers need only the trits; kept tensors are copied from the file).
     func prepare(_ plan: TensorPlan, storedScale: (TernaryFacts) -> Float, source: any CheckpointSource) throws -> PreparedTensor {
         let t = plan.tensor
         t.readAhead()
         defer { source.releasePages(t) }
         switch plan.action {
         case .quantized:
-            let data = try facts(of: t)
+            let (data, measured) = try withoutActuallyEscaping(storedScale) { try measuredFacts(of: t, errorScale: $0) }
             let scale = storedScale(data.facts)
-            let mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: scale) }
+            let mse: Double
+            if let measured, measured.scale.bitPattern == scale.bitPattern {
+                mse = measured.value
+            } else {
+                mse = try data.packed.withUnsafeBytes { try Self.meanSquaredError(data.input, packed: $0, scale: scale) }
+            }
             return PreparedTensor(quantized: .init(data: data, mse: mse, mseScale: scale), firstNonFinite: nil)
         case .kept:
             return PreparedTensor(quantized: nil, firstNonFinite: t.dtype.elementType.flatMap { ElementConversion.firstNonFinite(t.bytes, as: $0) })
@@ -294,7 +319,7 @@ public final class CheckpointQuantizer: Sendable {
                     if stored.storedScale.bitPattern == prepared.mseScale.bitPattern {
                         row.mse = prepared.mse
                     } else {
-                        row.mse = data.packed.withUnsafeBytes { Self.meanSquaredError(data.input, packed: $0, scale: stored.storedScale) }
+                        row.mse = try data.packed.withUnsafeBytes { try Self.meanSquaredError(data.input, packed: $0, scale: stored.storedScale) }
                     }
                 case .kept:
                     if let k = try lookAhead.take(index).firstNonFinite {
@@ -354,98 +379,10 @@ public final class CheckpointQuantizer: Sendable {
         return Array(shape.dropLast()) + [(last + 3) / 4]
     }
 
-    /// The four trits of each packed byte as float64 lanes (invalid code 11 → 0).
-    static let tritLanes: [SIMD4<Double>] = (0..<256).map { byte in
-        var lanes = SIMD4<Double>(repeating: 0)
-        for s in 0..<4 {
-            let c = (byte >> (2 * s)) & 3
-            lanes[s] = c == 1 ? 1 : (c == 2 ? -1 : 0)
-        }
-        return lanes
+    /// Mean of (w − s·t)² in float64 over the tensor at scale `scale` (see `MeanSquaredError` for the
+    /// fixed summation order: the bits do not depend on the thread count or the instruction set).
+    /// Throws `QuantizationError.packedDataTooShort` when `packed` holds fewer than ⌈n/4⌉ bytes.
+    public static func meanSquaredError(_ input: TensorInput, packed: UnsafeRawBufferPointer, scale: Float) throws -> Double {
+        try MeanSquaredError.of(input, packed: packed, scale: scale)
     }
-
-    /// Mean of (w − α·t)² in float64 over the tensor, streaming (no float copy), chunked across cores
-    /// with a fixed chunking so the result does not depend on the thread count: chunks of 2^16 elements,
-    /// in each four lanes (element k in lane k mod 4) summed in element order, the lanes as
-    /// (l0 + l1) + (l2 + l3), then the chunks in order. Four full chunks are summed interleaved (four
-    /// independent chains instead of one; each chunk's operations and order unchanged, so the same bits).
-    public static func meanSquaredError(_ input: TensorInput, packed: UnsafeRawBufferPointer, scale: Float) -> Double {
-        let count = input.elementCount
-        let chunk = 1 << 16
-        let chunks = (count + chunk - 1) / chunk
-        let partials = UnsafeMutableBufferPointer<Double>.allocate(capacity: Swift.max(chunks, 1))
-        defer { partials.deallocate() }
-        let out = ChunkResults(partials, packed)
-        let alpha = Double(scale)
-        let group = 4
-        let groups = (chunks + group - 1) / group
-        Self.tritLanes.withUnsafeBufferPointer { lanes in
-            let table = SharedTable(elements: lanes)
-            DispatchQueue.concurrentPerform(iterations: groups) { g in
-                let bytes = input.bytes
-                let packed = out.bytes
-                let isF32 = input.elementType == .float32
-                @inline(__always) func widened(_ k: Int) -> Float {
-                    switch input.elementType {
-                    case .float32: return bytes.loadUnaligned(fromByteOffset: k &* 4, as: Float.self)
-                    case .float16: return Float(bitPattern: Float32Bits.fromFloat16(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)))
-                    case .bfloat16: return Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) &<< 16)
-                    }
-                }
-                // Four elements (one packed byte) at k, a multiple of 4: d = w − α·t in float64, squared.
-                @inline(__always) func squares(_ k: Int) -> SIMD4<Double> {
-                    let w = isF32 ? SIMD4<Double>(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD4<Float>.self))
-                                  : SIMD4<Double>(Double(widened(k)), Double(widened(k &+ 1)), Double(widened(k &+ 2)), Double(widened(k &+ 3)))
-                    let d = w - table.elements[Int(packed[k &>> 2])] * alpha
-                    return d * d
-                }
-                let first = g * group
-                if first + group <= chunks && (first + group) * chunk <= count {
-                    let b0 = first * chunk, b1 = b0 + chunk, b2 = b1 + chunk, b3 = b2 + chunk
-                    var a0 = SIMD4<Double>(repeating: 0), a1 = a0, a2 = a0, a3 = a0
-                    var i = 0
-                    while i < chunk {
-                        a0 += squares(b0 &+ i)
-                        a1 += squares(b1 &+ i)
-                        a2 += squares(b2 &+ i)
-                        a3 += squares(b3 &+ i)
-                        i += 4
-                    }
-                    out.buffer[first] = (a0[0] + a0[1]) + (a0[2] + a0[3])
-                    out.buffer[first + 1] = (a1[0] + a1[1]) + (a1[2] + a1[3])
-                    out.buffer[first + 2] = (a2[0] + a2[1]) + (a2[2] + a2[3])
-                    out.buffer[first + 3] = (a3[0] + a3[1]) + (a3[2] + a3[3])
-                    return
-                }
-                for c in first..<Swift.min(chunks, first + group) {
-                    let lo = c * chunk  // a multiple of 4: whole packed bytes
-                    let hi = Swift.min(count, lo + chunk)
-                    var acc = SIMD4<Double>(repeating: 0)
-                    var k = lo
-                    while k + 4 <= hi {
-                        acc += squares(k)
-                        k += 4
-                    }
-                    var sum = (acc[0] + acc[1]) + (acc[2] + acc[3])
-                    while k < hi {
-                        let code = (packed[k &>> 2] &>> UInt8(truncatingIfNeeded: 2 &* (k & 3))) & 3
-                        let r = code == 1 ? alpha : (code == 2 ? -alpha : 0)
-                        let d = Double(widened(k)) - r
-                        sum += d * d
-                        k += 1
-                    }
-                    out.buffer[c] = sum
-                }
-            }
-        }
-        var total = 0.0
-        for c in 0..<chunks { total += partials[c] }
-        return count > 0 ? total / Double(count) : 0
-    }
-}
-
-/// A read-only table handed to `concurrentPerform` workers; valid only inside the caller's
-/// `withUnsafeBufferPointer` (the workers finish before it returns).
-struct SharedTable<Element>: @unchecked Sendable {
-    let elements: UnsafeBufferPointer<Element>
 }

@@ -83,5 +83,20 @@ struct CoreFPUModeTests {
         }
         #expect(exact.bitPattern == reference.scale.bitPattern)
     }
+
+    @Test("the MSE of subnormal weights is the same with DAZ/FTZ set (one work item: the calling thread)")
+    func meanSquaredErrorUnderFlushToZero() throws {
+        let weights = TestData.tensor(.subnormalOnly, count: 1000, seed: 9)
+        let q = try Quantizer(backend: CPUBackend(threadCount: 1)).quantize(weights, name: "w", shape: [1000])
+        let input = try weights.withUnsafeBufferPointer { try TensorInput(name: "w", shape: [1000], floats: $0) }
+        for set in [CPUInstructionSet.automatic] + CPUInstructionSet.lowerAlternatives {
+            let plain = try q.data.withUnsafeBytes { try MeanSquaredError.of(input, packed: $0, scale: q.scale, instructionSet: set) }
+            let flushed = try Self.withFlushToZero {
+                try q.data.withUnsafeBytes { try MeanSquaredError.of(input, packed: $0, scale: q.scale, instructionSet: set) }
+            }
+            #expect(plain > 0, "subnormal weights have a non-zero error in float64")
+            #expect(flushed.bitPattern == plain.bitPattern, "\(set)")
+        }
+    }
 }
 #endif

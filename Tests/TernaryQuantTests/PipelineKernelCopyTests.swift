@@ -177,7 +177,8 @@ struct PipelineLookAheadTests {
 }
 
 /// The report's MSE: the same bits as a slow reference summing in the documented order (chunks of 2^16,
-/// four lanes by element index mod 4, lanes (l0 + l1) + (l2 + l3), then chunks in order).
+/// 32 lanes by element index mod 32 merged pairwise, the chunk's tail, then chunks in order), from the
+/// separate pass and from the trit pass, in every instruction set.
 @Suite("Pipeline: MSE order")
 struct PipelineMSETests {
     static func reference(_ w: [Double], _ t: [Int], alpha: Double) -> Double {
@@ -185,16 +186,21 @@ struct PipelineMSETests {
         var lo = 0
         while lo < w.count {
             let hi = min(w.count, lo + 65536)
-            var lanes = [0.0, 0.0, 0.0, 0.0]
+            var lanes = [Double](repeating: 0, count: 32)
             var k = lo
-            while k + 4 <= hi {
-                for j in 0..<4 {
+            while k + 32 <= hi {
+                for j in 0..<32 {
                     let d = w[k + j] - Double(t[k + j]) * alpha
                     lanes[j] += d * d
                 }
-                k += 4
+                k += 32
             }
-            var sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+            var width = 16
+            while width >= 1 {
+                for j in 0..<width { lanes[j] += lanes[j + width] }
+                width /= 2
+            }
+            var sum = lanes[0]
             for i in k..<hi {
                 let d = w[i] - (t[i] == 0 ? 0 : Double(t[i]) * alpha)
                 sum += d * d
@@ -208,15 +214,16 @@ struct PipelineMSETests {
     /// n = 2^18 (one group of four chunks, exact division by n) with chunk 0 dominant, so a changed
     /// rounding of chunk 0's sum shows in the result; then two groups, a partial one and a tail.
     @Test(arguments: [(ElementType.float32, 4 * 65536), (.float16, 4 * 65536), (.bfloat16, 4 * 65536),
-                      (.float32, 9 * 65536 + 13), (.float16, 9 * 65536 + 13), (.bfloat16, 9 * 65536 + 13)])
+                      (.float32, 9 * 65536 + 13), (.float16, 9 * 65536 + 13), (.bfloat16, 9 * 65536 + 13),
+                      (.float32, 1), (.float16, 3), (.bfloat16, 7), (.float32, 65536 + 2), (.float16, 5 * 65536)])
     func sameBitsAsTheReferenceOrder(type: ElementType, n: Int) throws {
         var rng = SplitMix64(seed: 11)
         var raw: [UInt8] = []
         var widened: [Double] = []
         // Lanes of very different magnitudes, so that another grouping of the sums rounds differently.
-        let laneScale: [Double] = [0.02, 3e-5, 40, 1e-3]
+        let laneScale: [Double] = [0.02, 3e-5, 40, 1e-3, 0.5, 7e-4, 3]
         for k in 0..<n {
-            let x = Float(rng.nextGaussian() * laneScale[k % 4] * (k < 65536 || n % 65536 != 0 ? 1 : 1e-4))
+            let x = Float(rng.nextGaussian() * laneScale[k % 7] * (k < 65536 || n % 65536 != 0 ? 1 : 1e-4))
             switch type {
             case .float32:
                 withUnsafeBytes(of: x.bitPattern.littleEndian) { raw.append(contentsOf: $0) }
@@ -235,8 +242,46 @@ struct PipelineMSETests {
         let q = try Quantizer(backend: CPUBackend()).quantize(input)
         let trits = try TritPacking.unpack(q.data, count: n).map(\.rawValue).map(Int.init)
         for scale in [q.scale, ElementConversion.stored(q.scale, as: .float16), 0.75] {
-            let mse = q.data.withUnsafeBytes { CheckpointQuantizer.meanSquaredError(input, packed: $0, scale: scale) }
-            #expect(mse.bitPattern == Self.reference(widened, trits, alpha: Double(scale)).bitPattern, "\(type) scale \(scale)")
+            let expected = Self.reference(widened, trits, alpha: Double(scale)).bitPattern
+            let mse = try q.data.withUnsafeBytes { try CheckpointQuantizer.meanSquaredError(input, packed: $0, scale: scale) }
+            #expect(mse.bitPattern == expected, "\(type) scale \(scale)")
+            for set in CPUInstructionSet.lowerAlternatives {
+                let lower = try q.data.withUnsafeBytes { try MeanSquaredError.of(input, packed: $0, scale: scale, instructionSet: set) }
+                #expect(lower.bitPattern == expected, "\(type) scale \(scale) \(set)")
+            }
+            // Summed inside the trit pass: the same trits and the same bits, for any work split.
+            for set in [CPUInstructionSet.automatic] + CPUInstructionSet.lowerAlternatives {
+                for backend in [CPUBackend(threadCount: 1, instructionSet: set), CPUBackend(chunkSize: 3 * 65536 + 64, instructionSet: set)] {
+                    var packed = [UInt8](repeating: 0xFF, count: q.data.count)
+                    let fused = try packed.withUnsafeMutableBytes { try backend.quantizePacked(input, into: $0) { _ in scale } }
+                    #expect(packed == q.data, "\(type) \(backend.deviceDescription)")
+                    #expect(fused.summary == q.summary)
+                    #expect(fused.errorScale == scale)
+                    #expect(fused.meanSquaredError.bitPattern == expected, "\(type) scale \(scale) fused \(backend.deviceDescription) chunk \(backend.chunkSize)")
+                }
+            }
+        }
+    }
+
+    /// The reserved code 11 counts as t = 0 in every loop (in the lanes and in the tail), like 00.
+    @Test func reservedCodeCountsAsZero() throws {
+        let n = 65536 + 6
+        let values: [Float] = (0..<n).map { Float(($0 * 7919) % 401 - 200) / 97 }
+        let input = try values.withUnsafeBufferPointer { try TensorInput(name: "w", shape: [n], floats: $0) }
+        var packed = [UInt8](repeating: 0, count: (n + 3) / 4)
+        for k in 0..<n where k % 3 == 0 { packed[k / 4] |= 3 << UInt8(2 * (k % 4)) }
+        let expected = Self.reference(values.map(Double.init), [Int](repeating: 0, count: n), alpha: 0.5).bitPattern
+        for set in [CPUInstructionSet.automatic] + CPUInstructionSet.lowerAlternatives {
+            let mse = try packed.withUnsafeBytes { try MeanSquaredError.of(input, packed: $0, scale: 0.5, instructionSet: set) }
+            #expect(mse.bitPattern == expected, "\(set)")
+        }
+    }
+
+    @Test func shortPackedDataIsAnError() throws {
+        let input = try [Float](repeating: 1, count: 9).withUnsafeBufferPointer { try TensorInput(name: "w", shape: [9], floats: $0) }
+        let packed = [UInt8](repeating: 0, count: 2)
+        #expect(throws: QuantizationError.packedDataTooShort(expectedBytes: 3, actualBytes: 2)) {
+            _ = try packed.withUnsafeBytes { try MeanSquaredError.of(input, packed: $0, scale: 1) }
         }
     }
 }

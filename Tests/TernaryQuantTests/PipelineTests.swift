@@ -186,7 +186,7 @@ struct PipelineJobTests {
         let q = try Quantizer().quantize(weights, name: "w", shape: [10, 100])
         let mse = try weights.withUnsafeBufferPointer { buffer in
             let input = try TensorInput(name: "w", shape: [10, 100], floats: buffer)
-            return q.data.withUnsafeBytes { CheckpointQuantizer.meanSquaredError(input, packed: $0, scale: q.scale) }
+            return try q.data.withUnsafeBytes { try CheckpointQuantizer.meanSquaredError(input, packed: $0, scale: q.scale) }
         }
         #expect(Float(mse) == (try seed.mse(weights)))
     }

@@ -20,6 +20,9 @@
 #define TQ_ABS_SUM_LANES 16
 #define TQ_ABS_SUM_DEPTH_SLACK 24
 
+/* Elements per chunk of the squared_errors functions (a multiple of 16). */
+#define TQ_SQUARED_ERROR_CHUNK 65536
+
 /* The inner loops; one table per implementation. All sources are little-endian, any alignment.
  *
  * Trit rule for float32 bits: a trit is non-zero iff (bits & 0x7FFFFFFF) >= threshold (1 <= threshold
@@ -40,6 +43,23 @@ typedef struct tq_kernel_table {
     /* The same two for 16-bit patterns (binary16 or bfloat16). */
     size_t (*pack_h16)(const void *source, size_t count, uint32_t threshold, uint8_t *output);
     size_t (*int8_h16)(const void *source, size_t count, uint32_t threshold, int8_t *output);
+    /* Squared reconstruction errors of packed trits (the layout of pack_f32) against their source of
+     * element kind `kind` (0 float32, 1 binary16, 2 bfloat16), count elements in all, per chunk of
+     * TQ_SQUARED_ERROR_CHUNK elements: partials[c] receives the float64 sum for chunk first + c, for c <
+     * chunks (chunk k covers elements k·CHUNK ..< min(count, (k+1)·CHUNK); callers pass only chunks that
+     * exist). Fixed order, the same bits in every table: alpha widened to float64, r = t·alpha (t = +1,
+     * -1, or 0 for codes 00 and 11), d = w - r in float64; lane j (j = 0..31) sums d·d in element order
+     * over the chunk's elements k ≡ j (mod 32) among its whole 32-element groups; the lanes are merged
+     * pairwise (lane j += lane j + w for w = 16, 8, 4, 2, 1) and the chunk's remaining (< 32) elements'
+     * d·d added in order (r = ±alpha or 0). DAZ/FTZ are cleared for the call. */
+    void (*squared_errors)(const void *source, int kind, const uint8_t *packed, size_t count, float alpha,
+                           size_t first, size_t chunks, double *partials);
+    /* pack_f32 (kind 0) or pack_h16 (kinds 1, 2) of count elements with threshold, and in the same pass
+     * the squared errors of the packed result at alpha: partials[c] for the chunks c = 0 ..< ⌈count /
+     * CHUNK⌉ of this call's elements, the same bits as squared_errors over them (a call that starts at a
+     * chunk boundary of a tensor gives that tensor's chunk sums). Returns the number of non-zero trits. */
+    size_t (*pack_squared_errors)(const void *source, int kind, size_t count, uint32_t threshold, float alpha,
+                                  uint8_t *output, double *partials);
     /* The table's instruction-set level: TQ_LEVEL_PORTABLE, TQ_LEVEL_AVX2 or TQ_LEVEL_AVX512. */
     int level;
 } tq_kernel_table;
