@@ -309,6 +309,35 @@ TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) 
 
 TQ_DEFINE_SQUARED_ERRORS(portable, , add_squares_generic, ternarize_generic)
 
+/* ---- the first NaN/±Inf (all-ones exponent) ---- */
+
+TQ_INLINE uint32_t exponent_mask(int kind) { return kind == 0 ? 0x7F800000u : (kind == 1 ? 0x7C00u : 0x7F80u); }
+
+/* The index of the first element in [i, count) whose exponent field is all ones, or count. */
+TQ_INLINE size_t first_non_finite_tail(const unsigned char *p, size_t i, size_t count, int kind) {
+    const uint32_t mask = exponent_mask(kind);
+    for (; i < count; i++) {
+        uint32_t bits = kind == 0 ? load_u32(p, i) : load_u16(p, i);
+        if ((bits & mask) == mask) return i;
+    }
+    return count;
+}
+
+static size_t first_non_finite_portable(const void *source, size_t count, int kind) {
+    const unsigned char *p = (const unsigned char *)source;
+    const uint32_t mask = exponent_mask(kind);
+    size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        uint32_t any = 0;
+        for (size_t k = 0; k < 32; k++) {
+            uint32_t bits = kind == 0 ? load_u32(p, i + k) : load_u16(p, i + k);
+            any |= (uint32_t)((bits & mask) == mask);
+        }
+        if (any) return first_non_finite_tail(p, i, count, kind);
+    }
+    return first_non_finite_tail(p, i, count, kind);
+}
+
 /* A table's seven entry points over one instruction set's sum and trit loops. */
 #define TQ_DEFINE_ENTRY_POINTS(SUFFIX, ATTR, SUM, TERNARIZE)                                                \
     ATTR static double abs_sum_f32_##SUFFIX(const void *s, size_t n) { return SUM(s, n, 0); }               \
@@ -583,6 +612,34 @@ TQ_INLINE TQ_AVX2 void add_squares_avx2(double *lane, const unsigned char *p, in
 TQ_DEFINE_SQUARED_ERRORS(avx2, TQ_AVX2, add_squares_avx2, ternarize_avx2)
 TQ_DEFINE_SQUARED_ERRORS(avx512, TQ_AVX512, add_squares_avx2, ternarize_avx512)
 
+/* The first NaN/±Inf, AVX2: 32 elements per step (an all-ones exponent compared per 32- or 16-bit lane). */
+TQ_AVX2 static size_t first_non_finite_avx2(const void *source, size_t count, int kind) {
+    const unsigned char *p = (const unsigned char *)source;
+    size_t i = 0;
+    if (kind == 0) {
+        const __m256i m = _mm256_set1_epi32((int)0x7F800000);
+        for (; i + 32 <= count; i += 32) {
+            prefetch_step(p + 4 * i, 4);
+            __m256i hit = _mm256_setzero_si256();
+            for (int q = 0; q < 4; q++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + 4 * i + 32 * (size_t)q));
+                hit = _mm256_or_si256(hit, _mm256_cmpeq_epi32(_mm256_and_si256(v, m), m));
+            }
+            if (!_mm256_testz_si256(hit, hit)) break;
+        }
+    } else {
+        const __m256i m = _mm256_set1_epi16((short)exponent_mask(kind));
+        for (; i + 32 <= count; i += 32) {
+            prefetch_step(p + 2 * i, 2);
+            __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i));
+            __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i + 32));
+            __m256i hit = _mm256_or_si256(_mm256_cmpeq_epi16(_mm256_and_si256(a, m), m), _mm256_cmpeq_epi16(_mm256_and_si256(b, m), m));
+            if (!_mm256_testz_si256(hit, hit)) break;
+        }
+    }
+    return first_non_finite_tail(p, i, count, kind);
+}
+
 /* The AVX2 table also uses F16C and POPCNT, present on every AVX2 processor in practice; the AVX-512 table
  * needs F, BW, VL, DQ and BMI2. Every feature is checked (the compiler runtime also checks that the OS saves
  * the wider registers). */
@@ -612,20 +669,20 @@ int tq_best_level(void) {
 static const tq_kernel_table portable_table = {
     abs_sum_f32_portable, abs_sum_f16_portable, abs_sum_bf16_portable, pack_f32_portable,
     int8_f32_portable,    pack_h16_portable,    int8_h16_portable,     squared_errors_portable,
-    pack_squared_errors_portable, TQ_LEVEL_PORTABLE,
+    pack_squared_errors_portable, first_non_finite_portable, TQ_LEVEL_PORTABLE,
 };
 
 #ifdef TQ_HAVE_AVX2_PATH
 static const tq_kernel_table avx2_table = {
     abs_sum_f32_avx2, abs_sum_f16_avx2, abs_sum_bf16_avx2, pack_f32_avx2,
     int8_f32_avx2,    pack_h16_avx2,    int8_h16_avx2,     squared_errors_avx2,
-    pack_squared_errors_avx2, TQ_LEVEL_AVX2,
+    pack_squared_errors_avx2, first_non_finite_avx2, TQ_LEVEL_AVX2,
 };
 
 static const tq_kernel_table avx512_table = {
     abs_sum_f32_avx512, abs_sum_f16_avx512, abs_sum_bf16_avx512, pack_f32_avx512,
     int8_f32_avx512,    pack_h16_avx512,    int8_h16_avx512,     squared_errors_avx512,
-    pack_squared_errors_avx512, TQ_LEVEL_AVX512,
+    pack_squared_errors_avx512, first_non_finite_avx2, TQ_LEVEL_AVX512,
 };
 #endif
 

@@ -117,35 +117,11 @@ enum ElementConversion {
         return first == Int.max ? nil : first
     }
 
-    /// `firstNonFinite` over the elements `range` (serial): 16 or 32 lanes at a time, then the exact
-    /// element in the first group that holds one.
+    /// `firstNonFinite` over the elements `range` (serial), on the C kernel table's scan.
     private static func firstNonFinite(_ bytes: UnsafeRawBufferPointer, as type: ElementType, in range: Range<Int>) -> Int? {
-        var k = range.lowerBound
-        let end = range.upperBound
-        switch type {
-        case .float32:
-            #if _endian(little)
-            let exponent = SIMD16<UInt32>(repeating: 0x7F80_0000)
-            while k &+ 16 <= end, !any(bytes.loadUnaligned(fromByteOffset: k &* 4, as: SIMD16<UInt32>.self) & exponent .== exponent) {
-                k &+= 16
-            }
-            #endif
-            for i in k..<end where UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self)) & 0x7F80_0000 == 0x7F80_0000 {
-                return i
-            }
-        case .float16, .bfloat16:
-            let mask: UInt16 = type == .float16 ? 0x7C00 : 0x7F80
-            #if _endian(little)
-            let exponent = SIMD32<UInt16>(repeating: mask)
-            while k &+ 32 <= end, !any(bytes.loadUnaligned(fromByteOffset: k &* 2, as: SIMD32<UInt16>.self) & exponent .== exponent) {
-                k &+= 32
-            }
-            #endif
-            for i in k..<end where UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) & mask == mask {
-                return i
-            }
-        }
-        return nil
+        guard let base = bytes.baseAddress, !range.isEmpty else { return nil }
+        let found = CPUInstructionSet.automatic.firstNonFinite(base + range.lowerBound * type.byteWidth, count: range.count, as: type)
+        return found.map { range.lowerBound + $0 }
     }
 
     /// When every non-zero element of `bytes` (read as `type`) has one magnitude a, returns a as a

@@ -278,4 +278,28 @@ struct PipelineNonFiniteScanTests {
             #expect(bf16.withUnsafeBytes { ElementConversion.firstNonFinite($0, as: .bfloat16) } == Self.reference(bf16, mask: 0x7F80), "\(positions)")
         }
     }
+
+    /// Every table's scan (AVX-512 machines run the AVX2 and portable ones too) on every length up to 70
+    /// with one non-finite value at every position, from a misaligned address, plus the finite extremes
+    /// (largest finite, exponent one below all-ones) that must not count.
+    @Test func everyTableEveryPositionMisaligned() throws {
+        for set in [CPUInstructionSet.automatic] + CPUInstructionSet.lowerAlternatives {
+            for type in [ElementType.float32, .float16, .bfloat16] {
+                let width = type.byteWidth
+                let finite: UInt32 = type == .float32 ? 0xFF7F_FFFF : (type == .float16 ? 0xFBFF : 0xFF7F)
+                let bad: UInt32 = type == .float32 ? 0x7F80_0001 : (type == .float16 ? 0x7C01 : 0x7F81)
+                for count in 0..<70 {
+                    for position in [-1] + Array(0..<count) {
+                        var raw = [UInt8](repeating: 0, count: 1 + count * width)
+                        for k in 0..<count {
+                            let v = k == position ? bad : finite
+                            for b in 0..<width { raw[1 + k * width + b] = UInt8(truncatingIfNeeded: v >> UInt32(8 * b)) }
+                        }
+                        let found = raw.withUnsafeBytes { set.firstNonFinite($0.baseAddress! + 1, count: count, as: type) }
+                        #expect(found == (position < 0 ? nil : position), "\(set) \(type) n=\(count) at \(position)")
+                    }
+                }
+            }
+        }
+    }
 }

@@ -60,6 +60,9 @@ typedef struct tq_kernel_table {
      * chunk boundary of a tensor gives that tensor's chunk sums). Returns the number of non-zero trits. */
     size_t (*pack_squared_errors)(const void *source, int kind, size_t count, uint32_t threshold, float alpha,
                                   uint8_t *output, double *partials);
+    /* The index of the first of count elements of kind `kind` (0 float32, 1 binary16, 2 bfloat16) whose
+     * exponent field is all ones (NaN or ±Inf), or count when there is none. Integer logic only. */
+    size_t (*first_non_finite)(const void *source, size_t count, int kind);
     /* The table's instruction-set level: TQ_LEVEL_PORTABLE, TQ_LEVEL_AVX2 or TQ_LEVEL_AVX512. */
     int level;
 } tq_kernel_table;

@@ -28,6 +28,13 @@ public enum CPUInstructionSet: String, Sendable, Hashable, CaseIterable {
             ($0 == .portable || $0.kernels.pointee.level > TQ_LEVEL_PORTABLE) }
     }
 
+    /// The index of the first NaN or ±Inf among `count` elements of `type` at `source` (little-endian, any
+    /// alignment), or nil; the table's vector scan (integer compares of the exponent field).
+    package func firstNonFinite(_ source: UnsafeRawPointer, count: Int, as type: ElementType) -> Int? {
+        let index = kernels.pointee.first_non_finite(source, count, MeanSquaredError.kernelKind(type))
+        return index < count ? index : nil
+    }
+
     var kernels: UnsafePointer<tq_kernel_table> {
         switch self {
         case .automatic: return tq_kernels(TQ_LEVEL_AVX512)
