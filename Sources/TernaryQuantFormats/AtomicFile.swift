@@ -20,6 +20,9 @@ import CFileGuard
 /// once on a background queue (`posix_fadvise(POSIX_FADV_DONTNEED)` on that range: asynchronous
 /// write-back, clean pages dropped), so the disk writes overlap the job and `commit()`'s `fdatasync` has
 /// little left. `copy(from:range:)` copies a range of a mapped input file in the kernel (`sendfile`).
+/// With `durable: false` (`ternq quantize --no-fsync`) the write-back hints and both fsyncs are skipped:
+/// the file is still published atomically and complete for every reader on this machine, but a crash or
+/// power loss before the kernel writes it back can leave it empty or truncated under its final name.
 /// Not thread-safe: one writer at a time.
 public final class AtomicFile {
     /// Destination path.
@@ -30,6 +33,8 @@ public final class AtomicFile {
     public private(set) var bytesWritten: Int = 0
     /// Whether `commit()` may replace an existing `path`.
     public let overwrite: Bool
+    /// Whether `commit()` makes the data durable (fdatasync, directory fsync) before and after publishing.
+    public let durable: Bool
     private var fd: Int32
     private var buffer: [UInt8] = []
     private let bufferLimit = 1 << 20
@@ -44,10 +49,12 @@ public final class AtomicFile {
 
     /// Creates the temporary file for `path` (after removing stale temporaries of dead processes in its
     /// directory). Throws `FormatError.refused` (remedy `.allowOverwrite`) when `path` exists and `overwrite` is false, or `.io`
-    /// when the directory is not writable.
-    public init(path: String, overwrite: Bool = false) throws {
+    /// when the directory is not writable. `durable: false` skips the write-back hints and the fsyncs
+    /// (see the type's documentation).
+    public init(path: String, overwrite: Bool = false, durable: Bool = true) throws {
         self.path = path
         self.overwrite = overwrite
+        self.durable = durable
         if !overwrite, FileManager.default.fileExists(atPath: path) {
             throw FormatError.refused(file: path, reason: "output already exists", remedy: .allowOverwrite)
         }
@@ -122,6 +129,7 @@ public final class AtomicFile {
     /// final `fdatasync` reports real write errors).
     private func startWriteback(force: Bool) {
         #if os(Linux)
+        guard durable else { return }
         guard kernelOffset - writebackOffset >= Self.writebackChunk || (force && kernelOffset > writebackOffset) else { return }
         // Whole pages only (the partial last page is still being written), except at the end.
         let end = force ? kernelOffset : kernelOffset / 4096 * 4096
@@ -183,9 +191,9 @@ public final class AtomicFile {
             // fdatasync: the data and the metadata needed to read it back (size, block map); the rest
             // (times) need not be durable before the rename.
             #if os(Linux)
-            let synced = fdatasync(fd) == 0
+            let synced = !durable || fdatasync(fd) == 0
             #else
-            let synced = fsync(fd) == 0
+            let synced = !durable || fsync(fd) == 0
             #endif
             guard synced else {
                 throw FormatError.io(file: path, reason: "fsync failed: \(String(cString: strerror(errno)))")
@@ -207,6 +215,7 @@ public final class AtomicFile {
         } else {
             try publishWithoutReplacing()
         }
+        guard durable else { return }
         let directory = (path as NSString).deletingLastPathComponent
         let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }

@@ -20,12 +20,15 @@ public struct QuantizationOptions: Sendable, Hashable {
     /// Write the ternary network as ordinary weights (selected tensors hold s·t in their own dtype) in the
     /// input's format instead of packed trits.
     public var dequantize: Bool
+    /// fsync the output before publishing it (default). `false` skips the write-back hints and fsyncs:
+    /// faster for scratch outputs, but a crash soon after can leave the output empty or truncated.
+    public var durable: Bool
 
     /// Creates options (defaults: TQ2_0, CSR threshold 0.75, default selection, no overwrite, ternary
-    /// fallback, no dequantization).
+    /// fallback, no dequantization, durable output).
     public init(format: OutputFormat, ggufType: GGUFTernaryType = .tq2_0, csrThreshold: Double = TernFormat.defaultCSRThreshold,
                 selection: TensorSelection = TensorSelection(), overwrite: Bool = false,
-                fallback: TernaryFallback = .ternary, dequantize: Bool = false) {
+                fallback: TernaryFallback = .ternary, dequantize: Bool = false, durable: Bool = true) {
         self.format = format
         self.ggufType = ggufType
         self.csrThreshold = csrThreshold
@@ -33,6 +36,7 @@ public struct QuantizationOptions: Sendable, Hashable {
         self.overwrite = overwrite
         self.fallback = fallback
         self.dequantize = dequantize
+        self.durable = durable
     }
 }
 
@@ -91,7 +95,8 @@ public final class CheckpointQuantizer: Sendable {
         }
     }
 
-    /// Quantizes `source` into the file at `outputPath` atomically (temporary file, fsync, rename).
+    /// Quantizes `source` into the file at `outputPath` atomically (temporary file, fsync unless
+    /// `options.durable` is false, rename).
     /// Refuses to overwrite any input file (shards, index, config; with `overwrite` too), and an existing
     /// output unless `options.overwrite`. On any error nothing is left at `outputPath` (an existing file
     /// stays untouched). Throws `JobError`.
@@ -106,7 +111,7 @@ public final class CheckpointQuantizer: Sendable {
         for attempt in 0..<2 {
             let output: AtomicFile
             do {
-                output = try AtomicFile(path: outputPath, overwrite: options.overwrite)
+                output = try AtomicFile(path: outputPath, overwrite: options.overwrite, durable: options.durable)
             } catch {
                 throw JobError(file: outputPath, underlying: error)
             }

@@ -56,6 +56,9 @@ struct QuantizeCommand: TernQCommand {
     @Flag(help: "Replace an existing output file.")
     var force = false
 
+    @Flag(help: "Publish the output without waiting for it to reach the disk (no fsync): faster for scratch outputs; a crash or power loss soon after can leave it empty or truncated.")
+    var noFsync = false
+
     func validate() throws {
         if case .every = backendOptions.backend {
             throw ValidationError("--backend all compares backends (bench, verify); to quantize on every OpenCL device use --backend opencl:all")
@@ -101,7 +104,7 @@ struct QuantizeCommand: TernQCommand {
         for warning in openWarnings { printError("ternq: warning: \(DisplayText.escaped(warning))") }
         let options = QuantizationOptions(
             format: format, ggufType: ggufType, csrThreshold: csrThreshold, selection: tensors.selection,
-            overwrite: force, fallback: fallback, dequantize: dequantize)
+            overwrite: force, fallback: fallback, dequantize: dequantize, durable: !noFsync)
         let job = CheckpointQuantizer(backend: backend)
         let bar: ProgressBar? = (!quiet && ProgressBar.enabled) ? ProgressBar() : nil
         let report: QuantizationReport

@@ -41,6 +41,22 @@ struct CLITests {
         #expect(try ternq(["quantize", "--force", "--quiet"], in: dir).status == 0)
     }
 
+    /// `--no-fsync` changes when the bytes reach the disk, never which bytes: the same output in every
+    /// format, published atomically (no temporary left), refusing to overwrite like the default.
+    @Test(arguments: ["out.tern", "out.gguf", "out.safetensors"])
+    func noFsyncWritesTheSameBytes(output: String) throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let synced = try ternq(["quantize", Self.tiny, "-o", "synced-" + output, "--quiet"], in: dir)
+        #expect(synced.status == 0, "\(synced.stderr)")
+        let fast = try ternq(["quantize", Self.tiny, "-o", output, "--quiet", "--no-fsync"], in: dir)
+        #expect(fast.status == 0, "\(fast.stderr)")
+        #expect(FileManager.default.contents(atPath: dir + "/" + output) == FileManager.default.contents(atPath: dir + "/synced-" + output))
+        #expect(try files(dir) == ["synced-" + output, output].sorted())
+        let again = try ternq(["quantize", Self.tiny, "-o", output, "--quiet", "--no-fsync"], in: dir)
+        #expect(again.status == 1 && again.stderr.contains("--force"))
+    }
+
     @Test(arguments: [
         (["--format", "gguf"], "out.gguf", "GGUF v3"),
         (["--gguf-type", "tq1_0"], "out.gguf", "TQ1_0"),
