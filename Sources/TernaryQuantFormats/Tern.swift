@@ -203,6 +203,13 @@ public enum TernFormat {
 
     /// The bincode bytes of one layer.
     public static func encode(_ layer: TernLayer) -> [UInt8] {
+        let parts = encodedParts(layer)
+        return parts.head + (parts.body ?? []) + parts.tail
+    }
+
+    /// One layer's bytes as `head + body + tail`: for a dense layer `body` is its packed trits (so a
+    /// writer can write them from where they are, without a copy), for a sparse one nil (all in `head`).
+    static func encodedParts(_ layer: TernLayer) -> (head: [UInt8], body: [UInt8]?, tail: [UInt8]) {
         var b = ByteBuilder()
         b.appendString(layer.name)
         b.append(layer.scale.bitPattern)
@@ -212,7 +219,10 @@ public enum TernFormat {
             b.append(rows)
             b.append(cols)
             b.append(UInt64(packed.count))
-            b.append(packed)
+            var tail = ByteBuilder()
+            tail.append(layer.sparsity.bitPattern)
+            tail.appendString(layer.originalDType)
+            return (b.bytes, packed, tail.bytes)
         case .sparse(let s):
             b.append(UInt32(1))
             b.append(s.rows)
@@ -228,7 +238,7 @@ public enum TernFormat {
         }
         b.append(layer.sparsity.bitPattern)
         b.appendString(layer.originalDType)
-        return b.bytes
+        return (b.bytes, nil, [])
     }
 
     /// The bincode bytes of a whole model.
@@ -393,10 +403,12 @@ public final class TernWriter {
     /// Appends one layer; returns the bytes written.
     @discardableResult
     public func append(_ layer: TernLayer) throws -> Int {
-        let bytes = TernFormat.encode(layer)
-        try sink.write(bytes: bytes)
+        let parts = TernFormat.encodedParts(layer)
+        try sink.write(bytes: parts.head)
+        if let body = parts.body { try sink.write(bytes: body) }
+        try sink.write(bytes: parts.tail)
         written += 1
-        return bytes.count
+        return parts.head.count + (parts.body?.count ?? 0) + parts.tail.count
     }
 
     /// Writes the model suffix. Throws if fewer or more layers were appended than announced.
