@@ -36,9 +36,7 @@ public struct MeasuredQuantization: Sendable, Hashable {
 
     /// Creates a result.
     public init(summary: QuantizationSummary, errorScale: Float, meanSquaredError: Double) {
-        self.summary = summary
-        self.errorScale = errorScale
-        self.meanSquaredError = meanSquaredError
+        (self.summary, self.errorScale, self.meanSquaredError) = (summary, errorScale, meanSquaredError)
     }
 }
 
