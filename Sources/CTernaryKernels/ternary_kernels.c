@@ -245,6 +245,11 @@ TQ_INLINE double finish_chunk(double *lane, const unsigned char *p, int kind, co
     return sum;
 }
 
+/* The end of the chunk that starts at element lo of count. */
+TQ_INLINE size_t chunk_end(size_t lo, size_t count) {
+    return count - lo < TQ_SQUARED_ERROR_CHUNK ? count : lo + TQ_SQUARED_ERROR_CHUNK;
+}
+
 /* The end of the whole 32-element groups of lo ..< hi. */
 TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) / TQ_SQUARED_ERROR_LANES * TQ_SQUARED_ERROR_LANES; }
 
@@ -258,7 +263,7 @@ TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) 
                                                      double *partials) {                                    \
         for (size_t c = 0; c < chunks; c++) {                                                               \
             const size_t lo = (first + c) * TQ_SQUARED_ERROR_CHUNK;                                         \
-            const size_t hi = count - lo < TQ_SQUARED_ERROR_CHUNK ? count : lo + TQ_SQUARED_ERROR_CHUNK;    \
+            const size_t hi = chunk_end(lo, count);                                                         \
             double lane[TQ_SQUARED_ERROR_LANES] = {0};                                                      \
             const size_t whole = whole_groups_end(lo, hi);                                                  \
             ADD(lane, p, kind, packed, lo, whole, alpha);                                                   \
@@ -281,7 +286,7 @@ TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) 
         const int width = kind == 0 ? 4 : 2;                                                                \
         size_t nonzero = 0;                                                                                 \
         for (size_t lo = 0, c = 0; lo < count; lo += TQ_SQUARED_ERROR_CHUNK, c++) {                         \
-            const size_t hi = count - lo < TQ_SQUARED_ERROR_CHUNK ? count : lo + TQ_SQUARED_ERROR_CHUNK;    \
+            const size_t hi = chunk_end(lo, count);                                                         \
             double lane[TQ_SQUARED_ERROR_LANES] = {0};                                                      \
             for (size_t b = lo; b < hi; b += TQ_FUSED_BLOCK) {                                              \
                 const size_t e = hi - b < TQ_FUSED_BLOCK ? hi : b + TQ_FUSED_BLOCK;                         \

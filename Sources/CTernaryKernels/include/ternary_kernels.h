@@ -20,7 +20,7 @@
 #define TQ_ABS_SUM_LANES 16
 #define TQ_ABS_SUM_DEPTH_SLACK 24
 
-/* Elements per chunk of the squared_errors functions (a multiple of 16). */
+/* Elements per chunk of the squared_errors functions (a multiple of their 32 lanes). */
 #define TQ_SQUARED_ERROR_CHUNK 65536
 
 /* The inner loops; one table per implementation. All sources are little-endian, any alignment.

@@ -63,7 +63,7 @@ public struct CPUBackend: QuantizationBackend {
             throw QuantizationError.byteCountMismatch(name: input.name, expected: TritLayout.packed2Bit.byteCount(forTrits: count), actual: 0)
         }
         let errorChunk = MeanSquaredError.chunkSize
-        let errorChunks = count / errorChunk + (count % errorChunk == 0 ? 0 : 1)
+        let errorChunks = MeanSquaredError.chunkCount(count)
         let partials = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(errorChunks, 1))
         defer { partials.deallocate() }
         let sums = SendablePointer(partials)

@@ -31,7 +31,7 @@ public enum CPUInstructionSet: String, Sendable, Hashable, CaseIterable {
     /// The index of the first NaN or ±Inf among `count` elements of `type` at `source` (little-endian, any
     /// alignment), or nil; the table's vector scan (integer compares of the exponent field).
     package func firstNonFinite(_ source: UnsafeRawPointer, count: Int, as type: ElementType) -> Int? {
-        let index = kernels.pointee.first_non_finite(source, count, MeanSquaredError.kernelKind(type))
+        let index = kernels.pointee.first_non_finite(source, count, CPUKernels.kind(of: type))
         return index < count ? index : nil
     }
 
@@ -53,6 +53,15 @@ enum CPUKernels {
     static let lanes = Int(TQ_ABS_SUM_LANES)
     /// Additions beyond `elements / lanes` on any path inside one chunk (lane merge, tail).
     static let depthSlack = Int(TQ_ABS_SUM_DEPTH_SLACK)
+
+    /// The element kind code of the C loops that take one: 0 float32, 1 binary16, 2 bfloat16.
+    static func kind(of type: ElementType) -> Int32 {
+        switch type {
+        case .float32: return 0
+        case .float16: return 1
+        case .bfloat16: return 2
+        }
+    }
 
     /// Float64 sum of |w| over `range`. NaN/Inf inputs make the result non-finite.
     static func absSum(_ input: TensorInput, range: Range<Int>, kernels: UnsafePointer<tq_kernel_table>) -> Double {
@@ -104,7 +113,7 @@ enum CPUKernels {
         guard let base = input.bytes.baseAddress else { return 0 }
         let source = base + range.lowerBound * input.elementType.byteWidth
         let out = output.assumingMemoryBound(to: UInt8.self) + range.lowerBound / 4
-        return kernels.pointee.pack_squared_errors(source, MeanSquaredError.kernelKind(input.elementType), range.count,
+        return kernels.pointee.pack_squared_errors(source, CPUKernels.kind(of: input.elementType), range.count,
                                                    threshold, scale, out, chunkSums)
     }
 

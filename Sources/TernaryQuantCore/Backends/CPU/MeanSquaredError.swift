@@ -27,11 +27,11 @@ public enum MeanSquaredError {
         guard packed.count >= needed, let packedBase = packed.baseAddress, let source = input.bytes.baseAddress else {
             throw QuantizationError.packedDataTooShort(expectedBytes: needed, actualBytes: packed.count)
         }
-        let chunks = count / chunkSize + (count % chunkSize == 0 ? 0 : 1)
+        let chunks = chunkCount(count)
         guard chunks > 0 else { return 0 }
         let partials = UnsafeMutablePointer<Double>.allocate(capacity: chunks)
         defer { partials.deallocate() }
-        let kind = kernelKind(input.elementType)
+        let kind = CPUKernels.kind(of: input.elementType)
         let kernels = SendableKernels(instructionSet.kernels)
         let src = SendableConstRawPointer(source)
         let bytes = SendableConstRawPointer(packedBase)
@@ -48,13 +48,9 @@ public enum MeanSquaredError {
         return mean(ofChunkSums: partials, chunks: chunks, count: count)
     }
 
-    /// The element kind code of the C loops: 0 float32, 1 binary16, 2 bfloat16.
-    static func kernelKind(_ type: ElementType) -> Int32 {
-        switch type {
-        case .float32: return 0
-        case .float16: return 1
-        case .bfloat16: return 2
-        }
+    /// Number of chunks of the fixed order for `count` elements (no overflow for any count).
+    static func chunkCount(_ count: Int) -> Int {
+        count / chunkSize + (count % chunkSize == 0 ? 0 : 1)
     }
 
     /// The mean from per-chunk sums (added in chunk order, divided by `count`).
