@@ -88,7 +88,7 @@ struct CoreFPUModeTests {
     func meanSquaredErrorUnderFlushToZero() throws {
         let weights = TestData.tensor(.subnormalOnly, count: 1000, seed: 9)
         let q = try Quantizer(backend: CPUBackend(threadCount: 1)).quantize(weights, name: "w", shape: [1000])
-        let input = try weights.withUnsafeBufferPointer { try TensorInput(name: "w", shape: [1000], floats: $0) }
+        let input = try TensorInput(name: "w", shape: [1000], floats: weights)
         for set in [CPUInstructionSet.automatic] + CPUInstructionSet.lowerAlternatives {
             let plain = try q.data.withUnsafeBytes { try MeanSquaredError.of(input, packed: $0, scale: q.scale, instructionSet: set) }
             let flushed = try Self.withFlushToZero {

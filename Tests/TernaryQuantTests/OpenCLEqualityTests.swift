@@ -54,9 +54,7 @@ struct OpenCLEqualityTests {
         var random = Support.Random(state: 7)
         var weights = (0..<5000).map { _ in random.normal() }
         for _ in 0..<4 {  // iterate: inserting neighbours moves α slightly
-            let alpha = try CPUBackend().absMean(weights.withUnsafeBufferPointer {
-                try TensorInput(name: "t", shape: [weights.count], floats: $0)
-            })
+            let alpha = try CPUBackend().absMean(TensorInput(name: "t", shape: [weights.count], floats: weights))
             let t = try TritThreshold(scale: alpha).magnitudeBits
             let patterns: [UInt32] = [t, t - 1, t + 1, t | 0x8000_0000, (t - 1) | 0x8000_0000, (t + 1) | 0x8000_0000]
             for (k, bits) in patterns.enumerated() {

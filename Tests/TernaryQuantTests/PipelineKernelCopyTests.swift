@@ -267,7 +267,7 @@ struct PipelineMSETests {
     @Test func reservedCodeCountsAsZero() throws {
         let n = 65536 + 6
         let values: [Float] = (0..<n).map { Float(($0 * 7919) % 401 - 200) / 97 }
-        let input = try values.withUnsafeBufferPointer { try TensorInput(name: "w", shape: [n], floats: $0) }
+        let input = try TensorInput(name: "w", shape: [n], floats: values)
         var packed = [UInt8](repeating: 0, count: (n + 3) / 4)
         for k in 0..<n where k % 3 == 0 { packed[k / 4] |= 3 << UInt8(2 * (k % 4)) }
         let expected = Self.reference(values.map(Double.init), [Int](repeating: 0, count: n), alpha: 0.5).bitPattern
@@ -278,7 +278,7 @@ struct PipelineMSETests {
     }
 
     @Test func shortPackedDataIsAnError() throws {
-        let input = try [Float](repeating: 1, count: 9).withUnsafeBufferPointer { try TensorInput(name: "w", shape: [9], floats: $0) }
+        let input = try TensorInput(name: "w", shape: [9], floats: [Float](repeating: 1, count: 9))
         let packed = [UInt8](repeating: 0, count: 2)
         #expect(throws: QuantizationError.packedDataTooShort(expectedBytes: 3, actualBytes: 2)) {
             _ = try packed.withUnsafeBytes { try MeanSquaredError.of(input, packed: $0, scale: 1) }
