@@ -93,6 +93,7 @@ struct CLIIdiomsTests {
     @Test("devices --check that fails is an error (1, one line with the CPU remedy), not a usage error")
     func devicesCheckFailure() throws {
         let empty = try TernqProcess.emptyDirectory()
+        defer { try? FileManager.default.removeItem(atPath: empty) }
         let run = try ternq(["devices", "--check", "--backend", "opencl"], environment: ["OCL_ICD_VENDORS": empty])
         #expect(run.status == 1, "\(run.status) \(run.stderr)")
         #expect(isOneErrorLine(run), "\(run.stderr)")

@@ -78,7 +78,7 @@ enum TernqProcess {
         "/usr/lib/aarch64-linux-gnu/liboclgrind-rt-icd.so", "/usr/local/lib/liboclgrind-rt-icd.so",
     ].first { FileManager.default.fileExists(atPath: $0) }
 
-    /// A directory holding one ICD file that registers Oclgrind (for OCL_ICD_VENDORS).
+    /// A fresh directory holding one ICD file that registers Oclgrind (for OCL_ICD_VENDORS); the caller removes it.
     static func oclgrindVendors() throws -> String? {
         guard let library = oclgrindLibrary else { return nil }
         let directory = try emptyDirectory()
@@ -86,6 +86,7 @@ enum TernqProcess {
         return directory
     }
 
+    /// A fresh empty directory (an OCL_ICD_VENDORS with no platform); the caller removes it.
     static func emptyDirectory() throws -> String {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ternq-empty-icd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -98,6 +99,7 @@ struct OpenCLCLITests {
     @Test("no OpenCL platform: automatic falls back to the CPU with one warning")
     func automaticFallsBack() throws {
         let empty = try TernqProcess.emptyDirectory()
+        defer { try? FileManager.default.removeItem(atPath: empty) }
         let result = try TernqProcess.run(["devices", "--check", "--backend", "auto"], environment: ["OCL_ICD_VENDORS": empty])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("check: auto -> cpu"))
@@ -110,6 +112,7 @@ struct OpenCLCLITests {
     @Test("no OpenCL platform: an explicit OpenCL choice fails and says how to fix it")
     func explicitFails() throws {
         let empty = try TernqProcess.emptyDirectory()
+        defer { try? FileManager.default.removeItem(atPath: empty) }
         for selection in ["opencl", "opencl:0", "opencl:all"] {
             let result = try TernqProcess.run(["devices", "--check", "--backend", selection], environment: ["OCL_ICD_VENDORS": empty])
             #expect(result.status != 0)
@@ -121,6 +124,7 @@ struct OpenCLCLITests {
           .enabled(if: TernqProcess.oclgrindLibrary != nil || OpenCLTestSupport.required.contains("oclgrind")))
     func automaticSkipsOclgrind() throws {
         let vendors = try #require(try TernqProcess.oclgrindVendors(), "Oclgrind is required but its ICD library is missing")
+        defer { try? FileManager.default.removeItem(atPath: vendors) }
         let result = try TernqProcess.run(["devices", "--check", "--backend", "auto"], environment: ["OCL_ICD_VENDORS": vendors])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("Oclgrind"), "\(result.stdout)")
