@@ -24,19 +24,34 @@ JOBS = [("safetensors -> tern", st, ["--format", "tern"], "tern"),
         ("gguf -> gguf tq2_0", gg, ["--format", "gguf", "--gguf-type", "tq2_0"], "gguf")]
 
 
-def load():
-    return os.getloadavg()[0]
+def cpu_ticks():
+    """(all ticks, steal ticks) of the machine from /proc/stat's cpu line, or None where it is missing."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+        return sum(fields), fields[7]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def steal_since(before):
+    """Share of the machine's processor time the hypervisor took since `before` (None if unknown)."""
+    after = cpu_ticks()
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
 
 
 def run(cmd):
-    """Runs cmd; returns (wall seconds, peak RSS in MB of that child)."""
+    """Runs cmd; returns (wall seconds, peak RSS in MB of that child, cpu steal share during it)."""
+    ticks = cpu_ticks()
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t0
     if status != 0:
         sys.exit(f"failed ({status}): {' '.join(cmd)}")
-    return dt, usage.ru_maxrss / 1024
+    return dt, usage.ru_maxrss / 1024, steal_since(ticks)
 
 
 def drop(*paths):
@@ -74,11 +89,10 @@ def job(label, src, extra, ext, cold):
         drop(src)
     else:
         subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)
-    la = load()
-    dt, rss = run([ternq, "quantize", src, "-o", out, *extra, "--backend", "cpu", "--quiet", "--json", rep])
+    dt, rss, steal = run([ternq, "quantize", src, "-o", out, *extra, "--backend", "cpu", "--quiet", "--json", rep])
     with open(rep) as f:
         report = json.load(f)
-    return {"wall_s": dt, "gbps": read_bytes(report) / dt / 1e9, "report_gbps": read_bytes(report) / report["totals"]["seconds"] / 1e9, "rss_mb": rss, "load": la,
+    return {"wall_s": dt, "gbps": read_bytes(report) / dt / 1e9, "report_gbps": read_bytes(report) / report["totals"]["seconds"] / 1e9, "rss_mb": rss, "steal": steal,
             "read_gb": read_bytes(report) / 1e9, "out_bytes": report["totals"]["output_bytes"], "largest_mb": max(l["input_bytes"] for l in report["layers"]) / 1e6}
 
 
@@ -86,16 +100,20 @@ def median(rows, key):
     return statistics.median(r[key] for r in rows)
 
 
+def pct(share):
+    return "?" if share is None else f"{100 * share:.1f}%"
+
+
 bench = []
 for _ in range(reps):
-    la = load()
     out = subprocess.run([ternq, "bench", "--backend", "cpu", "--dtype", "F32", "--json",
                           "--elements", os.environ.get("ELEMENTS", "65536000")], check=True, capture_output=True, text=True).stdout
     obj = json.loads(out.strip().splitlines()[-1])
-    bench.append({"gbps": obj["input_gigabytes_per_second"] if "input_gigabytes_per_second" in obj else obj["gigabytes_per_second"], "load": la})
+    bench.append({"gbps": obj["input_gigabytes_per_second"] if "input_gigabytes_per_second" in obj else obj["gigabytes_per_second"],
+                  "steal": obj.get("cpu_steal_fraction")})
 bench_gbps = median(bench, "gbps")
 print(f"ternq bench F32 cpu: {bench_gbps:.2f} GB/s (median of {reps}; runs "
-      + ", ".join(f"{b['gbps']:.2f}@load {b['load']:.1f}" for b in bench) + ")")
+      + ", ".join(f"{b['gbps']:.2f} (cpu steal {pct(b['steal'])})" for b in bench) + ")")
 print()
 print("GB/s = bytes of the tensors the job reads / wall seconds of the whole process (start to exit, fsync and")
 print("rename included); 'loop' = the same bytes / the report's seconds (the job loop only). Each run writes a")
@@ -105,7 +123,10 @@ print()
 print("'no-fsync' = the same warm job with --no-fsync (published without waiting for the disk; the dirty")
 print("pages are synced, untimed, before the next run).")
 print()
-print("| job | warm GB/s | / bench | warm loop GB/s | output MB | disk write GB/s | / bound | warm no-fsync GB/s | / bench | peak RSS MB | cold GB/s | disk read GB/s | / disk | cold no-fsync / disk | load (1-min) |")
+print("'max cpu steal' = the largest share of the machine's processor time the hypervisor took during one of the")
+print("row's runs (/proc/stat); above 5% the row understates the hardware.")
+print()
+print("| job | warm GB/s | / bench | warm loop GB/s | output MB | disk write GB/s | / bound | warm no-fsync GB/s | / bench | peak RSS MB | cold GB/s | disk read GB/s | / disk | cold no-fsync / disk | max cpu steal |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for label, src, extra, ext in JOBS:
     warm = [job(label, src, extra, ext, cold=False) for _ in range(reps)]
@@ -120,8 +141,8 @@ for label, src, extra, ext in JOBS:
     read = warm[0]["read_gb"] * 1e9
     bound = read / max(read / (bench_gbps * 1e9), out_bytes / (write * 1e9)) / 1e9
     w, c, d = median(warm, "gbps"), median(cold, "gbps"), statistics.median(disk)
-    loads = [r["load"] for r in warm + fast + cold + cold_fast]
+    steals = [r["steal"] for r in warm + fast + cold + cold_fast if r["steal"] is not None]
     f = median(fast, "gbps")
     print(f"| {label} ({warm[0]['read_gb']:.2f} GB read, largest {warm[0]['largest_mb']:.0f} MB) | {w:.2f} | {w / bench_gbps:.2f} | {median(warm, 'report_gbps'):.2f} | "
           f"{out_bytes / 1e6:.0f} | {write:.2f} | {w / bound:.2f} | {f:.2f} | {f / bench_gbps:.2f} | "
-          f"{max(r['rss_mb'] for r in warm + fast + cold):.0f} | {c:.2f} | {d:.2f} | {c / d:.2f} | {median(cold_fast, 'gbps') / d:.2f} | {min(loads):.1f}–{max(loads):.1f} |", flush=True)
+          f"{max(r['rss_mb'] for r in warm + fast + cold):.0f} | {c:.2f} | {d:.2f} | {c / d:.2f} | {median(cold_fast, 'gbps') / d:.2f} | {pct(max(steals) if steals else None)} |", flush=True)

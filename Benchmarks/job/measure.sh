@@ -3,8 +3,8 @@
 # the disk's sequential read on a cold one, per output format, medians of $REPS (3) runs, peak RSS.
 # Usage: Benchmarks/job/measure.sh [cachedir (default ~/.cache/ternq/job-bench)] [generate.py options]
 # Default checkpoint: generate.py --layers 2 (0.94 GB F32, llama-shaped; largest tensor 262 MB), also
-# converted to GGUF. Needs python3 + numpy. Prints a Markdown table; the 1-minute load average is
-# given with every figure because the machine may be shared.
+# converted to GGUF. Needs python3 + numpy. Prints a Markdown table; the largest hypervisor steal share of
+# the processor time (/proc/stat) is given with every row because the machine may be shared.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"

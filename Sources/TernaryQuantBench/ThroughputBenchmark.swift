@@ -29,6 +29,10 @@ public struct ThroughputResult: Sendable, Codable, Hashable {
     public var hostCopyGigabytesPerSecond: Double
     /// Extra device figures (kernel-only and end-to-end ratios) when the backend has a device.
     public var device_metrics: [String: Double]?
+    /// Share (0…1) of the machine's processor time the hypervisor took during this measurement (steal,
+    /// `ProcessorTimeSample`); `nil` where the system does not report it. Above
+    /// `ProcessorTimeSample.noticeableStealFraction` the figures understate the hardware.
+    public var cpuStealFraction: Double?
 
     enum CodingKeys: String, CodingKey {
         case backend, device, elements, dtype, layout, seconds
@@ -38,6 +42,7 @@ public struct ThroughputResult: Sendable, Codable, Hashable {
         case hostReadGigabytesPerSecond = "host_read_gigabytes_per_second"
         case hostCopyGigabytesPerSecond = "host_copy_gigabytes_per_second"
         case device_metrics = "device_metrics"
+        case cpuStealFraction = "cpu_steal_fraction"
     }
 }
 
@@ -164,10 +169,12 @@ public enum ThroughputBenchmark {
                                                    blockSize: TernaryBlocks.blockSize)
         }
         var output = [UInt8](repeating: 0, count: outputBytes)
+        let before = ProcessorTimeSample.now()
         let seconds = try output.withUnsafeMutableBytes { out in
             try MemoryBandwidth.medianSeconds(runs: runs) { _ = try layout.quantize(input, backend: backend, into: out) }
         }
         let roofline = hostRoofline(input: input, threads: threads, runs: runs)
+        let steal = before.flatMap { earlier in ProcessorTimeSample.now()?.stealFraction(since: earlier) }
         let inputBytes = input.bytes.count
         let rooflineSeconds = roofline.seconds(inputBytes: inputBytes, outputBytes: outputBytes)
         let rate = Double(inputBytes) / seconds / 1e9
@@ -177,7 +184,7 @@ public enum ThroughputBenchmark {
             dtype: input.elementType.rawValue, layout: layout.rawValue, seconds: seconds,
             gigabytesPerSecond: rate, rooflineGigabytesPerSecond: roofRate, rooflineRatio: rate / roofRate,
             hostReadGigabytesPerSecond: roofline.readBytesPerSecond / 1e9,
-            hostCopyGigabytesPerSecond: roofline.copyBytesPerSecond / 1e9, device_metrics: nil)
+            hostCopyGigabytesPerSecond: roofline.copyBytesPerSecond / 1e9, device_metrics: nil, cpuStealFraction: steal)
     }
 
     /// Host read and copy bandwidth measured on the input buffer and a scratch buffer of the same size.

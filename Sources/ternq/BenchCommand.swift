@@ -81,6 +81,7 @@ struct BenchCommand: TernQCommand {
                                                              runs: runs, threads: threadCount)
                 result.device_metrics = try OpenCLBenchSupport.deviceMetrics(for: candidate, input: input,
                                                                               layout: tritLayout, runs: runs)
+                if let warning = Self.stealWarning(result) { printError(warning) }
                 results.append(result)
             }
             let mismatches = try BackendComparison.compare(tensor: "bench", backends: backends.map { ($0.name, $0) },
@@ -108,7 +109,14 @@ struct BenchCommand: TernQCommand {
         }
     }
 
-    /// The results table, then one line per backend on its device and host bandwidth.
+    /// The warning for a measurement during which the hypervisor took a noticeable share of the processor
+    /// time (`ProcessorTimeSample.noticeableStealFraction`), or `nil`.
+    static func stealWarning(_ r: ThroughputResult) -> String? {
+        guard let steal = r.cpuStealFraction, steal > ProcessorTimeSample.noticeableStealFraction else { return nil }
+        return "ternq: warning: the hypervisor took \(String(format: "%.1f", 100 * steal)) % of this machine's processor time during the \(r.backend) measurement (steal in /proc/stat); its figures understate the hardware: measure again when the machine is quiet"
+    }
+
+    /// The results table, then one line per backend on its device and host bandwidth (and CPU steal).
     static func table(_ results: [ThroughputResult]) -> String {
         let rows = results.map { r in
             [r.backend, String(r.elements), r.dtype, r.layout, String(format: "%.4f", r.seconds),
@@ -118,7 +126,8 @@ struct BenchCommand: TernQCommand {
         var lines = [Human.table(["backend", "elements", "dtype", "layout", "median s", "GB/s", "roofline GB/s", "ratio"], rows,
                                  rightAligned: [1, 4, 5, 6, 7])]
         for r in results {
-            lines.append("\(r.backend): \(r.device); host read \(String(format: "%.2f", r.hostReadGigabytesPerSecond)) GB/s, host copy \(String(format: "%.2f", r.hostCopyGigabytesPerSecond)) GB/s")
+            let steal = r.cpuStealFraction.map { String(format: "; cpu steal %.1f %%", 100 * $0) } ?? ""
+            lines.append("\(r.backend): \(r.device); host read \(String(format: "%.2f", r.hostReadGigabytesPerSecond)) GB/s, host copy \(String(format: "%.2f", r.hostCopyGigabytesPerSecond)) GB/s\(steal)")
             for (k, v) in (r.device_metrics ?? [:]).sorted(by: { $0.key < $1.key }) {
                 lines.append("  \(k): \(String(format: "%.3f", v))")
             }
