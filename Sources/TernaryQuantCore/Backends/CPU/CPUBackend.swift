@@ -72,7 +72,7 @@ public struct CPUBackend: QuantizationBackend {
         let threshold = CPUKernels.threshold(TritThreshold(validScale: scale), for: input.elementType)
         // Work items of whole error chunks, so every item's sums are whole chunks of the tensor.
         let work = (Swift.max(chunkSize, errorChunk) + errorChunk - 1) / errorChunk * errorChunk
-        let nonZero = perChunkResults(count: count, chunkSize: work, order: .reverse, initial: 0) { range in
+        let nonZero = perChunkResults(count: count, chunkSize: work, initial: 0) { range in
             CPUKernels.packMeasuringError(input, range: range, threshold: threshold, scale: measuredAt, output: out.pointer,
                                           chunkSums: sums.pointer + range.lowerBound / errorChunk, kernels: kernels.table)
         }
@@ -110,7 +110,7 @@ public struct CPUBackend: QuantizationBackend {
         let rawType = Int32(type.rawValue)
         // Work items of whole blocks: the chunk size rounded up to a multiple of 256.
         let blockChunk = (chunkSize + blockSize - 1) / blockSize * blockSize
-        let nonZero = perChunkResults(count: input.elementCount, chunkSize: blockChunk, order: .reverse, initial: 0) { range in
+        let nonZero = perChunkResults(count: input.elementCount, chunkSize: blockChunk, initial: 0) { range in
             CPUKernels.quantizeBlocks(input, range: range, threshold: threshold, type: rawType, d: d,
                                       output: out.pointer, kernels: kernels.table)
         }
@@ -181,7 +181,7 @@ public struct CPUBackend: QuantizationBackend {
         let out = SendableRawPointer(outputBase)
         let kernels = SendableKernels(instructionSet.kernels)
         let bits = CPUKernels.threshold(threshold, for: input.elementType)
-        let nonZero = perChunkResults(count: count, chunkSize: chunkSize, order: .reverse, initial: 0) { range in
+        let nonZero = perChunkResults(count: count, chunkSize: chunkSize, initial: 0) { range in
             CPUKernels.ternarize(input, range: range, threshold: bits, layout: layout, output: out.pointer,
                                  kernels: kernels.table)
         }
@@ -203,34 +203,21 @@ public struct CPUBackend: QuantizationBackend {
         return start..<(start + Swift.min(size, count - start))
     }
 
-    /// The order a pass visits a tensor's chunks in.
-    enum ChunkOrder {
-        /// First chunk to last (the α pass).
-        case forward
-        /// Last chunk to first: the pass after α starts where α ended, so on a tensor larger than the
-        /// last-level cache its first chunks are still cached instead of read from memory again.
-        case reverse
-    }
-
-    /// Runs `body` for every chunk of `chunkSize` elements, spread over `threadCount` workers (the k-th
-    /// chunk visited in `order` on worker k mod workers), and returns the per-chunk results in chunk
-    /// order whatever the visiting order.
-    func perChunkResults<T>(count: Int, chunkSize: Int, order: ChunkOrder = .forward, initial: T,
-                            _ body: @Sendable (Range<Int>) -> T) -> [T] {
+    /// Runs `body` for every chunk of `chunkSize` elements, spread over `threadCount` workers (chunk k on
+    /// worker k mod workers), and returns the per-chunk results in chunk order.
+    func perChunkResults<T>(count: Int, chunkSize: Int, initial: T, _ body: @Sendable (Range<Int>) -> T) -> [T] {
         let chunks = chunkCount(count, chunkSize: chunkSize)
         var results = [T](repeating: initial, count: chunks)
         let workers = Swift.min(threadCount, chunks)
-        let reversed = order == .reverse
         results.withUnsafeMutableBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return }
             let out = SendablePointer(base)
             withoutActuallyEscaping(body) { body in
                 let work: @Sendable (Int) -> Void = { worker in
-                    var visit = worker
-                    while visit < chunks {
-                        let chunk = reversed ? chunks - 1 - visit : visit
+                    var chunk = worker
+                    while chunk < chunks {
                         out.pointer[chunk] = body(chunkRange(chunk, count: count, chunkSize: chunkSize))
-                        visit += workers
+                        chunk += workers
                     }
                 }
                 if workers == 1 {
