@@ -48,7 +48,7 @@ for TYPE in tq2_0 tq1_0; do
         GGML=$("$OUT/ggml_tq_bench" "$ELEMENTS" "$THREADS" "$RUNS" "$TYPE")
         GGML_STEAL=$(steal_since "$BEFORE")
         TQ=$("$TERNQ" bench --backend cpu --layout "$TYPE" --dtype F32 --elements "$ELEMENTS" --threads "$THREADS" \
-            --runs "$RUNS" --json 2>/dev/null | head -n 1)
+            --runs "$RUNS" --json | head -n 1)
         printf '%s\t%s\t%s\n' "$GGML" "$TQ" "$GGML_STEAL" >> "$ROUND_FILE"
     done
     python3 - "$TYPE" "$ROUND_FILE" <<'PY'

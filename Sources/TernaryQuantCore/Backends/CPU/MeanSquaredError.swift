@@ -10,8 +10,8 @@ import Dispatch
 /// element order over the chunk's whole 32-element groups, merged pairwise (lane j += lane j + w for
 /// w = 16, 8, 4, 2, 1), the chunk's last (< 32) elements added in order; then the chunks in order, and
 /// the total divided by the element count. With r = t·s (t = +1, −1, or 0 for the codes 00 and 11) and
-/// d = w − r in float64, each element adds d·d. Runs on the C loops of `CTernaryKernels` (AVX2 or
-/// portable; DAZ/FTZ cleared), chunks spread over every core.
+/// d = w − r in float64, each element adds d·d. Runs on the C loops of `CTernaryKernels` (the portable,
+/// AVX2 or AVX-512 table; DAZ/FTZ cleared), chunks spread over every core.
 public enum MeanSquaredError {
     /// Elements per chunk of the fixed order.
     public static let chunkSize = Int(TQ_SQUARED_ERROR_CHUNK)
