@@ -615,7 +615,47 @@ TQ_INLINE TQ_AVX2 void add_squares_avx2(double *lane, const unsigned char *p, in
 }
 
 TQ_DEFINE_SQUARED_ERRORS(avx2, TQ_AVX2, add_squares_avx2, ternarize_avx2)
-TQ_DEFINE_SQUARED_ERRORS(avx512, TQ_AVX512, add_squares_avx2, ternarize_avx512)
+/* ---- AVX-512 squared errors: lanes 8q..8q+7 (q = 0..3) in four float64x8 accumulators. The trits come
+ * from the packed codes as two bit masks (code 01: +1, 10: -1, 00 and 11: 0), and d = w - alpha, w + alpha
+ * or w under them: the same bits as w - t·alpha for a finite alpha (0·alpha = 0, w - (-alpha) = w + alpha);
+ * a non-finite alpha takes the AVX2 loop, where 0·alpha is NaN as the header's order says. ---- */
+
+/* Eight elements of kind `kind` at element index k, widened exactly to float64. */
+TQ_INLINE TQ_AVX512 __m512d load_x8_pd_avx512(const unsigned char *p, size_t k, int kind) {
+    if (kind == 0) return _mm512_cvtps_pd(_mm256_loadu_ps((const float *)(const void *)(p + 4 * k)));
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(p + 2 * k));
+    if (kind == 1) return _mm512_cvtps_pd(_mm256_cvtph_ps(h));
+    return _mm512_cvtps_pd(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+}
+
+TQ_INLINE TQ_AVX512 void add_squares_avx512(double *lane, const unsigned char *p, int kind, const uint8_t *packed,
+                                            size_t lo, size_t hi, double alpha) {
+    if (!(alpha - alpha == 0.0)) {
+        add_squares_avx2(lane, p, kind, packed, lo, hi, alpha);
+        return;
+    }
+    const __m512d a = _mm512_set1_pd(alpha);
+    const size_t width = kind == 0 ? 4 : 2;
+    __m512d acc[4];
+    for (int q = 0; q < 4; q++) acc[q] = _mm512_loadu_pd(lane + 8 * q);
+    for (size_t k = lo; k < hi; k += TQ_SQUARED_ERROR_LANES) {
+        prefetch_step(p + width * k, width);
+        uint64_t codes;
+        memcpy(&codes, packed + k / 4, 8);
+        const uint32_t low = (uint32_t)_pext_u64(codes, 0x5555555555555555ull);
+        const uint32_t high = (uint32_t)_pext_u64(codes, 0xAAAAAAAAAAAAAAAAull);
+        const uint32_t plus = low & ~high, minus = high & ~low;
+        for (int q = 0; q < 4; q++) {
+            __m512d w = load_x8_pd_avx512(p, k + 8 * (size_t)q, kind);
+            __m512d d = _mm512_mask_sub_pd(w, (__mmask8)(plus >> (8 * q)), w, a);
+            d = _mm512_mask_add_pd(d, (__mmask8)(minus >> (8 * q)), d, a);
+            acc[q] = _mm512_add_pd(acc[q], _mm512_mul_pd(d, d));
+        }
+    }
+    for (int q = 0; q < 4; q++) _mm512_storeu_pd(lane + 8 * q, acc[q]);
+}
+
+TQ_DEFINE_SQUARED_ERRORS(avx512, TQ_AVX512, add_squares_avx512, ternarize_avx512)
 
 /* The first NaN/±Inf, AVX2: 32 elements per step (an all-ones exponent compared per 32- or 16-bit lane). */
 TQ_AVX2 static size_t first_non_finite_avx2(const void *source, size_t count, int kind) {
