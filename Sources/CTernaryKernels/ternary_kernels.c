@@ -328,6 +328,40 @@ TQ_INLINE size_t first_non_finite_tail(const unsigned char *p, size_t i, size_t 
     return count;
 }
 
+/* ---- one common magnitude ---- */
+
+TQ_INLINE uint32_t magnitude_mask(int kind) { return kind == 0 ? 0x7FFFFFFFu : 0x7FFFu; }
+
+/* common_magnitude from element i on, given the magnitude found so far (0: none yet). */
+TQ_INLINE uint32_t common_magnitude_tail(const unsigned char *p, size_t i, size_t count, int kind, uint32_t found) {
+    const uint32_t mask = magnitude_mask(kind);
+    for (; i < count; i++) {
+        uint32_t m = (kind == 0 ? load_u32(p, i) : load_u16(p, i)) & mask;
+        if (m == 0) continue;
+        if (found == 0) found = m;
+        else if (m != found) return TQ_MIXED_MAGNITUDES;
+    }
+    return found;
+}
+
+static uint32_t common_magnitude_portable(const void *source, size_t count, int kind) {
+    const unsigned char *p = (const unsigned char *)source;
+    const uint32_t mask = magnitude_mask(kind);
+    size_t i = 0;
+    uint32_t found = 0;
+    /* The first non-zero magnitude, then 32 elements per step: each must be 0 or that magnitude. */
+    for (; i < count && found == 0; i++) found = (kind == 0 ? load_u32(p, i) : load_u16(p, i)) & mask;
+    for (; i + 32 <= count; i += 32) {
+        uint32_t other = 0;
+        for (size_t k = 0; k < 32; k++) {
+            uint32_t m = (kind == 0 ? load_u32(p, i + k) : load_u16(p, i + k)) & mask;
+            other |= (uint32_t)(m != 0 && m != found);
+        }
+        if (other) return TQ_MIXED_MAGNITUDES;
+    }
+    return common_magnitude_tail(p, i, count, kind, found);
+}
+
 static size_t first_non_finite_portable(const void *source, size_t count, int kind) {
     const unsigned char *p = (const unsigned char *)source;
     const uint32_t mask = exponent_mask(kind);
@@ -615,6 +649,7 @@ TQ_INLINE TQ_AVX2 void add_squares_avx2(double *lane, const unsigned char *p, in
 }
 
 TQ_DEFINE_SQUARED_ERRORS(avx2, TQ_AVX2, add_squares_avx2, ternarize_avx2)
+
 /* ---- AVX-512 squared errors: lanes 8q..8q+7 (q = 0..3) in four float64x8 accumulators. The trits come
  * from the packed codes as two bit masks (code 01: +1, 10: -1, 00 and 11: 0), and d = w - alpha, w + alpha
  * or w under them: the same bits as w - t·alpha for a finite alpha (0·alpha = 0, w - (-alpha) = w + alpha);
@@ -685,6 +720,39 @@ TQ_AVX2 static size_t first_non_finite_avx2(const void *source, size_t count, in
     return first_non_finite_tail(p, i, count, kind);
 }
 
+/* One common magnitude, AVX2: after the first non-zero magnitude, 32 elements per step, each compared with
+ * 0 and with it per 32- or 16-bit lane. */
+TQ_AVX2 static uint32_t common_magnitude_avx2(const void *source, size_t count, int kind) {
+    const unsigned char *p = (const unsigned char *)source;
+    const uint32_t mask = magnitude_mask(kind);
+    size_t i = 0;
+    uint32_t found = 0;
+    for (; i < count && found == 0; i++) found = (kind == 0 ? load_u32(p, i) : load_u16(p, i)) & mask;
+    if (kind == 0) {
+        const __m256i m = _mm256_set1_epi32((int)mask), a = _mm256_set1_epi32((int)found), zero = _mm256_setzero_si256();
+        for (; i + 32 <= count; i += 32) {
+            prefetch_step(p + 4 * i, 4);
+            __m256i ok = _mm256_set1_epi32(-1);
+            for (int q = 0; q < 4; q++) {
+                __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p + 4 * i + 32 * (size_t)q)), m);
+                ok = _mm256_and_si256(ok, _mm256_or_si256(_mm256_cmpeq_epi32(v, zero), _mm256_cmpeq_epi32(v, a)));
+            }
+            if (_mm256_movemask_epi8(ok) != -1) return TQ_MIXED_MAGNITUDES;
+        }
+    } else {
+        const __m256i m = _mm256_set1_epi16((short)mask), a = _mm256_set1_epi16((short)found), zero = _mm256_setzero_si256();
+        for (; i + 32 <= count; i += 32) {
+            prefetch_step(p + 2 * i, 2);
+            __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i)), m);
+            __m256i w = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i + 32)), m);
+            __m256i ok = _mm256_and_si256(_mm256_or_si256(_mm256_cmpeq_epi16(v, zero), _mm256_cmpeq_epi16(v, a)),
+                                          _mm256_or_si256(_mm256_cmpeq_epi16(w, zero), _mm256_cmpeq_epi16(w, a)));
+            if (_mm256_movemask_epi8(ok) != -1) return TQ_MIXED_MAGNITUDES;
+        }
+    }
+    return common_magnitude_tail(p, i, count, kind, found);
+}
+
 /* The AVX2 table also uses F16C and POPCNT, present on every AVX2 processor in practice; the AVX-512 table
  * needs F, BW, VL, DQ and BMI2. Every feature is checked (the compiler runtime also checks that the OS saves
  * the wider registers). */
@@ -714,20 +782,20 @@ int tq_best_level(void) {
 static const tq_kernel_table portable_table = {
     abs_sum_f32_portable, abs_sum_f16_portable, abs_sum_bf16_portable, pack_f32_portable,
     int8_f32_portable,    pack_h16_portable,    int8_h16_portable,     squared_errors_portable,
-    pack_squared_errors_portable, first_non_finite_portable, TQ_LEVEL_PORTABLE,
+    pack_squared_errors_portable, first_non_finite_portable, common_magnitude_portable, TQ_LEVEL_PORTABLE,
 };
 
 #ifdef TQ_HAVE_AVX2_PATH
 static const tq_kernel_table avx2_table = {
     abs_sum_f32_avx2, abs_sum_f16_avx2, abs_sum_bf16_avx2, pack_f32_avx2,
     int8_f32_avx2,    pack_h16_avx2,    int8_h16_avx2,     squared_errors_avx2,
-    pack_squared_errors_avx2, first_non_finite_avx2, TQ_LEVEL_AVX2,
+    pack_squared_errors_avx2, first_non_finite_avx2, common_magnitude_avx2, TQ_LEVEL_AVX2,
 };
 
 static const tq_kernel_table avx512_table = {
     abs_sum_f32_avx512, abs_sum_f16_avx512, abs_sum_bf16_avx512, pack_f32_avx512,
     int8_f32_avx512,    pack_h16_avx512,    int8_h16_avx512,     squared_errors_avx512,
-    pack_squared_errors_avx512, first_non_finite_avx2, TQ_LEVEL_AVX512,
+    pack_squared_errors_avx512, first_non_finite_avx2, common_magnitude_avx2, TQ_LEVEL_AVX512,
 };
 #endif
 

@@ -189,20 +189,23 @@ public final class CheckpointQuantizer: Sendable {
     }
 
     /// `facts(of:)`, and with `errorScale` the MSE at `errorScale(provisional facts)` summed in the trit
-    /// pass (the provisional facts: α as the scale, not already ternary). Returns the MSE and the scale
-    /// it was measured at (nil without `errorScale`).
+    /// pass (the provisional facts: the scale and already-ternary flag of the final facts, sparsity 0).
+    /// Returns the MSE and the scale it was measured at (nil without `errorScale`).
     func measuredFacts(of tensor: SourceTensor, errorScale: ((TernaryFacts) -> Float)?) throws -> (data: QuantizedData, mse: (value: Double, scale: Float)?) {
         guard let elementType = tensor.dtype.elementType else {
             throw FormatError.invalidTensor(file: tensor.file, tensor: tensor.name, reason: "type \(tensor.dtype.label) cannot be quantized")
         }
         let input = try TensorInput(name: tensor.name, shape: tensor.shape, elementType: elementType, bytes: tensor.bytes)
+        // Every non-zero value of one magnitude a (a BitNet export): the trits are sign(w) (|w| = a > α/2),
+        // the scale a. Known before the trit pass, so its MSE is summed there at the scale that is stored.
+        let common = ElementConversion.commonMagnitude(tensor.bytes, as: elementType)
         var packed = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: input.elementCount))
         let summary: QuantizationSummary
         var mse: (value: Double, scale: Float)?
         if let errorScale {
             let measured = try packed.withUnsafeMutableBytes { buffer in
                 try quantizer.backend.quantizePacked(input, into: buffer) { alpha in
-                    errorScale(TernaryFacts(scale: alpha, absmean: alpha, alreadyTernary: false, sparsity: 0))
+                    errorScale(TernaryFacts(scale: common ?? alpha, absmean: alpha, alreadyTernary: common != nil, sparsity: 0))
                 }
             }
             summary = measured.summary
@@ -210,15 +213,14 @@ public final class CheckpointQuantizer: Sendable {
         } else {
             summary = try packed.withUnsafeMutableBytes { try quantizer.quantize(input, layout: .packed2Bit, into: $0) }
         }
-        // Every non-zero value of one magnitude a: the trits are sign(w) (|w| = a > α/2), the scale a.
-        let common = ElementConversion.commonMagnitude(tensor.bytes, as: elementType)
         let facts = TernaryFacts(scale: common ?? summary.scale, absmean: summary.scale, alreadyTernary: common != nil, sparsity: summary.sparsity)
         return (QuantizedData(input: input, packed: packed, facts: facts), mse)
     }
 
     /// The look-ahead's work for one tensor (on its thread): read-ahead, then for a quantized tensor its
     /// trits, facts and MSE against `storedScale(facts)` (summed in the trit pass; measured again only when
-    /// the facts change the scale, e.g. an already-ternary tensor), for a kept one its first NaN/±Inf; then
+    /// the final facts change the stored scale, which the known scale and already-ternary flag never do
+    /// in today's writers), for a kept one its first NaN/±Inf; then
     /// its input pages are released (the writers need only the trits; kept tensors are copied from the file).
     func prepare(_ plan: TensorPlan, storedScale: (TernaryFacts) -> Float, source: any CheckpointSource) throws -> PreparedTensor {
         let t = plan.tensor

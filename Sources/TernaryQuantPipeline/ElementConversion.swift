@@ -126,30 +126,38 @@ enum ElementConversion {
 
     /// When every non-zero element of `bytes` (read as `type`) has one magnitude a, returns a as a
     /// float32 (exact widening); `nil` when magnitudes differ, an element is NaN/±Inf, or all are zero.
-    /// Stops at the first differing magnitude, so ordinary weights cost a few elements.
-    static func commonMagnitude(_ bytes: UnsafeRawBufferPointer, as type: ElementType) -> Float? {
-        switch type {
-        case .float32:
-            var magnitude: UInt32 = 0
-            for k in 0..<(bytes.count / 4) {
-                let m = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: k &* 4, as: UInt32.self)) & 0x7FFF_FFFF
-                if m == 0 { continue }
-                if magnitude == 0 { magnitude = m } else if m != magnitude { return nil }
-            }
-            guard magnitude != 0, magnitude < 0x7F80_0000 else { return nil }
-            return Float(bitPattern: magnitude)
-        case .float16, .bfloat16:
-            var magnitude: UInt16 = 0
-            for k in 0..<(bytes.count / 2) {
-                let m = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)) & 0x7FFF
-                if m == 0 { continue }
-                if magnitude == 0 { magnitude = m } else if m != magnitude { return nil }
-            }
-            guard magnitude != 0 else { return nil }
-            let bits = type == .float16 ? Float32Bits.fromFloat16(magnitude) : Float32Bits.fromBFloat16(magnitude)
-            guard bits & 0x7F80_0000 != 0x7F80_0000 else { return nil }
-            return Float(bitPattern: bits)
+    /// Scans fixed chunks of 1 Mi elements on every core with the C kernel table's vector loop; each chunk
+    /// stops at its first second magnitude, so ordinary weights cost a few elements per chunk and an
+    /// already-ternary tensor (a BitNet export) one pass at memory speed.
+    static func commonMagnitude(_ bytes: UnsafeRawBufferPointer, as type: ElementType, instructionSet: CPUInstructionSet = .automatic) -> Float? {
+        let count = bytes.count / type.byteWidth
+        guard bytes.baseAddress != nil, count > 0 else { return nil }
+        let chunk = 1 << 20
+        let chunks = (count + chunk - 1) / chunk
+        let found = UnsafeMutableBufferPointer<UInt32?>.allocate(capacity: chunks)
+        found.initialize(repeating: nil)
+        defer { found.deallocate() }
+        let box = ChunkResults(found, bytes)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * chunk, n = Swift.min(count, lo + chunk) - lo
+            guard let base = box.bytes.baseAddress else { return }
+            box.buffer[c] = instructionSet.commonMagnitude(base + lo * type.byteWidth, count: n, as: type)
         }
+        // One magnitude across the chunks that have one (all-zero chunks agree with any).
+        var magnitude: UInt32 = 0
+        for m in found where m != 0 {
+            guard let m, magnitude == 0 || m == magnitude else { return nil }
+            magnitude = m
+        }
+        guard magnitude != 0 else { return nil }
+        let bits: UInt32
+        switch type {
+        case .float32: bits = magnitude
+        case .float16: bits = Float32Bits.fromFloat16(UInt16(truncatingIfNeeded: magnitude))
+        case .bfloat16: bits = Float32Bits.fromBFloat16(UInt16(truncatingIfNeeded: magnitude))
+        }
+        guard bits & 0x7F80_0000 != 0x7F80_0000 else { return nil }
+        return Float(bitPattern: bits)
     }
 }
 

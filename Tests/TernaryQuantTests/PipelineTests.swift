@@ -303,3 +303,83 @@ struct PipelineNonFiniteScanTests {
         }
     }
 }
+
+@Suite("Pipeline: already-ternary detection (one common magnitude)")
+struct PipelineCommonMagnitudeTests {
+    /// Obviously-correct reference: the set of non-zero magnitude bits has exactly one member.
+    static func reference(_ bits: [UInt32], mask: UInt32) -> UInt32? {
+        let magnitudes = Set(bits.map { $0 & mask }.filter { $0 != 0 })
+        return magnitudes.count == 1 ? magnitudes.first : (magnitudes.isEmpty ? 0 : nil)
+    }
+
+    static func raw(_ values: [UInt32], width: Int, offset: Int) -> [UInt8] {
+        var raw = [UInt8](repeating: 0xA5, count: offset + values.count * width)
+        for (k, v) in values.enumerated() {
+            for b in 0..<width { raw[offset + k * width + b] = UInt8(truncatingIfNeeded: v >> UInt32(8 * b)) }
+        }
+        return raw
+    }
+
+    /// Every table (AVX-512 machines run the AVX2 and portable ones too), every length up to 70, from a
+    /// misaligned address: all ±0, one magnitude with both signs and zeros, and a second magnitude (one
+    /// bit apart, either sign) at every position.
+    @Test func everyTableEveryPositionMisaligned() throws {
+        for set in [CPUInstructionSet.automatic] + CPUInstructionSet.lowerAlternatives {
+            for type in [ElementType.float32, .float16, .bfloat16] {
+                let width = type.byteWidth
+                let mask: UInt32 = type == .float32 ? 0x7FFF_FFFF : 0x7FFF
+                let sign: UInt32 = type == .float32 ? 0x8000_0000 : 0x8000
+                let a: UInt32 = type == .float32 ? 0x3C80_0000 : (type == .float16 ? 0x2400 : 0x3C80)
+                for count in 0..<70 {
+                    // k % 3: +a, −a, ±0.
+                    let base = (0..<count).map { k -> UInt32 in k % 3 == 0 ? a : (k % 3 == 1 ? a | sign : (k % 2 == 0 ? 0 : sign)) }
+                    var cases: [[UInt32]] = [base, base.map { $0 & sign }]
+                    for position in 0..<count {
+                        var other = base
+                        other[position] = (a ^ 1) | (position % 2 == 0 ? 0 : sign)
+                        cases.append(other)
+                    }
+                    for values in cases {
+                        for offset in [0, 1] {
+                            let bytes = Self.raw(values, width: width, offset: offset)
+                            let found = bytes.withUnsafeBytes { set.commonMagnitude($0.baseAddress! + offset, count: count, as: type) }
+                            #expect(found == Self.reference(values, mask: mask), "\(set) \(type) n=\(count) offset \(offset)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The parallel scan over 1 Mi-element chunks: a second magnitude in any chunk (first, middle, the
+    /// partial last, at a chunk boundary), chunks of zeros only, NaN/Inf as the common magnitude, and
+    /// magnitudes that agree within each chunk but differ between chunks.
+    @Test("the parallel scan agrees with a plain loop across chunks")
+    func acrossChunks() {
+        let count = (2 << 20) + 37
+        let a = Float(0.046875).bitPattern
+        var ternary = [UInt32](repeating: 0, count: count)
+        for k in stride(from: 0, to: count, by: 3) { ternary[k] = k % 2 == 0 ? a : a | 0x8000_0000 }
+        func check(_ values: [UInt32], _ expected: Float?, _ label: String) {
+            #expect(values.withUnsafeBytes { ElementConversion.commonMagnitude($0, as: .float32) } == expected, "\(label)")
+        }
+        check(ternary, 0.046875, "ternary")
+        for k in [0, (1 << 20) - 1, 1 << 20, (3 << 19) + 1, count - 1] {
+            var v = ternary
+            v[k] = a + 1
+            check(v, nil, "second magnitude at \(k)")
+        }
+        var zerosFirst = ternary
+        for k in 0..<(1 << 20) { zerosFirst[k] = k % 2 == 0 ? 0 : 0x8000_0000 }
+        check(zerosFirst, 0.046875, "first chunk all ±0")
+        var perChunk = ternary
+        for k in (1 << 20)..<count where perChunk[k] != 0 { perChunk[k] = perChunk[k] & 0x8000_0000 | (a + 1) }
+        check(perChunk, nil, "one magnitude per chunk, two in all")
+        check([UInt32](repeating: 0, count: count), nil, "all zero")
+        check(ternary.map { $0 == 0 ? 0 : ($0 & 0x8000_0000) | 0x7F80_0000 }, nil, "every non-zero ±Inf")
+        // 16-bit kinds widen the magnitude exactly.
+        let h: [UInt16] = [0x2600, 0, 0xA600, 0x8000, 0x2600]
+        #expect(h.withUnsafeBytes { ElementConversion.commonMagnitude($0, as: .float16) } == Float(Float16(bitPattern: 0x2600)))
+        #expect(h.withUnsafeBytes { ElementConversion.commonMagnitude($0, as: .bfloat16) } == Float(bitPattern: 0x2600_0000))
+    }
+}

@@ -63,9 +63,17 @@ typedef struct tq_kernel_table {
     /* The index of the first of count elements of kind `kind` (0 float32, 1 binary16, 2 bfloat16) whose
      * exponent field is all ones (NaN or ±Inf), or count when there is none. Integer logic only. */
     size_t (*first_non_finite)(const void *source, size_t count, int kind);
+    /* The magnitude bits (bits & 0x7FFFFFFF for float32, bits & 0x7FFF for the 16-bit kinds) that every
+     * non-zero-magnitude element among count elements of kind `kind` has, 0 when every element is ±0, or
+     * TQ_MIXED_MAGNITUDES at the first element with a second magnitude (the scan stops there). Integer
+     * logic only; NaN and ±Inf are magnitudes like any other. */
+    uint32_t (*common_magnitude)(const void *source, size_t count, int kind);
     /* The table's instruction-set level: TQ_LEVEL_PORTABLE, TQ_LEVEL_AVX2 or TQ_LEVEL_AVX512. */
     int level;
 } tq_kernel_table;
+
+/* common_magnitude's answer when two non-zero magnitudes differ. */
+#define TQ_MIXED_MAGNITUDES 0xFFFFFFFFu
 
 /* Instruction-set levels of the tables. */
 #define TQ_LEVEL_PORTABLE 0

@@ -35,6 +35,14 @@ public enum CPUInstructionSet: String, Sendable, Hashable, CaseIterable {
         return index < count ? index : nil
     }
 
+    /// The magnitude bits every non-zero element among `count` elements of `type` at `source` shares
+    /// (`bits & 0x7FFFFFFF` for float32, `bits & 0x7FFF` for the 16-bit types): `.some(0)` when all are ±0,
+    /// `nil` as soon as a second magnitude appears. The table's vector scan (integer compares).
+    package func commonMagnitude(_ source: UnsafeRawPointer, count: Int, as type: ElementType) -> UInt32? {
+        let bits = kernels.pointee.common_magnitude(source, count, CPUKernels.kind(of: type))
+        return bits == TQ_MIXED_MAGNITUDES ? nil : bits
+    }
+
     var kernels: UnsafePointer<tq_kernel_table> {
         switch self {
         case .automatic: return tq_kernels(TQ_LEVEL_AVX512)
