@@ -202,7 +202,15 @@ public final class CheckpointQuantizer: Sendable {
         var packed = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: input.elementCount))
         let summary: QuantizationSummary
         var mse: (value: Double, scale: Float)?
-        if let errorScale {
+        // `errorScale` reads only the facts' scale and already-ternary flag, both known here for such a tensor.
+        if let errorScale, let common,
+           errorScale(TernaryFacts(scale: common, absmean: common, alreadyTernary: true, sparsity: 0)).bitPattern == common.bitPattern {
+            // Stored at its own magnitude a, the tensor is reproduced exactly: in float64 every w − t·a is
+            // ±a − (±a) = +0 or ±0 − (+0) = ±0, so its MSE in MeanSquaredError's order is +0 and the trit pass
+            // needs no squared errors (the tests compare this with MeanSquaredError.of).
+            summary = try packed.withUnsafeMutableBytes { try quantizer.quantize(input, layout: .packed2Bit, into: $0) }
+            mse = (0, common)
+        } else if let errorScale {
             let measured = try packed.withUnsafeMutableBytes { buffer in
                 try quantizer.backend.quantizePacked(input, into: buffer) { alpha in
                     errorScale(TernaryFacts(scale: common ?? alpha, absmean: alpha, alreadyTernary: common != nil, sparsity: 0))

@@ -277,6 +277,38 @@ struct PipelineMSETests {
         }
     }
 
+    /// An already-ternary tensor stored at its own magnitude skips the squared errors (the job reports
+    /// +0): the reference order gives +0 bits for it too, with ±0 elements, both signs, a subnormal
+    /// magnitude and the largest finite one, in every element type, for the .tern/safetensors scale and
+    /// for GGUF's (f16-exact magnitudes keep their scale; others are stored as F32 at the same scale).
+    @Test(arguments: [ElementType.float32, .float16, .bfloat16])
+    func alreadyTernaryErrorIsPositiveZero(type: ElementType) throws {
+        let magnitudes: [UInt32] = type == .float32 ? [0x3D40_0000, 0x0000_0003, 0x7F7F_FFFF, 0x3DCC_CCCD]
+            : (type == .float16 ? [0x2A00, 0x0003, 0x7BFF] : [0x3D40, 0x0003, 0x7F7F])
+        let sign: UInt32 = type == .float32 ? 0x8000_0000 : 0x8000
+        let n = 2 * 65536 + 29
+        for magnitude in magnitudes {
+            var raw: [UInt8] = []
+            for k in 0..<n {
+                let v: UInt32 = k % 5 == 0 ? 0 : (k % 5 == 1 ? sign : (k % 2 == 0 ? magnitude : magnitude | sign))
+                for b in 0..<type.byteWidth { raw.append(UInt8(truncatingIfNeeded: v >> UInt32(8 * b))) }
+            }
+            let storage = ByteStorage(copying: raw, name: "mem")
+            let dtype: SourceDType = .safetensors(type == .float32 ? .f32 : (type == .float16 ? .f16 : .bf16))
+            let tensor = SourceTensor(name: "w", dtype: dtype, shape: [n], storage: storage, range: 0..<raw.count)
+            let job = CheckpointQuantizer(backend: CPUBackend())
+            for format in [OutputFormat.tern, .gguf] {
+                let plan = TensorPlan(tensor: tensor, action: .quantized, reason: "test", storage: "-")
+                let prepared = try job.prepare(plan, storedScale: { CheckpointWriters.type(for: format).storedScale(plan, facts: $0, options: QuantizationOptions(format: format)) },
+                                               source: SafetensorsSource(try TinyModel.checkpoint()))
+                let q = try #require(prepared.quantized)
+                #expect(q.data.facts.alreadyTernary, "\(type) \(magnitude)")
+                let reference = try q.data.packed.withUnsafeBytes { try MeanSquaredError.of(q.data.input, packed: $0, scale: q.mseScale) }
+                #expect(q.mse.bitPattern == 0 && reference.bitPattern == 0, "\(type) \(magnitude) \(format): \(q.mse) \(reference)")
+            }
+        }
+    }
+
     @Test func shortPackedDataIsAnError() throws {
         let input = try TensorInput(name: "w", shape: [9], floats: [Float](repeating: 1, count: 9))
         let packed = [UInt8](repeating: 0, count: 2)
