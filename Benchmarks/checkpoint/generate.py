@@ -3,7 +3,10 @@
 tensor (memory stays at one tensor), for ternq memory/throughput measurements.
 
     generate.py OUT.safetensors [--layers 5] [--hidden 2048] [--intermediate 5632] [--vocab 32000]
-                [--dtype F32|BF16] [--seed 0]
+                [--dtype F32|BF16] [--seed 0] [--ternary]
+
+--ternary writes every linear weight (names with 'proj') as an already-ternary tensor, as a BitNet b1.58
+export holds it: each value 0 or ±a with one magnitude a per tensor (about a third zeros).
 
 Defaults give ~1.55 GB of F32 (5 layers of a 1B-class model plus embeddings and head).
 Writes config.json next to the file.
@@ -25,6 +28,7 @@ def main():
     p.add_argument("--vocab", type=int, default=32000)
     p.add_argument("--dtype", choices=["F32", "BF16"], default="F32")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ternary", action="store_true", help="linear weights already ternary: 0 or ±a per tensor")
     a = p.parse_args()
     h, m = a.hidden, a.intermediate
     shapes = [("model.embed_tokens.weight", [a.vocab, h])]
@@ -57,6 +61,10 @@ def main():
                 w = rng.standard_normal(k, dtype=np.float32) * np.float32(0.02)
                 if "norm" in name:
                     w += np.float32(1)
+                elif a.ternary and "proj" in name:
+                    # 0 where |w| <= 0.43 sigma (about a third), else sign(w) times the tensor's magnitude.
+                    magnitude = np.float32(0.015625 * (1 + len(name) % 4))
+                    w = np.where(np.abs(w) > np.float32(0.0086), np.sign(w) * magnitude, np.float32(0)).astype(np.float32)
                 if a.dtype == "BF16":
                     bits = w.view(np.uint32)
                     w = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")  # round to nearest even
