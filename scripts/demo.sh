@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-swift build -c release --product ternq >&2
+swift build -c release --static-swift-stdlib --product ternq >&2
 if [ "$#" -eq 0 ]; then
     set -- -o ternq-demo.tern --force
 fi

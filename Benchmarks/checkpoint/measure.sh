@@ -7,7 +7,7 @@ root="$(cd "$here/../.." && pwd)"
 work="${1:-/tmp/ternq-checkpoint}"; shift || true
 mkdir -p "$work"
 [ -f "$work/model.safetensors" ] || python3 "$here/generate.py" "$work/model.safetensors" "$@"
-(cd "$root" && swift build -c release --product ternq >/dev/null)
+(cd "$root" && swift build -c release --static-swift-stdlib --product ternq >/dev/null)
 cat "$work/model.safetensors" > /dev/null   # warm the page cache
 for format in safetensors tern gguf; do
     /usr/bin/time -v "$root/.build/release/ternq" quantize "$work/model.safetensors" -o "$work/out.$format" \

@@ -26,7 +26,7 @@ echo "model: $model ($(sha256sum "$model/model.safetensors" | cut -c1-16)...)"
 
 ternq=${TERNQ:-}
 if [ -z "$ternq" ]; then
-    (cd "$root" && swift build -c release --product ternq)
+    (cd "$root" && swift build -c release --static-swift-stdlib --product ternq)
     ternq="$root/.build/release/ternq"
 fi
 

@@ -27,7 +27,7 @@ ${CC:-cc} -O2 -Wall -Wextra -I"$LLAMA/ggml/include" "$ROOT/Benchmarks/ggml/ggml_
     -fopenmp -lstdc++ -lm -lpthread -o "$OUT/ggml_tq_bench"
 TERNQ=${TERNQ:-"$ROOT/.build/release/ternq"}
 if [ ! -x "$TERNQ" ]; then
-    (cd "$ROOT" && swift build -c release --product ternq)
+    (cd "$ROOT" && swift build -c release --static-swift-stdlib --product ternq)
 fi
 ROUNDS=${ROUNDS:-3}
 # The machine's processor ticks (user … steal) and the steal share since a reading, from /proc/stat

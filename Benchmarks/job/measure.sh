@@ -13,6 +13,6 @@ work="${1:-$HOME/.cache/ternq/job-bench}"; shift || true
 mkdir -p "$work"
 [ -f "$work/model.safetensors" ] || python3 "$root/Benchmarks/checkpoint/generate.py" "$work/model.safetensors" "$@"
 [ -f "$work/model.gguf" ] || python3 "$here/to_gguf.py" "$work/model.safetensors" "$work/model.gguf"
-[ -n "${TERNQ:-}" ] || (cd "$root" && swift build -c release --product ternq >/dev/null)
+[ -n "${TERNQ:-}" ] || (cd "$root" && swift build -c release --static-swift-stdlib --product ternq >/dev/null)
 echo "$(date -u +%FT%TZ) $(uname -m), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$here/measure.py" "$work"

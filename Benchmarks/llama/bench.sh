@@ -12,7 +12,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 ternq="${1:-$root/.build/release/ternq}"
-[ -x "$ternq" ] || { echo "error: $ternq not found; run: swift build -c release --product ternq" >&2; exit 1; }
+[ -x "$ternq" ] || { echo "error: $ternq not found; run: swift build -c release --static-swift-stdlib --product ternq" >&2; exit 1; }
 llama="$(bash "$root/scripts/build-llama-cpp.sh" | tail -n 1)"
 dir="${BENCH_DIR:-$root/.build/llama-bench}"
 n_embd="${N_EMBD:-2048}" n_ff="${N_FF:-5632}" layers="${LAYERS:-4}" heads="${HEADS:-16}"
