@@ -330,11 +330,11 @@ TQ_INLINE size_t first_non_finite_tail(const unsigned char *p, size_t i, size_t 
 
 /* ---- one common magnitude ---- */
 
-TQ_INLINE uint32_t magnitude_mask(int kind) { return kind == 0 ? 0x7FFFFFFFu : 0x7FFFu; }
+TQ_INLINE uint32_t kind_magnitude_mask(int kind) { return kind == 0 ? 0x7FFFFFFFu : 0x7FFFu; }
 
 /* common_magnitude from element i on, given the magnitude found so far (0: none yet). */
 TQ_INLINE uint32_t common_magnitude_tail(const unsigned char *p, size_t i, size_t count, int kind, uint32_t found) {
-    const uint32_t mask = magnitude_mask(kind);
+    const uint32_t mask = kind_magnitude_mask(kind);
     for (; i < count; i++) {
         uint32_t m = (kind == 0 ? load_u32(p, i) : load_u16(p, i)) & mask;
         if (m == 0) continue;
@@ -346,7 +346,7 @@ TQ_INLINE uint32_t common_magnitude_tail(const unsigned char *p, size_t i, size_
 
 static uint32_t common_magnitude_portable(const void *source, size_t count, int kind) {
     const unsigned char *p = (const unsigned char *)source;
-    const uint32_t mask = magnitude_mask(kind);
+    const uint32_t mask = kind_magnitude_mask(kind);
     size_t i = 0;
     uint32_t found = 0;
     /* The first non-zero magnitude, then 32 elements per step: each must be 0 or that magnitude. */
@@ -724,7 +724,7 @@ TQ_AVX2 static size_t first_non_finite_avx2(const void *source, size_t count, in
  * 0 and with it per 32- or 16-bit lane. */
 TQ_AVX2 static uint32_t common_magnitude_avx2(const void *source, size_t count, int kind) {
     const unsigned char *p = (const unsigned char *)source;
-    const uint32_t mask = magnitude_mask(kind);
+    const uint32_t mask = kind_magnitude_mask(kind);
     size_t i = 0;
     uint32_t found = 0;
     for (; i < count && found == 0; i++) found = (kind == 0 ? load_u32(p, i) : load_u16(p, i)) & mask;

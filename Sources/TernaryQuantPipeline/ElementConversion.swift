@@ -129,7 +129,7 @@ enum ElementConversion {
     /// Scans fixed chunks of 1 Mi elements on every core with the C kernel table's vector loop; each chunk
     /// stops at its first second magnitude, so ordinary weights cost a few elements per chunk and an
     /// already-ternary tensor (a BitNet export) one pass at memory speed.
-    static func commonMagnitude(_ bytes: UnsafeRawBufferPointer, as type: ElementType, instructionSet: CPUInstructionSet = .automatic) -> Float? {
+    static func commonMagnitude(_ bytes: UnsafeRawBufferPointer, as type: ElementType) -> Float? {
         let count = bytes.count / type.byteWidth
         guard bytes.baseAddress != nil, count > 0 else { return nil }
         let chunk = 1 << 20
@@ -141,7 +141,7 @@ enum ElementConversion {
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let lo = c * chunk, n = Swift.min(count, lo + chunk) - lo
             guard let base = box.bytes.baseAddress else { return }
-            box.buffer[c] = instructionSet.commonMagnitude(base + lo * type.byteWidth, count: n, as: type)
+            box.buffer[c] = CPUInstructionSet.automatic.commonMagnitude(base + lo * type.byteWidth, count: n, as: type)
         }
         // One magnitude across the chunks that have one (all-zero chunks agree with any).
         var magnitude: UInt32 = 0
