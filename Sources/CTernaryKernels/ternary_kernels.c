@@ -362,30 +362,6 @@ static uint32_t common_magnitude_portable(const void *source, size_t count, int 
     return common_magnitude_tail(p, i, count, kind, found);
 }
 
-/* ---- the first packed byte holding the reserved code 11 ---- */
-
-/* A code 11 in byte b sets a bit of b & (b >> 1) at an even position. */
-TQ_INLINE size_t first_reserved_code_tail(const uint8_t *packed, size_t i, size_t bytes) {
-    for (; i < bytes; i++) {
-        if ((packed[i] & (packed[i] >> 1)) & 0x55u) return i;
-    }
-    return bytes;
-}
-
-static size_t first_reserved_code_portable(const uint8_t *packed, size_t bytes) {
-    size_t i = 0;
-    for (; i + 32 <= bytes; i += 32) {
-        uint64_t any = 0;
-        for (size_t k = 0; k < 32; k += 8) {
-            uint64_t v;
-            memcpy(&v, packed + i + k, 8);
-            any |= v & (v >> 1) & 0x5555555555555555ull;
-        }
-        if (any) break;
-    }
-    return first_reserved_code_tail(packed, i, bytes);
-}
-
 static size_t first_non_finite_portable(const void *source, size_t count, int kind) {
     const unsigned char *p = (const unsigned char *)source;
     const uint32_t mask = exponent_mask(kind);
@@ -744,22 +720,6 @@ TQ_AVX2 static size_t first_non_finite_avx2(const void *source, size_t count, in
     return first_non_finite_tail(p, i, count, kind);
 }
 
-/* The first byte with a reserved code, AVX2: 128 bytes per step (a 16-bit shift moves each byte's bit 0 into
- * the lower byte's bit 7, which the 0x55 mask drops). */
-TQ_AVX2 static size_t first_reserved_code_avx2(const uint8_t *packed, size_t bytes) {
-    const __m256i even = _mm256_set1_epi8(0x55);
-    size_t i = 0;
-    for (; i + 128 <= bytes; i += 128) {
-        __m256i any = _mm256_setzero_si256();
-        for (int q = 0; q < 4; q++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(packed + i + 32 * (size_t)q));
-            any = _mm256_or_si256(any, _mm256_and_si256(_mm256_and_si256(v, _mm256_srli_epi16(v, 1)), even));
-        }
-        if (!_mm256_testz_si256(any, any)) break;
-    }
-    return first_reserved_code_tail(packed, i, bytes);
-}
-
 /* One common magnitude, AVX2: after the first non-zero magnitude, 32 elements per step, each compared with
  * 0 and with it per 32- or 16-bit lane. */
 TQ_AVX2 static uint32_t common_magnitude_avx2(const void *source, size_t count, int kind) {
@@ -822,23 +782,20 @@ int tq_best_level(void) {
 static const tq_kernel_table portable_table = {
     abs_sum_f32_portable, abs_sum_f16_portable, abs_sum_bf16_portable, pack_f32_portable,
     int8_f32_portable,    pack_h16_portable,    int8_h16_portable,     squared_errors_portable,
-    pack_squared_errors_portable, first_non_finite_portable, common_magnitude_portable,
-    first_reserved_code_portable, TQ_LEVEL_PORTABLE,
+    pack_squared_errors_portable, first_non_finite_portable, common_magnitude_portable, TQ_LEVEL_PORTABLE,
 };
 
 #ifdef TQ_HAVE_AVX2_PATH
 static const tq_kernel_table avx2_table = {
     abs_sum_f32_avx2, abs_sum_f16_avx2, abs_sum_bf16_avx2, pack_f32_avx2,
     int8_f32_avx2,    pack_h16_avx2,    int8_h16_avx2,     squared_errors_avx2,
-    pack_squared_errors_avx2, first_non_finite_avx2, common_magnitude_avx2,
-    first_reserved_code_avx2, TQ_LEVEL_AVX2,
+    pack_squared_errors_avx2, first_non_finite_avx2, common_magnitude_avx2, TQ_LEVEL_AVX2,
 };
 
 static const tq_kernel_table avx512_table = {
     abs_sum_f32_avx512, abs_sum_f16_avx512, abs_sum_bf16_avx512, pack_f32_avx512,
     int8_f32_avx512,    pack_h16_avx512,    int8_h16_avx512,     squared_errors_avx512,
-    pack_squared_errors_avx512, first_non_finite_avx2, common_magnitude_avx2,
-    first_reserved_code_avx2, TQ_LEVEL_AVX512,
+    pack_squared_errors_avx512, first_non_finite_avx2, common_magnitude_avx2, TQ_LEVEL_AVX512,
 };
 #endif
 

@@ -173,13 +173,21 @@ public enum TernFormat {
     /// The index of the first trit with the reserved code 11 in `count` packed trits, `count` (one past
     /// the trits) when the padding bits of the last byte are not 00, or `nil` when the data is valid.
     /// `packed` must hold ⌈count/4⌉ bytes.
-    static func firstInvalidCode(_ packed: UnsafeRawBufferPointer, count: Int, instructionSet: CPUInstructionSet = .automatic) -> Int? {
+    static func firstInvalidCode(_ packed: UnsafeRawBufferPointer, count: Int) -> Int? {
         let full = count / 4
         let end = Swift.min(full, packed.count)
-        // The whole bytes on the kernel table's vector scan, then the field within the byte it names.
-        if end > 0, let base = packed.baseAddress, let i = instructionSet.firstReservedCode(base, count: end) {
+        // Eight bytes at a time: a code 11 anywhere sets a bit of v & (v >> 1) at an even position.
+        var start = 0
+        while start + 8 <= end {
+            let v = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: start, as: UInt64.self))
+            if (v & (v >> 1)) & 0x5555_5555_5555_5555 != 0 { break }
+            start += 8
+        }
+        for i in start..<end {
             let b = packed[i]
-            for s in 0..<4 where (b >> UInt8(2 * s)) & 3 == 3 { return 4 * i + s }
+            if (b & (b >> 1)) & 0x55 != 0 {
+                for s in 0..<4 where (b >> UInt8(2 * s)) & 3 == 3 { return 4 * i + s }
+            }
         }
         let tail = count % 4
         guard tail > 0, full < packed.count else { return nil }

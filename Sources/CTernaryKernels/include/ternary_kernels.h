@@ -68,9 +68,6 @@ typedef struct tq_kernel_table {
      * TQ_MIXED_MAGNITUDES at the first element with a second magnitude (the scan stops there). Integer
      * logic only; NaN and ±Inf are magnitudes like any other. */
     uint32_t (*common_magnitude)(const void *source, size_t count, int kind);
-    /* The index of the first of `bytes` packed bytes (the layout of pack_f32) holding the reserved code
-     * 11 in any of its four fields, or `bytes` when none does. */
-    size_t (*first_reserved_code)(const uint8_t *packed, size_t bytes);
     /* The table's instruction-set level: TQ_LEVEL_PORTABLE, TQ_LEVEL_AVX2 or TQ_LEVEL_AVX512. */
     int level;
 } tq_kernel_table;

@@ -43,13 +43,6 @@ public enum CPUInstructionSet: String, Sendable, Hashable, CaseIterable {
         return bits == TQ_MIXED_MAGNITUDES ? nil : bits
     }
 
-    /// The index of the first of `count` bytes of packed trits at `packed` holding the reserved code 11, or
-    /// nil when none does. The table's vector scan.
-    package func firstReservedCode(_ packed: UnsafeRawPointer, count: Int) -> Int? {
-        let index = kernels.pointee.first_reserved_code(packed.assumingMemoryBound(to: UInt8.self), count)
-        return index < count ? index : nil
-    }
-
     var kernels: UnsafePointer<tq_kernel_table> {
         switch self {
         case .automatic: return tq_kernels(TQ_LEVEL_AVX512)
