@@ -98,52 +98,52 @@ enum ElementConversion {
         return count * width
     }
 
-    /// The index of the first NaN or ±Inf element of `bytes` read as `type`, or `nil` when all are finite.
-    /// Scans fixed chunks of 1 Mi elements on every core (the answer does not depend on the thread count).
-    static func firstNonFinite(_ bytes: UnsafeRawBufferPointer, as type: ElementType) -> Int? {
-        let width = type == .float32 ? 4 : 2
-        let count = bytes.count / width
+    /// `scan` of every fixed chunk of 1 Mi elements of `bytes` (read as `type`; a trailing partial element
+    /// is ignored) on every core, given the chunk's first element and its element range; the results in
+    /// chunk order (a single chunk runs on the calling thread). The pipeline's parallel scans share it, so
+    /// their answers do not depend on the thread count.
+    static func scanChunks<T>(_ bytes: UnsafeRawBufferPointer, as type: ElementType, initial: T,
+                              _ scan: @Sendable (UnsafeRawPointer, Range<Int>) -> T) -> [T] {
+        let count = bytes.count / type.byteWidth
+        guard let start = bytes.baseAddress, count > 0 else { return [] }
         let chunk = 1 << 20
         let chunks = (count + chunk - 1) / chunk
-        guard chunks > 1 else { return firstNonFinite(bytes, as: type, in: 0..<count) }
-        let firsts = UnsafeMutableBufferPointer<Int>.allocate(capacity: chunks)
-        defer { firsts.deallocate() }
-        let box = ChunkResults(firsts, bytes)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * chunk
-            box.buffer[c] = firstNonFinite(box.bytes, as: type, in: lo..<Swift.min(count, lo + chunk)) ?? Int.max
+        var results = [T](repeating: initial, count: chunks)
+        results.withUnsafeMutableBufferPointer { buffer in
+            guard chunks > 1 else {
+                buffer[0] = scan(start, 0..<count)
+                return
+            }
+            let box = ChunkResults(buffer, bytes)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                guard let base = box.bytes.baseAddress else { return }
+                let lo = c * chunk
+                box.buffer[c] = scan(base + lo * type.byteWidth, lo..<Swift.min(count, lo + chunk))
+            }
         }
-        let first = firsts.min() ?? Int.max
-        return first == Int.max ? nil : first
+        return results
     }
 
-    /// `firstNonFinite` over the elements `range` (serial), on the C kernel table's scan.
-    private static func firstNonFinite(_ bytes: UnsafeRawBufferPointer, as type: ElementType, in range: Range<Int>) -> Int? {
-        guard let base = bytes.baseAddress, !range.isEmpty else { return nil }
-        let found = CPUInstructionSet.automatic.firstNonFinite(base + range.lowerBound * type.byteWidth, count: range.count, as: type)
-        return found.map { range.lowerBound + $0 }
+    /// The index of the first NaN or ±Inf element of `bytes` read as `type`, or `nil` when all are finite.
+    /// Scans fixed chunks of 1 Mi elements on every core with the C kernel table's scan (`scanChunks`).
+    static func firstNonFinite(_ bytes: UnsafeRawBufferPointer, as type: ElementType) -> Int? {
+        let firsts = scanChunks(bytes, as: type, initial: nil as Int?) { base, range in
+            CPUInstructionSet.automatic.firstNonFinite(base, count: range.count, as: type).map { range.lowerBound + $0 }
+        }
+        // Chunks in element order: the first chunk with one holds the first.
+        return firsts.lazy.compactMap { $0 }.first
     }
 
     /// When every non-zero element of `bytes` (read as `type`) has one magnitude a, returns a as a
     /// float32 (exact widening); `nil` when magnitudes differ, an element is NaN/±Inf, or all are zero.
-    /// Scans fixed chunks of 1 Mi elements on every core with the C kernel table's vector loop; each chunk
-    /// stops at its first second magnitude, so ordinary weights cost a few elements per chunk and an
-    /// already-ternary tensor (a BitNet export) one pass at memory speed.
+    /// Scans fixed chunks of 1 Mi elements on every core with the C kernel table's vector loop
+    /// (`scanChunks`); each chunk stops at its first second magnitude, so ordinary weights cost a few
+    /// elements per chunk and an already-ternary tensor (a BitNet export) one pass at memory speed.
     static func commonMagnitude(_ bytes: UnsafeRawBufferPointer, as type: ElementType) -> Float? {
-        let count = bytes.count / type.byteWidth
-        guard bytes.baseAddress != nil, count > 0 else { return nil }
-        let chunk = 1 << 20
-        let chunks = (count + chunk - 1) / chunk
-        let found = UnsafeMutableBufferPointer<UInt32?>.allocate(capacity: chunks)
-        found.initialize(repeating: nil)
-        defer { found.deallocate() }
-        let box = ChunkResults(found, bytes)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * chunk, n = Swift.min(count, lo + chunk) - lo
-            guard let base = box.bytes.baseAddress else { return }
-            box.buffer[c] = CPUInstructionSet.automatic.commonMagnitude(base + lo * type.byteWidth, count: n, as: type)
+        let found = scanChunks(bytes, as: type, initial: nil as UInt32?) { base, range in
+            CPUInstructionSet.automatic.commonMagnitude(base, count: range.count, as: type)
         }
-        // One magnitude across the chunks that have one (all-zero chunks agree with any).
+        // One magnitude across the chunks that have one (all-zero chunks agree with any; nil is "mixed").
         var magnitude: UInt32 = 0
         for m in found where m != 0 {
             guard let m, magnitude == 0 || m == magnitude else { return nil }
