@@ -75,10 +75,15 @@ public struct JobError: Error, Sendable, CustomStringConvertible {
 public final class CheckpointQuantizer: Sendable {
     /// The quantizer (and its backend).
     public let quantizer: Quantizer
+    /// Recognises and packs already-ternary tensors in one pass: `backend` itself when it is the CPU
+    /// backend, else a CPU backend on every core (such a tensor needs no arithmetic a device would do).
+    let alreadyTernary: CPUBackend
 
-    /// Uses `backend` for every tensor.
+    /// Uses `backend` for every tensor, except that already-ternary tensors (every non-zero value ±a, a
+    /// BitNet export) are packed on the CPU in the pass that recognises them, with the same bytes.
     public init(backend: any QuantizationBackend) {
         self.quantizer = Quantizer(backend: backend)
+        self.alreadyTernary = backend as? CPUBackend ?? CPUBackend()
     }
 
     /// Decides, for every tensor, what the job will do in `options.format`.
@@ -188,32 +193,40 @@ public final class CheckpointQuantizer: Sendable {
         try measuredFacts(of: tensor, errorScale: nil).data
     }
 
-    /// `facts(of:)`, and with `errorScale` the MSE at `errorScale(provisional facts)` summed in the trit
-    /// pass (the provisional facts: the scale and already-ternary flag of the final facts, sparsity 0).
+    /// `facts(of:)`, and with `errorScale` the MSE at `errorScale(facts)`, summed in the trit pass (for an
+    /// ordinary tensor `errorScale` gets provisional facts: α as scale, not already ternary, sparsity 0).
     /// Returns the MSE and the scale it was measured at (nil without `errorScale`).
     func measuredFacts(of tensor: SourceTensor, errorScale: ((TernaryFacts) -> Float)?) throws -> (data: QuantizedData, mse: (value: Double, scale: Float)?) {
         guard let elementType = tensor.dtype.elementType else {
             throw FormatError.invalidTensor(file: tensor.file, tensor: tensor.name, reason: "type \(tensor.dtype.label) cannot be quantized")
         }
         let input = try TensorInput(name: tensor.name, shape: tensor.shape, elementType: elementType, bytes: tensor.bytes)
-        // Every non-zero value of one magnitude a (a BitNet export): the trits are sign(w) (|w| = a > α/2),
-        // the scale a. Known before the trit pass, so its MSE is summed there at the scale that is stored.
-        let common = ElementConversion.commonMagnitude(tensor.bytes, as: elementType)
         var packed = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: input.elementCount))
+        // Every non-zero value of one magnitude a (a BitNet export): the trits are sign(w), α comes from the
+        // non-zero count, and the scale is a. One pass; anything else is rewritten by the backend below.
+        if let ternary = try packed.withUnsafeMutableBytes({ try alreadyTernary.quantizeIfAlreadyTernary(input, into: $0) }) {
+            let a = ternary.magnitude
+            let facts = TernaryFacts(scale: a, absmean: ternary.summary.scale, alreadyTernary: true, sparsity: ternary.summary.sparsity)
+            var mse: (value: Double, scale: Float)?
+            if let errorScale {
+                let scale = errorScale(facts)
+                if scale.bitPattern == a.bitPattern {
+                    // Stored at its own magnitude a, the tensor is reproduced exactly: in float64 every w − t·a
+                    // is ±a − (±a) = +0 or ±0 − (+0) = ±0, so its MSE in MeanSquaredError's order is +0 (the
+                    // tests compare this with MeanSquaredError.of).
+                    mse = (0, a)
+                } else {
+                    mse = (try packed.withUnsafeBytes { try MeanSquaredError.of(input, packed: $0, scale: scale) }, scale)
+                }
+            }
+            return (QuantizedData(input: input, packed: packed, facts: facts), mse)
+        }
         let summary: QuantizationSummary
         var mse: (value: Double, scale: Float)?
-        // `errorScale` reads only the facts' scale and already-ternary flag, both known here for such a tensor.
-        if let errorScale, let common,
-           errorScale(TernaryFacts(scale: common, absmean: common, alreadyTernary: true, sparsity: 0)).bitPattern == common.bitPattern {
-            // Stored at its own magnitude a, the tensor is reproduced exactly: in float64 every w − t·a is
-            // ±a − (±a) = +0 or ±0 − (+0) = ±0, so its MSE in MeanSquaredError's order is +0 and the trit pass
-            // needs no squared errors (the tests compare this with MeanSquaredError.of).
-            summary = try packed.withUnsafeMutableBytes { try quantizer.quantize(input, layout: .packed2Bit, into: $0) }
-            mse = (0, common)
-        } else if let errorScale {
+        if let errorScale {
             let measured = try packed.withUnsafeMutableBytes { buffer in
                 try quantizer.backend.quantizePacked(input, into: buffer) { alpha in
-                    errorScale(TernaryFacts(scale: common ?? alpha, absmean: alpha, alreadyTernary: common != nil, sparsity: 0))
+                    errorScale(TernaryFacts(scale: alpha, absmean: alpha, alreadyTernary: false, sparsity: 0))
                 }
             }
             summary = measured.summary
@@ -221,7 +234,7 @@ public final class CheckpointQuantizer: Sendable {
         } else {
             summary = try packed.withUnsafeMutableBytes { try quantizer.quantize(input, layout: .packed2Bit, into: $0) }
         }
-        let facts = TernaryFacts(scale: common ?? summary.scale, absmean: summary.scale, alreadyTernary: common != nil, sparsity: summary.sparsity)
+        let facts = TernaryFacts(scale: summary.scale, absmean: summary.scale, alreadyTernary: false, sparsity: summary.sparsity)
         return (QuantizedData(input: input, packed: packed, facts: facts), mse)
     }
 

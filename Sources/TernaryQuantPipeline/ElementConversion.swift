@@ -100,8 +100,8 @@ enum ElementConversion {
 
     /// `scan` of every fixed chunk of 1 Mi elements of `bytes` (read as `type`; a trailing partial element
     /// is ignored) on every core, given the chunk's first element and its element range; the results in
-    /// chunk order (a single chunk runs on the calling thread). The pipeline's parallel scans share it, so
-    /// their answers do not depend on the thread count.
+    /// chunk order (a single chunk runs on the calling thread), so answers do not depend on the thread
+    /// count.
     static func scanChunks<T>(_ bytes: UnsafeRawBufferPointer, as type: ElementType, initial: T,
                               _ scan: @Sendable (UnsafeRawPointer, Range<Int>) -> T) -> [T] {
         let count = bytes.count / type.byteWidth
@@ -132,32 +132,6 @@ enum ElementConversion {
         }
         // Chunks in element order: the first chunk with one holds the first.
         return firsts.lazy.compactMap { $0 }.first
-    }
-
-    /// When every non-zero element of `bytes` (read as `type`) has one magnitude a, returns a as a
-    /// float32 (exact widening); `nil` when magnitudes differ, an element is NaN/±Inf, or all are zero.
-    /// Scans fixed chunks of 1 Mi elements on every core with the C kernel table's vector loop
-    /// (`scanChunks`); each chunk stops at its first second magnitude, so ordinary weights cost a few
-    /// elements per chunk and an already-ternary tensor (a BitNet export) one pass at memory speed.
-    static func commonMagnitude(_ bytes: UnsafeRawBufferPointer, as type: ElementType) -> Float? {
-        let found = scanChunks(bytes, as: type, initial: nil as UInt32?) { base, range in
-            CPUInstructionSet.automatic.commonMagnitude(base, count: range.count, as: type)
-        }
-        // One magnitude across the chunks that have one (all-zero chunks agree with any; nil is "mixed").
-        var magnitude: UInt32 = 0
-        for m in found where m != 0 {
-            guard let m, magnitude == 0 || m == magnitude else { return nil }
-            magnitude = m
-        }
-        guard magnitude != 0 else { return nil }
-        let bits: UInt32
-        switch type {
-        case .float32: bits = magnitude
-        case .float16: bits = Float32Bits.fromFloat16(UInt16(truncatingIfNeeded: magnitude))
-        case .bfloat16: bits = Float32Bits.fromBFloat16(UInt16(truncatingIfNeeded: magnitude))
-        }
-        guard bits & 0x7F80_0000 != 0x7F80_0000 else { return nil }
-        return Float(bitPattern: bits)
     }
 }
 

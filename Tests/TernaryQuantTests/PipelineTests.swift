@@ -350,36 +350,4 @@ struct PipelineCommonMagnitudeTests {
             }
         }
     }
-
-    /// The parallel scan over 1 Mi-element chunks: a second magnitude in any chunk (first, middle, the
-    /// partial last, at a chunk boundary), chunks of zeros only, NaN/Inf as the common magnitude, and
-    /// magnitudes that agree within each chunk but differ between chunks.
-    @Test("the parallel scan agrees with a plain loop across chunks")
-    func acrossChunks() {
-        let count = (2 << 20) + 37
-        let a = Float(0.046875).bitPattern
-        var ternary = [UInt32](repeating: 0, count: count)
-        for k in stride(from: 0, to: count, by: 3) { ternary[k] = k % 2 == 0 ? a : a | 0x8000_0000 }
-        func check(_ values: [UInt32], _ expected: Float?, _ label: String) {
-            #expect(values.withUnsafeBytes { ElementConversion.commonMagnitude($0, as: .float32) } == expected, "\(label)")
-        }
-        check(ternary, 0.046875, "ternary")
-        for k in [0, (1 << 20) - 1, 1 << 20, (3 << 19) + 1, count - 1] {
-            var v = ternary
-            v[k] = a + 1
-            check(v, nil, "second magnitude at \(k)")
-        }
-        var zerosFirst = ternary
-        for k in 0..<(1 << 20) { zerosFirst[k] = k % 2 == 0 ? 0 : 0x8000_0000 }
-        check(zerosFirst, 0.046875, "first chunk all ±0")
-        var perChunk = ternary
-        for k in (1 << 20)..<count where perChunk[k] != 0 { perChunk[k] = perChunk[k] & 0x8000_0000 | (a + 1) }
-        check(perChunk, nil, "one magnitude per chunk, two in all")
-        check([UInt32](repeating: 0, count: count), nil, "all zero")
-        check(ternary.map { $0 == 0 ? 0 : ($0 & 0x8000_0000) | 0x7F80_0000 }, nil, "every non-zero ±Inf")
-        // 16-bit kinds widen the magnitude exactly.
-        let h: [UInt16] = [0x2600, 0, 0xA600, 0x8000, 0x2600]
-        #expect(h.withUnsafeBytes { ElementConversion.commonMagnitude($0, as: .float16) } == Float(Float16(bitPattern: 0x2600)))
-        #expect(h.withUnsafeBytes { ElementConversion.commonMagnitude($0, as: .bfloat16) } == Float(bitPattern: 0x2600_0000))
-    }
 }

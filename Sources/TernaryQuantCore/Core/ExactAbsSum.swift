@@ -32,6 +32,19 @@ public struct ExactAbsSum: Sendable, Hashable {
         addMantissa(mantissa, binnedExponent: Swift.max(exponent, 1))
     }
 
+    /// Adds |x| `count` times for a float32 bit pattern: the sum `count` calls of `add(bits:)` give, in one
+    /// 128-bit multiplication (an already-ternary tensor's sum is its magnitude times its non-zero count).
+    /// A `count` below 1 adds nothing. Non-finite patterns must be rejected by the caller.
+    public mutating func add(bits: UInt32, times count: Int) {
+        guard count > 0 else { return }
+        let magnitude = bits & 0x7FFF_FFFF
+        let exponent = Int(magnitude >> 23)
+        let mantissa = UInt64(magnitude & 0x7F_FFFF) | (exponent == 0 ? 0 : 0x80_0000)
+        // mantissa · count < 2^87, at 2^(e − 1) units with e ≤ 254: below 2^340, inside the limbs.
+        let product = mantissa.multipliedFullWidth(by: UInt64(count))
+        Self.addLimbs(&limbs, Self.shifted([product.low, product.high], by: Swift.max(exponent, 1) - 1))
+    }
+
     @usableFromInline
     mutating func addMantissa(_ mantissa: UInt64, binnedExponent: Int) {
         bins[binnedExponent] &+= mantissa
@@ -59,15 +72,7 @@ public struct ExactAbsSum: Sendable, Hashable {
         guard pending > 0 else { return }
         for e in 1...254 where bins[e] != 0 {
             // bins[e] · 2^(e − 1) in units of 2^-149.
-            let shift = e - 1
-            let limb = shift / 64
-            let offset = shift % 64
-            var addend = Array(repeating: UInt64(0), count: Self.limbCount)
-            addend[limb] = bins[e] << UInt64(offset)
-            if offset != 0, limb + 1 < Self.limbCount {
-                addend[limb + 1] = bins[e] >> UInt64(64 - offset)
-            }
-            Self.addLimbs(&limbs, addend)
+            Self.addLimbs(&limbs, Self.shifted([bins[e]], by: e - 1))
             bins[e] = 0
         }
         pending = 0
@@ -81,13 +86,21 @@ public struct ExactAbsSum: Sendable, Hashable {
     package mutating func add(units: UInt64, shiftedBy shift: Int) -> Bool {
         guard (0...256).contains(shift) else { return false }
         guard units != 0 else { return true }
-        let limb = shift / 64
-        let offset = shift % 64
-        var addend = Array(repeating: UInt64(0), count: Self.limbCount)
-        addend[limb] = units << UInt64(offset)
-        if offset != 0 { addend[limb + 1] = units >> UInt64(64 - offset) }
-        Self.addLimbs(&limbs, addend)
+        Self.addLimbs(&limbs, Self.shifted([units], by: shift))
         return true
+    }
+
+    /// The little-endian `words` times 2^shift as `limbCount` limbs (shift ≥ 0; callers keep the value below
+    /// 2^384, so no bit is dropped).
+    private static func shifted(_ words: [UInt64], by shift: Int) -> [UInt64] {
+        var out = Array(repeating: UInt64(0), count: limbCount)
+        let limb = shift / 64
+        let offset = UInt64(shift % 64)
+        for (i, word) in words.enumerated() where word != 0 {
+            if limb + i < limbCount { out[limb + i] |= word << offset }
+            if offset != 0, limb + i + 1 < limbCount { out[limb + i + 1] |= word >> (64 - offset) }
+        }
+        return out
     }
 
     private static func addLimbs(_ a: inout [UInt64], _ b: [UInt64]) {

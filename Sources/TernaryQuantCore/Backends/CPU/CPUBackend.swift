@@ -118,6 +118,60 @@ public struct CPUBackend: QuantizationBackend {
                                    zeroCount: input.elementCount - nonZero.reduce(0, +))
     }
 
+    // MARK: - already-ternary tensors
+
+    /// Quantizes `input` into packed 2-bit trits in one pass when it is already ternary: every element ±0
+    /// or ±a for one finite a > 0, as a BitNet b1.58 export stores its linear weights. Such a tensor needs
+    /// no α pass: α = mean(|w|) ≤ a, so every non-zero element has |w| = a > α/2 and its trit is its sign;
+    /// and α is a · (non-zero count) / count, rounded once to nearest even from the exact integer sum.
+    /// Each work item scans its chunk for one magnitude (the kernel table's vector scan, which stops at
+    /// a second one, so ordinary weights cost a few elements per chunk) and packs the chunk while it is in
+    /// cache.
+    ///
+    /// Returns the same trits, α bits and zero count as `quantize`, and a widened exactly to float32; `nil`
+    /// when `input` is not already ternary (two magnitudes, every element ±0, or a NaN/±Inf magnitude),
+    /// leaving `output`'s first bytes unspecified. Throws `QuantizationError.byteCountMismatch` when
+    /// `output` is too small.
+    public func quantizeIfAlreadyTernary(_ input: TensorInput, into output: UnsafeMutableRawBufferPointer) throws
+        -> (summary: QuantizationSummary, magnitude: Float)?
+    {
+        try checkOutputCapacity(input, layout: .packed2Bit, output: output)
+        guard let outputBase = output.baseAddress else { return nil }  // never: a tensor has ≥ 1 element
+        let count = input.elementCount
+        let type = input.elementType
+        let out = SendableRawPointer(outputBase)
+        let kernels = SendableKernels(instructionSet.kernels)
+        let exponentMask: UInt32 = type == .float32 ? 0x7F80_0000 : (type == .float16 ? 0x7C00 : 0x7F80)
+        // Per chunk: its magnitude bits (0: every element ±0) and non-zero trits; nil for two magnitudes
+        // or a NaN/±Inf one (the chunk is then left unpacked).
+        let chunks = perChunkResults(count: count, chunkSize: chunkSize, initial: nil as (magnitude: UInt32, nonZero: Int)?) { range in
+            let magnitude = CPUKernels.commonMagnitude(input, range: range, kernels: kernels.table)
+            guard magnitude != TQ_MIXED_MAGNITUDES, magnitude & exponentMask != exponentMask else { return nil }
+            // Threshold a: a trit is non-zero iff its magnitude is a (any threshold ≥ 1 zeroes ±0).
+            let nonZero = CPUKernels.ternarize(input, range: range, threshold: Swift.max(magnitude, 1), layout: .packed2Bit,
+                                               output: out.pointer, kernels: kernels.table)
+            return (magnitude, nonZero)
+        }
+        var magnitude: UInt32 = 0
+        var nonZero = 0
+        for chunk in chunks {
+            guard let chunk, chunk.magnitude == 0 || magnitude == 0 || chunk.magnitude == magnitude else { return nil }
+            if chunk.magnitude != 0 { magnitude = chunk.magnitude }
+            nonZero += chunk.nonZero
+        }
+        guard magnitude != 0 else { return nil }
+        let bits: UInt32
+        switch type {
+        case .float32: bits = magnitude
+        case .float16: bits = Float32Bits.fromFloat16(UInt16(truncatingIfNeeded: magnitude))
+        case .bfloat16: bits = Float32Bits.fromBFloat16(UInt16(truncatingIfNeeded: magnitude))
+        }
+        var sum = ExactAbsSum()
+        sum.add(bits: bits, times: nonZero)
+        let scale = sum.roundedMean(count: count) ?? 1.0  // count > 0: TensorInput rejects empty tensors
+        return (QuantizationSummary(scale: scale, elementCount: count, zeroCount: count - nonZero), Float(bitPattern: bits))
+    }
+
     // MARK: - α
 
     /// α for `input`: certified fast float64 sum, or the exact binned sum near a rounding boundary.
