@@ -176,13 +176,18 @@ public enum TernFormat {
     static func firstInvalidCode(_ packed: UnsafeRawBufferPointer, count: Int) -> Int? {
         let full = count / 4
         let end = Swift.min(full, packed.count)
-        // Eight bytes at a time: a code 11 anywhere sets a bit of v & (v >> 1) at an even position.
+        // Eight bytes at a time: a code 11 anywhere sets a bit of v & (v >> 1) at an even position; first
+        // 32 bytes per step (one branch for four words), then single words up to the last whole one.
         var start = 0
-        while start + 8 <= end {
-            let v = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: start, as: UInt64.self))
-            if (v & (v >> 1)) & 0x5555_5555_5555_5555 != 0 { break }
-            start += 8
+        func pairs(_ offset: Int) -> UInt64 {
+            let v = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            return v & (v >> 1)
         }
+        while start + 32 <= end {
+            if (pairs(start) | pairs(start + 8) | pairs(start + 16) | pairs(start + 24)) & 0x5555_5555_5555_5555 != 0 { break }
+            start += 32
+        }
+        while start + 8 <= end, pairs(start) & 0x5555_5555_5555_5555 == 0 { start += 8 }
         for i in start..<end {
             let b = packed[i]
             if (b & (b >> 1)) & 0x55 != 0 {
