@@ -217,9 +217,12 @@ TQ_INLINE double guarded_scale(float scale) {
 }
 
 /* lane[j] += d·d for the elements k ≡ j (mod 32) of lo ..< hi (hi - lo a multiple of 32), in element order,
- * d = w - t·alpha. Portable version. */
+ * d = w - t·alpha. `signed_trits` says every non-zero trit is its element's sign (the fused pass packed them
+ * from these elements), which a loop may use for the same bits; the portable and AVX2 loops do not.
+ * Portable version. */
 TQ_INLINE void add_squares_generic(double *lane, const unsigned char *p, int kind, const uint8_t *packed, size_t lo,
-                                   size_t hi, double alpha) {
+                                   size_t hi, double alpha, int signed_trits) {
+    (void)signed_trits;
     for (size_t k = lo; k < hi; k += TQ_SQUARED_ERROR_LANES) {
         for (size_t j = 0; j < TQ_SQUARED_ERROR_LANES; j++) {
             double d = element_value(p, k + j, kind) - trit_rows[packed[(k + j) >> 2]][(k + j) & 3] * alpha;
@@ -255,8 +258,9 @@ TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) 
 
 /* A table's two squared-error entry points over one instruction set's ADD (add_squares_*) and TERNARIZE
  * loops: squared_errors (a separate pass) and pack_squared_errors (the pack loop, then the squares of each
- * block of TQ_FUSED_BLOCK elements while it is in L1: one pass over memory). Both give the header's order;
- * each dispatches on the element kind so the loops see a constant kind. */
+ * block of TQ_FUSED_BLOCK elements while it is in L1: one pass over memory; its trits come from the same
+ * elements, so it tells ADD signed_trits = 1). Both give the header's order; each dispatches on the element
+ * kind so the loops see a constant kind. */
 #define TQ_DEFINE_SQUARED_ERRORS(SUFFIX, ATTR, ADD, TERNARIZE)                                              \
     TQ_INLINE ATTR void squared_errors_##SUFFIX##_kind(const unsigned char *p, int kind, const uint8_t *packed,  \
                                                      size_t count, double alpha, size_t first, size_t chunks, \
@@ -266,7 +270,7 @@ TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) 
             const size_t hi = chunk_end(lo, count);                                                         \
             double lane[TQ_SQUARED_ERROR_LANES] = {0};                                                      \
             const size_t whole = whole_groups_end(lo, hi);                                                  \
-            ADD(lane, p, kind, packed, lo, whole, alpha);                                                   \
+            ADD(lane, p, kind, packed, lo, whole, alpha, 0);                                                \
             partials[c] = finish_chunk(lane, p, kind, packed, whole, hi, alpha);                            \
         }                                                                                                   \
     }                                                                                                       \
@@ -291,7 +295,7 @@ TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) 
             for (size_t b = lo; b < hi; b += TQ_FUSED_BLOCK) {                                              \
                 const size_t e = hi - b < TQ_FUSED_BLOCK ? hi : b + TQ_FUSED_BLOCK;                         \
                 nonzero += TERNARIZE(p + (size_t)width * b, e - b, threshold, width, TQ_LAYOUT_PACKED, out + b / 4); \
-                ADD(lane, p, kind, out, b, whole_groups_end(b, e), alpha);                                  \
+                ADD(lane, p, kind, out, b, whole_groups_end(b, e), alpha, 1);                               \
             }                                                                                               \
             partials[c] = finish_chunk(lane, p, kind, out, whole_groups_end(lo, hi), hi, alpha);            \
         }                                                                                                   \
@@ -631,7 +635,8 @@ TQ_INLINE TQ_AVX2 __m256d load_x4_pd_avx2(const unsigned char *p, size_t k, int 
 }
 
 TQ_INLINE TQ_AVX2 void add_squares_avx2(double *lane, const unsigned char *p, int kind, const uint8_t *packed,
-                                        size_t lo, size_t hi, double alpha) {
+                                        size_t lo, size_t hi, double alpha, int signed_trits) {
+    (void)signed_trits;
     const __m256d a = _mm256_set1_pd(alpha);
     const size_t width = kind == 0 ? 4 : 2;
     __m256d acc[8];
@@ -664,11 +669,12 @@ TQ_INLINE TQ_AVX512 __m512d load_x8_pd_avx512(const unsigned char *p, size_t k, 
 }
 
 TQ_INLINE TQ_AVX512 void add_squares_avx512(double *lane, const unsigned char *p, int kind, const uint8_t *packed,
-                                            size_t lo, size_t hi, double alpha) {
+                                            size_t lo, size_t hi, double alpha, int signed_trits) {
     if (!(alpha - alpha == 0.0)) {
-        add_squares_avx2(lane, p, kind, packed, lo, hi, alpha);
+        add_squares_avx2(lane, p, kind, packed, lo, hi, alpha, signed_trits);
         return;
     }
+    const __m512d sign = _mm512_set1_pd(-0.0);
     const __m512d a = _mm512_set1_pd(alpha);
     const size_t width = kind == 0 ? 4 : 2;
     __m512d acc[4];
@@ -681,9 +687,16 @@ TQ_INLINE TQ_AVX512 void add_squares_avx512(double *lane, const unsigned char *p
         const uint32_t high = (uint32_t)_pext_u64(codes, 0xAAAAAAAAAAAAAAAAull);
         const uint32_t plus = low & ~high, minus = high & ~low;
         for (int q = 0; q < 4; q++) {
-            __m512d w = load_x8_pd_avx512(p, k + 8 * (size_t)q, kind);
-            __m512d d = _mm512_mask_sub_pd(w, (__mmask8)(plus >> (8 * q)), w, a);
-            d = _mm512_mask_add_pd(d, (__mmask8)(minus >> (8 * q)), d, a);
+            __m512d w = load_x8_pd_avx512(p, k + 8 * (size_t)q, kind), d;
+            if (signed_trits) {
+                /* t = sign(w) where t != 0: |w| - alpha = ±(w - t·alpha) exactly (rounding to nearest is
+                 * symmetric), so d·d has the same bits with one masked operation instead of two. */
+                w = _mm512_andnot_pd(sign, w);
+                d = _mm512_mask_sub_pd(w, (__mmask8)((plus | minus) >> (8 * q)), w, a);
+            } else {
+                d = _mm512_mask_sub_pd(w, (__mmask8)(plus >> (8 * q)), w, a);
+                d = _mm512_mask_add_pd(d, (__mmask8)(minus >> (8 * q)), d, a);
+            }
             acc[q] = _mm512_add_pd(acc[q], _mm512_mul_pd(d, d));
         }
     }
