@@ -20,6 +20,23 @@ struct CoreBlockTests {
         type == .tq2_0 ? ReferenceBlocks.tq2_0(trits, d: d) : ReferenceBlocks.tq1_0(trits, d: d)
     }
 
+    /// Four blocks whose 256 packed bytes are every byte value once, so each 2-bit field meets every
+    /// neighbour, and the reserved code 11 encodes as a zero trit.
+    @Test("the packed encoder reads every byte value, and the reserved code 11 as 0", arguments: [GGMLType.tq2_0, .tq1_0])
+    func everyPackedByteValue(_ type: GGMLType) {
+        for shift in [0, 85, 170] {
+            let packed = (0..<256).map { UInt8(truncatingIfNeeded: $0 * 167 + shift) }  // a permutation of 0...255
+            let trits = packed.flatMap { byte in
+                (0..<4).map { k -> Int8 in
+                    let code = (byte >> UInt8(2 * k)) & 3
+                    return code == 1 ? 1 : (code == 2 ? -1 : 0)
+                }
+            }
+            let encoded = packed.withUnsafeBytes { TernaryBlocks.encode(type, packed: $0, firstBlock: 0, blockCount: 4, d: 0x2E66) }
+            #expect(encoded == Self.reference(type, trits, d: 0x2E66), "\(type) shift \(shift)")
+        }
+    }
+
     @Test("TernaryBlocks.encode equals the reference for random trits, every offset", arguments: [GGMLType.tq2_0, .tq1_0])
     func encodeMatchesReference(_ type: GGMLType) throws {
         // 1029 blocks: more than one work item of the threaded encoder, and a partial last one.
