@@ -145,8 +145,9 @@ public struct CPUBackend: QuantizationBackend {
         // Per chunk: its magnitude bits (0: every element ±0) and non-zero trits; nil for two magnitudes
         // or a NaN/±Inf one (the chunk is then left unpacked).
         let chunks = perChunkResults(count: count, chunkSize: chunkSize, initial: nil as (magnitude: UInt32, nonZero: Int)?) { range in
-            let magnitude = CPUKernels.commonMagnitude(input, range: range, kernels: kernels.table)
-            guard magnitude != TQ_MIXED_MAGNITUDES, magnitude & exponentMask != exponentMask else { return nil }
+            guard let base = input.bytes.baseAddress,
+                  let magnitude = instructionSet.commonMagnitude(base + range.lowerBound * type.byteWidth, count: range.count, as: type),
+                  magnitude & exponentMask != exponentMask else { return nil }
             // Threshold a: a trit is non-zero iff its magnitude is a (any threshold ≥ 1 zeroes ±0).
             let nonZero = CPUKernels.ternarize(input, range: range, threshold: Swift.max(magnitude, 1), layout: .packed2Bit,
                                                output: out.pointer, kernels: kernels.table)

@@ -112,14 +112,6 @@ enum CPUKernels {
         }
     }
 
-    /// The magnitude bits every non-zero element of `range` shares (`bits & 0x7FFFFFFF`, or `& 0x7FFF` for
-    /// the 16-bit types; 0 when all are ±0), or `TQ_MIXED_MAGNITUDES` at the first second magnitude.
-    static func commonMagnitude(_ input: TensorInput, range: Range<Int>, kernels: UnsafePointer<tq_kernel_table>) -> UInt32 {
-        guard let base = input.bytes.baseAddress else { return 0 }
-        return kernels.pointee.common_magnitude(base + range.lowerBound * input.elementType.byteWidth, range.count,
-                                                kind(of: input.elementType))
-    }
-
     /// Packs the trits of `range` (whose lower bound is a multiple of `MeanSquaredError.chunkSize`) into
     /// `output` (the whole tensor's packed bytes) and writes the squared-error sums of the range's chunks
     /// at `scale` to `chunkSums`; returns the number of non-zero trits.
