@@ -366,6 +366,47 @@ static uint32_t common_magnitude_portable(const void *source, size_t count, int 
     return common_magnitude_tail(p, i, count, kind, found);
 }
 
+/* ---- the band around a forecast threshold ---- */
+
+/* Records element i of a band scan: its index and raw bits while there is room; counts it in any case. */
+TQ_INLINE size_t band_record(uint32_t *entries, size_t capacity, size_t found, size_t i, uint32_t bits) {
+    if (found < capacity) {
+        entries[2 * found] = (uint32_t)i;
+        entries[2 * found + 1] = bits;
+    }
+    return found + 1;
+}
+
+/* band_scan from element i on, `found` elements recorded so far: magnitude m is in the band iff
+ * m - low < high - low (unsigned; low <= high, so an empty band records nothing). */
+TQ_INLINE size_t band_scan_tail(const unsigned char *p, size_t i, size_t count, int element_width, uint32_t low,
+                                uint32_t high, uint32_t *entries, size_t capacity, size_t found) {
+    const uint32_t mask = element_width == 4 ? 0x7FFFFFFFu : 0x7FFFu;
+    for (; i < count; i++) {
+        uint32_t bits = element_width == 4 ? load_u32(p, i) : load_u16(p, i);
+        if ((bits & mask) - low < high - low) found = band_record(entries, capacity, found, i, bits);
+    }
+    return found;
+}
+
+static size_t band_scan_portable(const void *source, size_t count, int element_width, uint32_t low, uint32_t high,
+                                 uint32_t *entries, size_t capacity) {
+    if (high <= low) return 0;
+    return band_scan_tail((const unsigned char *)source, 0, count, element_width, low, high, entries, capacity, 0);
+}
+
+/* The one pass, portable: the sum, the trit loop and the band scan one after another over the source
+ * (the same results as the vector tables' single loop). */
+static size_t speculate_portable(const void *source, int kind, size_t count, uint32_t threshold, int layout,
+                                 void *output, uint32_t low, uint32_t high, uint32_t *entries, size_t capacity,
+                                 double *sum, size_t *band) {
+    const int width = kind == 0 ? 4 : 2;
+    *sum = abs_sum_portable(source, count, kind);
+    size_t nonzero = ternarize_generic((const unsigned char *)source, count, threshold, width, layout, (unsigned char *)output);
+    *band = band_scan_portable(source, count, width, low, high, entries, capacity);
+    return nonzero;
+}
+
 static size_t first_non_finite_portable(const void *source, size_t count, int kind) {
     const unsigned char *p = (const unsigned char *)source;
     const uint32_t mask = exponent_mask(kind);
@@ -766,6 +807,136 @@ TQ_AVX2 static uint32_t common_magnitude_avx2(const void *source, size_t count, 
     return common_magnitude_tail(p, i, count, kind, found);
 }
 
+/* ---- the band around a forecast threshold, and the one-pass step (sum, trits at the forecast, band) ----
+ * A band step tests 32 elements at `at` (element index i) for low <= magnitude < high as one unsigned
+ * compare, m - low < high - low, and records the few that are in it (the forecast keeps the band narrow). */
+
+/* AVX2: m - low <= high - low - 1 as min(x, r) == x; `last` = high - low - 1 (the band is not empty). */
+TQ_INLINE TQ_AVX2 size_t band_step_avx2(const unsigned char *at, int element_width, uint32_t low, uint32_t last, size_t i,
+                                         uint32_t *entries, size_t capacity, size_t found) {
+    uint32_t any;
+    if (element_width == 4) {
+        const __m256i m = _mm256_set1_epi32(0x7FFFFFFF), l = _mm256_set1_epi32((int)low), r = _mm256_set1_epi32((int)last);
+        any = 0;
+        for (int q = 0; q < 4; q++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(at + 32 * q));
+            __m256i x = _mm256_sub_epi32(_mm256_and_si256(v, m), l);
+            any |= (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_min_epu32(x, r), x))) << (8 * q);
+        }
+    } else {
+        const __m256i m = _mm256_set1_epi16(0x7FFF), l = _mm256_set1_epi16((short)low), r = _mm256_set1_epi16((short)last);
+        __m256i a = _mm256_sub_epi16(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)at), m), l);
+        __m256i b = _mm256_sub_epi16(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(at + 32)), m), l);
+        any = (uint32_t)_mm256_movemask_epi8(_mm256_permute4x64_epi64(
+            _mm256_packs_epi16(_mm256_cmpeq_epi16(_mm256_min_epu16(a, r), a), _mm256_cmpeq_epi16(_mm256_min_epu16(b, r), b)), 0xD8));
+    }
+    while (any) {
+        size_t k = (size_t)__builtin_ctz(any);
+        any &= any - 1;
+        found = band_record(entries, capacity, found, i + k, element_width == 4 ? load_u32(at, k) : load_u16(at, k));
+    }
+    return found;
+}
+
+/* AVX-512: an unsigned compare into a bit mask; `range` = high - low. */
+TQ_INLINE TQ_AVX512 size_t band_step_avx512(const unsigned char *at, int element_width, uint32_t low, uint32_t range,
+                                             size_t i, uint32_t *entries, size_t capacity, size_t found) {
+    uint32_t any;
+    if (element_width == 4) {
+        const __m512i m = _mm512_set1_epi32(0x7FFFFFFF), l = _mm512_set1_epi32((int)low), r = _mm512_set1_epi32((int)range);
+        __m512i a = _mm512_sub_epi32(_mm512_and_si512(_mm512_loadu_si512((const void *)at), m), l);
+        __m512i b = _mm512_sub_epi32(_mm512_and_si512(_mm512_loadu_si512((const void *)(at + 64)), m), l);
+        any = (uint32_t)_mm512_cmplt_epu32_mask(a, r) | (uint32_t)_mm512_cmplt_epu32_mask(b, r) << 16;
+    } else {
+        const __m512i m = _mm512_set1_epi16(0x7FFF), l = _mm512_set1_epi16((short)low), r = _mm512_set1_epi16((short)range);
+        any = (uint32_t)_mm512_cmplt_epu16_mask(_mm512_sub_epi16(_mm512_and_si512(_mm512_loadu_si512((const void *)at), m), l), r);
+    }
+    while (any) {
+        size_t k = (size_t)__builtin_ctz(any);
+        any &= any - 1;
+        found = band_record(entries, capacity, found, i + k, element_width == 4 ? load_u32(at, k) : load_u16(at, k));
+    }
+    return found;
+}
+
+/* band_scan over one instruction set's step: whole 32-element steps, then the scalar tail. BAND_ARG turns
+ * (low, high) into the step's third argument (AVX2: high - low - 1; AVX-512: high - low). */
+#define TQ_DEFINE_BAND_SCAN(NAME, ATTR, STEP, BAND_ARG)                                                     \
+    ATTR static size_t NAME(const void *source, size_t count, int element_width, uint32_t low, uint32_t high, \
+                            uint32_t *entries, size_t capacity) {                                           \
+        const unsigned char *p = (const unsigned char *)source;                                             \
+        size_t found = 0, i = 0;                                                                            \
+        if (high <= low) return 0;                                                                          \
+        const uint32_t arg = BAND_ARG(low, high);                                                           \
+        for (; i + 32 <= count; i += 32) {                                                                  \
+            const unsigned char *at = p + (size_t)element_width * i;                                        \
+            prefetch_step(at, (size_t)element_width);                                                       \
+            found = STEP(at, element_width, low, arg, i, entries, capacity, found);                         \
+        }                                                                                                   \
+        return band_scan_tail(p, i, count, element_width, low, high, entries, capacity, found);             \
+    }
+
+#define TQ_BAND_LAST(low, high) ((high) - (low) - 1u)
+#define TQ_BAND_RANGE(low, high) ((high) - (low))
+TQ_DEFINE_BAND_SCAN(band_scan_avx2, TQ_AVX2, band_step_avx2, TQ_BAND_LAST)
+TQ_DEFINE_BAND_SCAN(band_scan_avx512, TQ_AVX512, band_step_avx512, TQ_BAND_RANGE)
+
+/* The one pass, written once per vector instruction set: each 32-element step is loaded from memory once
+ * and, while in L1, added into the α sum exactly as the table's abs_sum loop adds it (the same steps,
+ * lanes and tail, so the same bits), ternarized at `threshold` exactly as its trit loop does, and tested
+ * against the band. */
+#define TQ_DEFINE_SPECULATE(NAME, ATTR, ACC, ZERO, ADD, STORE_LANES, LANES, MASK, DECIDE, COUNT, STORE, BAND_STEP,  \
+                            BAND_ARG)                                                                       \
+    TQ_INLINE ATTR size_t NAME##_kind(const unsigned char *p, int kind, size_t count, uint32_t threshold,   \
+                                      int layout, unsigned char *out, uint32_t low, uint32_t high,          \
+                                      uint32_t *entries, size_t capacity, double *sum, size_t *band) {      \
+        const int width = kind == 0 ? 4 : 2;                                                                \
+        const int has_band = high > low;                                                                    \
+        const uint32_t arg = has_band ? BAND_ARG(low, high) : 0;                                            \
+        tq_fp_mode mode = fp_mode_enter();                                                                  \
+        ACC acc[4] = {ZERO(), ZERO(), ZERO(), ZERO()};                                                      \
+        size_t nonzero = 0, found = 0, i = 0;                                                               \
+        for (; i + 32 <= count; i += 32) {                                                                  \
+            const unsigned char *at = p + (size_t)width * i;                                                \
+            prefetch_step(at, (size_t)width);                                                               \
+            ADD(acc, at, kind, 0);                                                                          \
+            MASK set, negative;                                                                             \
+            DECIDE(at, width, threshold, &set, &negative);                                                  \
+            nonzero += COUNT(set);                                                                          \
+            STORE(set, negative, layout, out, i);                                                           \
+            if (has_band) found = BAND_STEP(at, width, low, arg, i, entries, capacity, found);              \
+        }                                                                                                   \
+        size_t s = i;                                                                                       \
+        if (s + 16 <= count) {                                                                              \
+            ADD(acc, p + (size_t)width * s, kind, 1);                                                       \
+            s += 16;                                                                                        \
+        }                                                                                                   \
+        double lane[LANES];                                                                                 \
+        STORE_LANES(acc, lane);                                                                             \
+        double total = merge_lanes(lane, LANES, p, s, count, kind);                                         \
+        TQ_PIN(total);                                                                                      \
+        fp_mode_leave(mode);                                                                                \
+        *sum = total;                                                                                       \
+        unsigned char *rest = layout == TQ_LAYOUT_INT8 ? out + i : out + i / 4;                             \
+        nonzero += ternarize_generic(p + (size_t)width * i, count - i, threshold, width, layout, rest);      \
+        *band = has_band ? band_scan_tail(p, i, count, width, low, high, entries, capacity, found) : 0;     \
+        return nonzero;                                                                                     \
+    }                                                                                                       \
+    ATTR static size_t NAME(const void *source, int kind, size_t count, uint32_t threshold, int layout,    \
+                            void *output, uint32_t low, uint32_t high, uint32_t *entries, size_t capacity, \
+                            double *sum, size_t *band) {                                                    \
+        const unsigned char *p = (const unsigned char *)source;                                             \
+        unsigned char *out = (unsigned char *)output;                                                       \
+        if (kind == 0) return NAME##_kind(p, 0, count, threshold, layout, out, low, high, entries, capacity, sum, band); \
+        if (kind == 1) return NAME##_kind(p, 1, count, threshold, layout, out, low, high, entries, capacity, sum, band); \
+        return NAME##_kind(p, 2, count, threshold, layout, out, low, high, entries, capacity, sum, band);   \
+    }
+
+TQ_DEFINE_SPECULATE(speculate_avx2, TQ_AVX2, __m256d, zero_avx2, add_x32_avx2, store_lanes_avx2, TQ_ABS_SUM_LANES,
+                    __m256i, decide32_avx2, count32_avx2, store32_avx2, band_step_avx2, TQ_BAND_LAST)
+TQ_DEFINE_SPECULATE(speculate_avx512, TQ_AVX512, __m512d, zero_avx512, add_x32_avx512, store_lanes_avx512, 32,
+                    uint32_t, decide32_avx512, count32_avx512, store32_avx512, band_step_avx512, TQ_BAND_RANGE)
+
 /* The AVX2 table also uses F16C and POPCNT, present on every AVX2 processor in practice; the AVX-512 table
  * needs F, BW, VL, DQ and BMI2. Every feature is checked (the compiler runtime also checks that the OS saves
  * the wider registers). */
@@ -795,20 +966,22 @@ int tq_best_level(void) {
 static const tq_kernel_table portable_table = {
     abs_sum_f32_portable, abs_sum_f16_portable, abs_sum_bf16_portable, pack_f32_portable,
     int8_f32_portable,    pack_h16_portable,    int8_h16_portable,     squared_errors_portable,
-    pack_squared_errors_portable, first_non_finite_portable, common_magnitude_portable, TQ_LEVEL_PORTABLE,
+    pack_squared_errors_portable, first_non_finite_portable, common_magnitude_portable, band_scan_portable,
+    speculate_portable, TQ_LEVEL_PORTABLE,
 };
 
 #ifdef TQ_HAVE_AVX2_PATH
 static const tq_kernel_table avx2_table = {
     abs_sum_f32_avx2, abs_sum_f16_avx2, abs_sum_bf16_avx2, pack_f32_avx2,
     int8_f32_avx2,    pack_h16_avx2,    int8_h16_avx2,     squared_errors_avx2,
-    pack_squared_errors_avx2, first_non_finite_avx2, common_magnitude_avx2, TQ_LEVEL_AVX2,
+    pack_squared_errors_avx2, first_non_finite_avx2, common_magnitude_avx2, band_scan_avx2, speculate_avx2, TQ_LEVEL_AVX2,
 };
 
 static const tq_kernel_table avx512_table = {
     abs_sum_f32_avx512, abs_sum_f16_avx512, abs_sum_bf16_avx512, pack_f32_avx512,
     int8_f32_avx512,    pack_h16_avx512,    int8_h16_avx512,     squared_errors_avx512,
-    pack_squared_errors_avx512, first_non_finite_avx2, common_magnitude_avx2, TQ_LEVEL_AVX512,
+    pack_squared_errors_avx512, first_non_finite_avx2, common_magnitude_avx2, band_scan_avx512, speculate_avx512,
+    TQ_LEVEL_AVX512,
 };
 #endif
 

@@ -68,6 +68,19 @@ typedef struct tq_kernel_table {
      * TQ_MIXED_MAGNITUDES at the first element with a second magnitude (the scan stops there). Integer
      * logic only; NaN and ±Inf are magnitudes like any other. */
     uint32_t (*common_magnitude)(const void *source, size_t count, int kind);
+    /* The elements of a band of magnitudes: every element i of count (element_width 4: float32 bits,
+     * magnitude bits & 0x7FFFFFFF; 2: 16-bit patterns, bits & 0x7FFF) with low <= magnitude < high, in
+     * element order. The first `capacity` of them are written as pairs entries[2j] = i, entries[2j + 1] =
+     * the element's bits; returns how many there are (more than capacity when the band overflows). count
+     * must be below 2^32. Integer logic only. */
+    size_t (*band_scan)(const void *source, size_t count, int element_width, uint32_t low, uint32_t high,
+                        uint32_t *entries, size_t capacity);
+    /* One pass over count elements of kind `kind` for the one-pass quantization: *sum = abs_sum of them
+     * (the same bits as the table's abs_sum entry point), their trits at `threshold` in `layout` (0 packed,
+     * 1 int8; as pack_* / int8_*) into output, and band_scan(low, high) into entries (*band = its count).
+     * Returns the number of non-zero trits. DAZ/FTZ are cleared for the sum. */
+    size_t (*speculate)(const void *source, int kind, size_t count, uint32_t threshold, int layout, void *output,
+                        uint32_t low, uint32_t high, uint32_t *entries, size_t capacity, double *sum, size_t *band);
     /* The table's instruction-set level: TQ_LEVEL_PORTABLE, TQ_LEVEL_AVX2 or TQ_LEVEL_AVX512. */
     int level;
 } tq_kernel_table;
@@ -85,6 +98,24 @@ const tq_kernel_table *tq_kernels(int max_level);
 
 /* The highest level the processor supports (TQ_LEVEL_PORTABLE on non-x86-64 builds). */
 int tq_best_level(void);
+
+/* ---- one-pass quantization with a forecast threshold (forecast.c) ---- */
+
+/* Estimates for choosing a forecast: over the pieces of `piece` elements (at most TQ_MOMENTS_MAX_PIECE)
+ * that start every `stride` elements (stride >= piece) of count elements of kind `kind` (0 float32, 1
+ * binary16, 2 bfloat16), moments[0] = the number of elements read, moments[1] = the float64 sum of their
+ * magnitudes and moments[2] = the sum of their squares, with the table's abs_sum and squared_errors loops.
+ * A NaN/Inf element makes the sums non-finite. */
+#define TQ_MOMENTS_MAX_PIECE 1024
+void tq_magnitude_moments(const tq_kernel_table *kernels, const void *source, int kind, size_t count, size_t stride,
+                          size_t piece, double moments[3]);
+
+/* Re-decides the `band_count` band elements recorded by band_scan (entries: index, bits; indices relative
+ * to `output`'s first trit) at `threshold`, where they were decided at `forecast`, and rewrites their trits
+ * in `layout` (0: packed, 4 per byte; 1: int8). Returns (trits now non-zero) - (trits non-zero before) as
+ * a signed count. element_width as in band_scan. */
+ptrdiff_t tq_apply_band(const uint32_t *entries, size_t band_count, int element_width, uint32_t forecast,
+                        uint32_t threshold, int layout, uint8_t *output);
 
 /* ---- GGUF ternary blocks (ggml TQ1_0 / TQ2_0, 256 elements per block) ---- */
 

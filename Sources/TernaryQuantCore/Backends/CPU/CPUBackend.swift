@@ -43,6 +43,16 @@ public struct CPUBackend: QuantizationBackend {
         -> QuantizationSummary
     {
         try checkOutputCapacity(input, layout: layout, output: output)
+        if let forecast = forecast(for: input) {
+            return try quantizeInOnePass(input, layout: layout, into: output, forecast: forecast)
+        }
+        return try quantizeInTwoPasses(input, layout: layout, into: output)
+    }
+
+    /// Pass 1 for α, pass 2 for the trits (the path of tensors below `forecastMinimumElements`).
+    private func quantizeInTwoPasses(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer) throws
+        -> QuantizationSummary
+    {
         let scale = try absMean(input)
         let threshold = TritThreshold(validScale: scale)
         let zeros = ternarize(input, threshold: threshold, layout: layout, output: output)
@@ -116,6 +126,124 @@ public struct CPUBackend: QuantizationBackend {
         }
         return QuantizationSummary(scale: scale, elementCount: input.elementCount,
                                    zeroCount: input.elementCount - nonZero.reduce(0, +))
+    }
+
+    // MARK: - one pass with a forecast threshold
+
+    /// Tensors from this many elements on take the one-pass path in `quantize` (2^18; a smaller tensor
+    /// stays in cache for its second pass anyway).
+    public static let forecastMinimumElements = 1 << 18
+
+    /// The sampled forecast for `input` when the one-pass path applies (large enough, chunks of at most
+    /// 2^32 elements so the band's indices fit the kernels' 32 bits).
+    func forecast(for input: TensorInput) -> ThresholdForecast? {
+        guard input.elementCount >= Self.forecastMinimumElements, chunkSize <= 1 << 32 else { return nil }
+        return ThresholdForecast.sampled(input, threads: threadCount, instructionSet: instructionSet)
+    }
+
+    /// Band entries recorded per chunk (each an index and the element's bits): 1/32 of the chunk, at least 4.
+    var bandCapacity: Int { Swift.max(4, chunkSize / 32) }
+
+    /// `quantize` in one pass over memory, deciding trits at `forecast.threshold` while α is summed: per
+    /// chunk, the α sum (which brings the chunk into cache), the trits at the forecast and the band's
+    /// elements. Then α is certified exactly as `absMean` does (the same chunk sums), and if its threshold
+    /// lies in the band only the recorded elements are re-decided; a chunk whose band overflowed
+    /// `bandCapacity`, or every chunk when the band misses, is ternarized again. The same trits, α bits and
+    /// zero count as the two-pass path for every forecast (tests pass deliberately wrong ones); a forecast
+    /// made for another element type, or chunks above 2^32 elements, take the two-pass path. Throws what
+    /// `quantize` throws.
+    public func quantize(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer,
+                         forecast: ThresholdForecast) throws -> QuantizationSummary {
+        try checkOutputCapacity(input, layout: layout, output: output)
+        return try quantizeInOnePass(input, layout: layout, into: output, forecast: forecast)
+    }
+
+    private func quantizeInOnePass(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer,
+                                   forecast: ThresholdForecast) throws -> QuantizationSummary {
+        let count = input.elementCount
+        guard forecast.elementType == input.elementType, let outputBase = output.baseAddress,
+              let source = input.bytes.baseAddress, chunkSize <= 1 << 32 else {
+            return try quantizeInTwoPasses(input, layout: layout, into: output)
+        }
+        let width = input.elementType.byteWidth
+        let capacity = bandCapacity
+        let chunks = chunkCount(count)
+        let workers = Swift.min(threadCount, chunks)
+        // Each worker appends its chunks' band entries to a region of its own, so only the pages the
+        // entries fill are ever touched (the regions are sized for every chunk overflowing).
+        let chunksPerWorker = (chunks + workers - 1) / workers
+        let region = chunksPerWorker.multipliedReportingOverflow(by: capacity * 2)
+        let entryCount = region.partialValue.multipliedReportingOverflow(by: workers)
+        guard !region.overflow, !entryCount.overflow else { return try quantizeInTwoPasses(input, layout: layout, into: output) }
+        let entries = UnsafeMutablePointer<UInt32>.allocate(capacity: Swift.max(1, entryCount.partialValue))
+        defer { entries.deallocate() }
+        var firstPass = [(sum: Double, nonZero: Int, band: Int, entries: Int)](repeating: (0, 0, 0, 0), count: chunks)
+        let band = SendablePointer(entries)
+        let out = SendableRawPointer(outputBase)
+        let src = SendableConstRawPointer(source)
+        let kernels = SendableKernels(instructionSet.kernels)
+        let size = chunkSize
+        let kind = CPUKernels.kind(of: input.elementType)
+        let layoutCode: Int32 = layout == .packed2Bit ? 0 : 1
+        firstPass.withUnsafeMutableBufferPointer { results in
+            guard let resultBase = results.baseAddress else { return }
+            let record = SendablePointer(resultBase)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                var next = worker * region.partialValue
+                var chunk = worker
+                while chunk < chunks {
+                    let range = chunkRange(chunk, count: count)
+                    var sum = 0.0
+                    var recorded = 0
+                    let first = layout == .packed2Bit ? range.lowerBound / 4 : range.lowerBound
+                    let nonZero = kernels.table.pointee.speculate(src.pointer.map { $0 + range.lowerBound * width }, kind,
+                                                                  range.count, forecast.threshold, layoutCode, out.pointer + first,
+                                                                  forecast.low, forecast.high, band.pointer + next, capacity,
+                                                                  &sum, &recorded)
+                    record.pointer[chunk] = (sum, nonZero, recorded, next)
+                    next += 2 * Swift.min(recorded, capacity)
+                    chunk += workers
+                }
+            }
+        }
+        let results = firstPass
+        // α from the chunk sums, exactly as absMean computes it.
+        var total = 0.0
+        for chunk in results { total += chunk.sum }
+        let depth = Swift.min(size, count) / CPUKernels.lanes + CPUKernels.depthSlack + chunks
+        let estimate = AbsSumEstimate(floatingSum: total, additionDepth: depth)
+        if estimate.hasNonFinite, let error = input.firstNonFiniteError() {
+            throw error
+        }
+        let scale: Float
+        switch AbsMeanCertifier.certify(estimate, count: count) {
+        case .certified(let certified): scale = certified
+        case .needsExactSum: scale = exactAbsMean(input)
+        }
+        let threshold = CPUKernels.threshold(TritThreshold(validScale: scale), for: input.elementType)
+        let nonZero: [Int]
+        if threshold == forecast.threshold {
+            nonZero = results.map(\.nonZero)
+        } else if forecast.covers(threshold) {
+            nonZero = perChunkResults(count: count, chunkSize: size, initial: 0) { range in
+                let chunk = results[range.lowerBound / size]
+                if chunk.band > capacity {
+                    return CPUKernels.ternarize(input, range: range, threshold: threshold, layout: layout,
+                                                output: out.pointer, kernels: kernels.table)
+                }
+                let first = layout == .packed2Bit ? range.lowerBound / 4 : range.lowerBound
+                let delta = tq_apply_band(band.pointer + chunk.entries, chunk.band, Int32(width),
+                                          forecast.threshold, threshold, layoutCode,
+                                          out.pointer.assumingMemoryBound(to: UInt8.self) + first)
+                return chunk.nonZero + delta
+            }
+        } else {
+            nonZero = perChunkResults(count: count, chunkSize: size, initial: 0) { range in
+                CPUKernels.ternarize(input, range: range, threshold: threshold, layout: layout, output: out.pointer,
+                                     kernels: kernels.table)
+            }
+        }
+        return QuantizationSummary(scale: scale, elementCount: count, zeroCount: count - nonZero.reduce(0, +))
     }
 
     // MARK: - already-ternary tensors
