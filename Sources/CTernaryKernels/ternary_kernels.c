@@ -12,6 +12,9 @@
 
 #define TQ_INLINE static inline __attribute__((always_inline))
 
+/* 32-element steps per block of the AVX-512 one pass (the block's band hits are recorded after it). */
+#define TQ_SPECULATE_BLOCK_STEPS 256
+
 enum { TQ_LAYOUT_PACKED = 0, TQ_LAYOUT_INT8 = 1 };
 
 /* ---- FPU mode guard ----
@@ -934,8 +937,120 @@ TQ_DEFINE_BAND_SCAN(band_scan_avx512, TQ_AVX512, band_step_avx512, TQ_BAND_RANGE
 
 TQ_DEFINE_SPECULATE(speculate_avx2, TQ_AVX2, __m256d, zero_avx2, add_x32_avx2, store_lanes_avx2, TQ_ABS_SUM_LANES,
                     __m256i, decide32_avx2, count32_avx2, store32_avx2, band_step_avx2, TQ_BAND_LAST)
-TQ_DEFINE_SPECULATE(speculate_avx512, TQ_AVX512, __m512d, zero_avx512, add_x32_avx512, store_lanes_avx512, 32,
-                    uint32_t, decide32_avx512, count32_avx512, store32_avx512, band_step_avx512, TQ_BAND_RANGE)
+/* The AVX-512 one-pass step: the 32 elements are loaded once and their magnitudes masked once, then
+ * widened into the sum (the lanes of add_x32_avx512, so the same bits), compared with the threshold and
+ * tested against the band. Sets the trit masks; returns the band's mask (bit k: element k). */
+TQ_INLINE TQ_AVX512 void add_magnitudes_f32x16_avx512(__m512d acc[4], int half, __m512 f) {
+    __m256 low = _mm512_castps512_ps256(f);
+    __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1));
+    acc[2 * half] = _mm512_add_pd(acc[2 * half], _mm512_cvtps_pd(low));
+    acc[2 * half + 1] = _mm512_add_pd(acc[2 * half + 1], _mm512_cvtps_pd(high));
+}
+
+TQ_INLINE TQ_AVX512 uint32_t speculate_step_avx512(__m512d acc[4], const unsigned char *at, int kind, uint32_t threshold,
+                                                   int has_band, uint32_t low, uint32_t range, uint32_t *set,
+                                                   uint32_t *negative) {
+    uint32_t band;
+    if (kind == 0) {
+        const __m512i mask = _mm512_set1_epi32(0x7FFFFFFF), limit = _mm512_set1_epi32((int)(threshold - 1u));
+        __m512i a = _mm512_loadu_si512((const void *)at), b = _mm512_loadu_si512((const void *)(at + 64));
+        __m512i ma = _mm512_and_si512(a, mask), mb = _mm512_and_si512(b, mask);
+        add_magnitudes_f32x16_avx512(acc, 0, _mm512_castsi512_ps(ma));
+        add_magnitudes_f32x16_avx512(acc, 1, _mm512_castsi512_ps(mb));
+        *set = (uint32_t)_mm512_cmpgt_epi32_mask(ma, limit) | (uint32_t)_mm512_cmpgt_epi32_mask(mb, limit) << 16;
+        *negative = (uint32_t)_mm512_movepi32_mask(a) | (uint32_t)_mm512_movepi32_mask(b) << 16;
+        const __m512i l = _mm512_set1_epi32((int)low), r = _mm512_set1_epi32((int)range);
+        band = has_band ? ((uint32_t)_mm512_cmplt_epu32_mask(_mm512_sub_epi32(ma, l), r) |
+                           (uint32_t)_mm512_cmplt_epu32_mask(_mm512_sub_epi32(mb, l), r) << 16) : 0;
+    } else {
+        const __m512i mask = _mm512_set1_epi16(0x7FFF), limit = _mm512_set1_epi16((short)(threshold - 1u));
+        __m512i h = _mm512_loadu_si512((const void *)at);
+        __m512i m = _mm512_and_si512(h, mask);
+        if (kind == 1) {
+            add_magnitudes_f32x16_avx512(acc, 0, _mm512_cvtph_ps(_mm512_castsi512_si256(m)));
+            add_magnitudes_f32x16_avx512(acc, 1, _mm512_cvtph_ps(_mm512_extracti64x4_epi64(m, 1)));
+        } else {
+            add_magnitudes_f32x16_avx512(acc, 0, _mm512_castsi512_ps(_mm512_unpacklo_epi16(_mm512_setzero_si512(), m)));
+            add_magnitudes_f32x16_avx512(acc, 1, _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), m)));
+        }
+        *set = (uint32_t)_mm512_cmpgt_epi16_mask(m, limit);
+        *negative = (uint32_t)_mm512_movepi16_mask(h);
+        band = has_band ? (uint32_t)_mm512_cmplt_epu16_mask(_mm512_sub_epi16(m, _mm512_set1_epi16((short)low)),
+                                                            _mm512_set1_epi16((short)range)) : 0;
+    }
+    return band;
+}
+
+/* The AVX-512 one pass: speculate_step_avx512 per 32 elements, then the abs_sum loop's 16-element step and
+ * tail, the scalar trit loop and the band's tail, as TQ_DEFINE_SPECULATE does. */
+TQ_INLINE TQ_AVX512 size_t speculate_avx512_kind(const unsigned char *p, int kind, size_t count, uint32_t threshold,
+                                                 int layout, unsigned char *out, uint32_t low, uint32_t high,
+                                                 uint32_t *entries, size_t capacity, double *sum, size_t *band) {
+    const int width = kind == 0 ? 4 : 2;
+    const int has_band = high > low;
+    const uint32_t range = has_band ? high - low : 0;
+    tq_fp_mode mode = fp_mode_enter();
+    __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+    size_t nonzero = 0, found = 0, i = 0;
+    /* Steps whose band mask is not zero are listed without a branch (the list's slot is always written and
+     * kept only for a hit); each block's list is then turned into entries while the block is in cache, so
+     * the rare, unpredictable hits never mispredict the main loop. */
+    uint32_t hit_step[TQ_SPECULATE_BLOCK_STEPS], hit_mask[TQ_SPECULATE_BLOCK_STEPS];
+    while (i + 32 <= count) {
+        size_t hits = 0;
+        const size_t block_start = i;
+        for (size_t steps = 0; steps < TQ_SPECULATE_BLOCK_STEPS && i + 32 <= count; steps++, i += 32) {
+            const unsigned char *at = p + (size_t)width * i;
+            prefetch_step(at, (size_t)width);
+            uint32_t set, negative;
+            const uint32_t in_band = speculate_step_avx512(acc, at, kind, threshold, has_band, low, range, &set, &negative);
+            nonzero += count32_avx512(set);
+            store32_avx512(set, negative, layout, out, i);
+            hit_step[hits] = (uint32_t)(i - block_start);
+            hit_mask[hits] = in_band;
+            hits += in_band != 0;
+        }
+        for (size_t h = 0; h < hits; h++) {
+            uint32_t m = hit_mask[h];
+            const size_t base = block_start + hit_step[h];
+            while (m) {
+                const size_t k = base + (size_t)__builtin_ctz(m);
+                m &= m - 1;
+                found = band_record(entries, capacity, found, k, kind == 0 ? load_u32(p, k) : load_u16(p, k));
+            }
+        }
+    }
+    size_t s = i;
+    if (s + 16 <= count) {
+        add_x32_avx512(acc, p + (size_t)width * s, kind, 1);
+        s += 16;
+    }
+    double lane[32];
+    store_lanes_avx512(acc, lane);
+    double total = merge_lanes(lane, 32, p, s, count, kind);
+    TQ_PIN(total);
+    fp_mode_leave(mode);
+    *sum = total;
+    unsigned char *rest = layout == TQ_LAYOUT_INT8 ? out + i : out + i / 4;
+    nonzero += ternarize_generic(p + (size_t)width * i, count - i, threshold, width, layout, rest);
+    *band = has_band ? band_scan_tail(p, i, count, width, low, high, entries, capacity, found) : 0;
+    return nonzero;
+}
+
+TQ_AVX512 static size_t speculate_avx512(const void *source, int kind, size_t count, uint32_t threshold, int layout,
+                                         void *output, uint32_t low, uint32_t high, uint32_t *entries, size_t capacity,
+                                         double *sum, size_t *band) {
+    const unsigned char *p = (const unsigned char *)source;
+    unsigned char *out = (unsigned char *)output;
+    if (layout == TQ_LAYOUT_PACKED) {
+        if (kind == 0) return speculate_avx512_kind(p, 0, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries, capacity, sum, band);
+        if (kind == 1) return speculate_avx512_kind(p, 1, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries, capacity, sum, band);
+        return speculate_avx512_kind(p, 2, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries, capacity, sum, band);
+    }
+    if (kind == 0) return speculate_avx512_kind(p, 0, count, threshold, TQ_LAYOUT_INT8, out, low, high, entries, capacity, sum, band);
+    if (kind == 1) return speculate_avx512_kind(p, 1, count, threshold, TQ_LAYOUT_INT8, out, low, high, entries, capacity, sum, band);
+    return speculate_avx512_kind(p, 2, count, threshold, TQ_LAYOUT_INT8, out, low, high, entries, capacity, sum, band);
+}
 
 /* The AVX2 table also uses F16C and POPCNT, present on every AVX2 processor in practice; the AVX-512 table
  * needs F, BW, VL, DQ and BMI2. Every feature is checked (the compiler runtime also checks that the OS saves

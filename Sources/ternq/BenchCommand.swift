@@ -10,7 +10,9 @@ struct BenchCommand: TernQCommand {
         abstract: "Measure quantization throughput against the memory roofline measured in the same run.",
         discussion: """
             The roofline is one read pass (for alpha) plus one read+write pass (for the trits) at the host's \
-            read and copy bandwidth, measured on buffers of the same size right after the backend runs. \
+            read and copy bandwidth, measured on buffers of the same size right after the backend runs; \
+            the 1-read ratio compares with a single read of the input instead (the bound of the CPU \
+            backend's one-pass path, which reads a tensor of 2^18 elements or more only once). \
             --backend all measures the CPU backend and the OpenCL one (--device picks it) and checks that \
             their outputs are byte-identical.
             """
@@ -121,10 +123,10 @@ struct BenchCommand: TernQCommand {
         let rows = results.map { r in
             [r.backend, String(r.elements), r.dtype, r.layout, String(format: "%.4f", r.seconds),
              String(format: "%.2f", r.gigabytesPerSecond), String(format: "%.2f", r.rooflineGigabytesPerSecond),
-             String(format: "%.3f", r.rooflineRatio)]
+             String(format: "%.3f", r.rooflineRatio), String(format: "%.3f", r.readOnceRatio)]
         }
-        var lines = [Human.table(["backend", "elements", "dtype", "layout", "median s", "GB/s", "roofline GB/s", "ratio"], rows,
-                                 rightAligned: [1, 4, 5, 6, 7])]
+        var lines = [Human.table(["backend", "elements", "dtype", "layout", "median s", "GB/s", "roofline GB/s", "ratio",
+                                  "1-read ratio"], rows, rightAligned: [1, 4, 5, 6, 7, 8])]
         for r in results {
             let steal = r.cpuStealFraction.map { String(format: "; cpu steal %.1f %%", 100 * $0) } ?? ""
             lines.append("\(r.backend): \(r.device); host read \(String(format: "%.2f", r.hostReadGigabytesPerSecond)) GB/s, host copy \(String(format: "%.2f", r.hostCopyGigabytesPerSecond)) GB/s\(steal)")

@@ -65,7 +65,9 @@ struct OnePassTests {
     @Test("any forecast gives the reference bytes: exact, narrow, missing, at the band's edges, overflowing",
           arguments: ElementType.allCases)
     func forcedForecasts(_ type: ElementType) throws {
-        let count = 5003  // chunks of 64 and 4096 with a ragged last chunk and a scalar tail
+        // Chunks of 64, 4096 and 16384 elements (several of the AVX-512 loop's 8192-element blocks), with a
+        // ragged last chunk and a scalar tail.
+        let count = 20011
         let (bytes, widened) = Self.stored(TestData.tensor(.normal, count: count, seed: 41), as: type)
         let input = try TensorInput(name: "w", shape: [count], elementType: type, copying: bytes)
         let reference = ReferenceQuantizer.quantize(widened)
@@ -79,7 +81,7 @@ struct OnePassTests {
         for (name, guess, low, high) in cases {
             let forecast = try #require(ThresholdForecast(threshold: guess, low: low, high: high, for: type), "\(name)")
             for set in Self.instructionSets {
-                for chunk in [64, 4096] {
+                for chunk in [64, 4096, 16384] {
                     let backend = CPUBackend(threadCount: 2, chunkSize: chunk, instructionSet: set)
                     for layout in TritLayout.allCases {
                         try Self.expectReference(reference, layout, count: count, "\(type) \(name) \(set) chunk \(chunk) \(layout)") {
