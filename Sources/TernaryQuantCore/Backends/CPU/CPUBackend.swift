@@ -2,14 +2,19 @@ import CTernaryKernels
 import Dispatch
 import Foundation
 
-/// The native CPU backend: all cores (Dispatch) and SIMD, two memory passes per tensor.
+/// The native CPU backend: all cores (Dispatch) and SIMD, one or two memory passes per tensor.
 ///
-/// Pass 1 sums |w| in float64 SIMD lanes per chunk and certifies α with `AbsMeanCertifier`
-/// (falling back to `ExactAbsSum` when the mean sits next to a rounding boundary); pass 2 compares bit
-/// patterns against `TritThreshold`. F16/BF16 are read in place (no widened copy). Extra memory per call is
-/// O(chunks) small per-chunk results; never a full-size buffer. Results do not depend on the threads'
-/// FPU modes (flush-to-zero / denormals-are-zero): the C sums clear them for their own duration and every
-/// other step is integer arithmetic.
+/// `quantize` reads a tensor of `forecastMinimumElements` or more once: it decides the trits at a
+/// `ThresholdForecast` while it sums |w|, and afterwards re-decides only the elements recorded in the
+/// forecast's band (or ternarizes again where the band missed). Otherwise, and for `quantizePacked` and
+/// `quantizeBlocks`: pass 1 sums |w| in float64 SIMD lanes per chunk and certifies α with
+/// `AbsMeanCertifier` (falling back to `ExactAbsSum` when the mean sits next to a rounding boundary); pass 2
+/// compares bit patterns against `TritThreshold`. Both paths give the same bytes. F16/BF16 are read in
+/// place (no widened copy). Extra memory per call: O(chunks) per-chunk results, plus for the one pass the
+/// band's entries (virtual room for 1/32 of the elements at 8 bytes each; only the pages the recorded
+/// entries fill are touched, about 2 bytes per 100 elements on ordinary weights). Results do not depend on
+/// the threads' FPU modes (flush-to-zero / denormals-are-zero): the C sums clear them for their own
+/// duration and every other step is integer arithmetic.
 public struct CPUBackend: QuantizationBackend {
     /// Worker threads used per tensor (≥ 1).
     public let threadCount: Int
