@@ -139,7 +139,7 @@ static TQ_BLOCKS_AVX2 void encode_block_tq1_0_avx2(const int8_t *t, uint16_t d, 
 #endif
 
 /* Encodes block_count blocks from int8 trits; `vector` selects the AVX2 encoders (same bytes). */
-static void encode_blocks_int8(int ggml_type, const int8_t *trits, size_t block_count, uint16_t d, unsigned char *out,
+void tq_encode_blocks_int8(int ggml_type, const int8_t *trits, size_t block_count, uint16_t d, unsigned char *out,
                                int vector) {
     void (*encode)(const int8_t *, uint16_t, unsigned char *) =
         ggml_type == TQ_GGML_TYPE_TQ2_0 ? encode_block_tq2_0 : encode_block_tq1_0;
@@ -170,7 +170,7 @@ void tq_encode_blocks_packed(int ggml_type, const uint8_t *packed, size_t block_
         for (int j = 0; j < TQ_BLOCK_ELEMENTS / 4; j++) {
             memcpy(trits + 4 * j, &unpacked_bytes[source[j]], 4);
         }
-        encode_blocks_int8(ggml_type, trits, 1, d, output + tq_block_bytes(ggml_type) * b, tq_best_level() >= TQ_LEVEL_AVX2);
+        tq_encode_blocks_int8(ggml_type, trits, 1, d, output + tq_block_bytes(ggml_type) * b, tq_best_level() >= TQ_LEVEL_AVX2);
     }
 }
 
@@ -192,7 +192,7 @@ size_t tq_quantize_blocks(const tq_kernel_table *kernels, const void *source, si
         } else {
             nonzero += kernels->int8_h16(at, n * TQ_BLOCK_ELEMENTS, threshold, trits);
         }
-        encode_blocks_int8(ggml_type, trits, n, d, output + bytes * b, kernels->level >= TQ_LEVEL_AVX2);
+        tq_encode_blocks_int8(ggml_type, trits, n, d, output + bytes * b, kernels->level >= TQ_LEVEL_AVX2);
     }
     return nonzero;
 }

@@ -4,6 +4,8 @@
 
 /* Band entries examined per batch of tq_apply_band. */
 #define TQ_APPLY_BATCH 256
+/* Blocks per batch of tq_speculate_tq2_0 (4096 int8 trits on the stack, in L1). */
+#define TQ_SPECULATE_BATCH_BLOCKS 16
 
 /* Helpers of the one-pass quantization (CPUBackend's forecast path): the sample that sets the forecast,
  * and the fix-up of the elements between the forecast threshold and the real one. Integer logic except the sample's float64 moments, which only choose
@@ -76,4 +78,63 @@ ptrdiff_t tq_apply_band(const uint32_t *entries, size_t band_count, int element_
         delta += direction * (ptrdiff_t)n;
     }
     return delta;
+}
+
+size_t tq_speculate_tq2_0(const tq_kernel_table *kernels, const void *source, int kind, size_t block_count,
+                          uint32_t threshold, uint32_t low, uint32_t high, uint32_t *entries, size_t capacity,
+                          double *sum, size_t *band, uint8_t *output) {
+    const size_t width = kind == 0 ? 4 : 2;
+    int8_t trits[TQ_BLOCK_ELEMENTS * TQ_SPECULATE_BATCH_BLOCKS];
+    size_t nonzero = 0, found = 0;
+    double total = 0;
+    for (size_t b = 0; b < block_count; b += TQ_SPECULATE_BATCH_BLOCKS) {
+        const size_t n = block_count - b < TQ_SPECULATE_BATCH_BLOCKS ? block_count - b : TQ_SPECULATE_BATCH_BLOCKS;
+        const size_t first = TQ_BLOCK_ELEMENTS * b;
+        const size_t room = found < capacity ? capacity - found : 0;
+        double part = 0;
+        size_t recorded = 0;
+        nonzero += kernels->speculate((const unsigned char *)source + width * first, kind, n * TQ_BLOCK_ELEMENTS, threshold,
+                                      1, trits, low, high, entries + 2 * (found < capacity ? found : capacity), room, &part,
+                                      &recorded);
+        /* The batch's entries count from the batch; make them count from the call's first element. */
+        const size_t written = recorded < room ? recorded : room;
+        uint32_t *mine = entries + 2 * (found < capacity ? found : capacity);
+        for (size_t j = 0; j < written; j++) mine[2 * j] += (uint32_t)first;
+        found += recorded;
+        total += part;
+        tq_encode_blocks_int8(TQ_GGML_TYPE_TQ2_0, trits, n, 0, output + 66 * b, kernels->level >= TQ_LEVEL_AVX2);
+    }
+    *sum = total;
+    *band = found;
+    return nonzero;
+}
+
+ptrdiff_t tq_apply_band_tq2_0(const uint32_t *entries, size_t band_count, int element_width, uint32_t forecast,
+                              uint32_t threshold, uint8_t *output) {
+    const uint32_t mask = element_width == 4 ? 0x7FFFFFFFu : 0x7FFFu;
+    const uint32_t sign_shift = element_width == 4 ? 31u : 15u;
+    const uint32_t low = forecast < threshold ? forecast : threshold;
+    const uint32_t span = (forecast < threshold ? threshold : forecast) - low;
+    ptrdiff_t delta = 0;
+    for (size_t j = 0; j < band_count; j++) {
+        const uint32_t i = entries[2 * j], bits = entries[2 * j + 1];
+        if ((bits & mask) - low >= span) continue;
+        const uint32_t now = (bits & mask) >= threshold;
+        const uint32_t code = now ? (((bits >> sign_shift) & 1u) ? 0u : 2u) : 1u; /* t + 1 */
+        const uint32_t k = i % TQ_BLOCK_ELEMENTS;
+        uint8_t *byte = output + 66 * (size_t)(i / TQ_BLOCK_ELEMENTS) + 32 * (k / 128) + k % 32;
+        const uint32_t shift = 2u * ((k % 128) / 32);
+        *byte = (uint8_t)((*byte & ~(3u << shift)) | (code << shift));
+        delta += now ? 1 : -1;
+    }
+    return delta;
+}
+
+void tq_set_block_scales(int ggml_type, uint8_t *output, size_t block_count, uint16_t d) {
+    const size_t bytes = tq_block_bytes(ggml_type);
+    if (bytes == 0) return;
+    for (size_t b = 0; b < block_count; b++) {
+        output[bytes * b + bytes - 2] = (uint8_t)(d & 0xFFu);
+        output[bytes * b + bytes - 1] = (uint8_t)(d >> 8);
+    }
 }

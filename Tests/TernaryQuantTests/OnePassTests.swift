@@ -93,6 +93,41 @@ struct OnePassTests {
         }
     }
 
+    @Test("any forecast gives the reference TQ2_0 blocks, and TQ1_0 is unchanged", arguments: ElementType.allCases)
+    func forcedForecastsIntoBlocks(_ type: ElementType) throws {
+        let count = 256 * 79  // chunks of 256, 4096 and 16384 elements (several 16-block batches), a ragged last one
+        let (bytes, widened) = Self.stored(TestData.tensor(.normal, count: count, seed: 43), as: type)
+        let input = try TensorInput(name: "w", shape: [count], elementType: type, copying: bytes)
+        let reference = ReferenceQuantizer.quantize(widened)
+        let d = HalfConversion.float16Bits(reference.scale)
+        let expected = [GGMLType.tq2_0: ReferenceBlocks.tq2_0(reference.trits, d: d), .tq1_0: ReferenceBlocks.tq1_0(reference.trits, d: d)]
+        let t = try Self.thresholdBits(reference.scale, type)
+        let top: UInt32 = type == .float32 ? 0x7F80_0000 : 0x7FFF
+        let cases: [(String, UInt32, UInt32, UInt32)] = [
+            ("exact", t, t, t), ("narrow", t + 1, t - 3, t + 3), ("below T", t - 1, t - 9, t - 1),
+            ("above T", t + 1, t + 1, t + 9), ("everything", t - 1, 1, top),
+        ]
+        for (name, guess, low, high) in cases {
+            let forecast = try #require(ThresholdForecast(threshold: guess, low: low, high: high, for: type))
+            for set in Self.instructionSets {
+                for chunk in [256, 4096, 16384] {
+                    let backend = CPUBackend(threadCount: 2, chunkSize: chunk, instructionSet: set)
+                    for blockType in [GGMLType.tq2_0, .tq1_0] {
+                        let want = try #require(expected[blockType])
+                        var out = [UInt8](repeating: 0xEE, count: want.count)
+                        let summary = try out.withUnsafeMutableBytes {
+                            try backend.quantizeBlocks(input, type: blockType, into: $0, forecast: forecast)
+                        }
+                        let what = "\(type) \(name) \(set) chunk \(chunk) \(blockType)"
+                        #expect(summary.scale.bitPattern == reference.scale.bitPattern, "\(what): α")
+                        #expect(summary.zeroCount == reference.zeroCount, "\(what): zeros")
+                        #expect(out == want, "\(what): \(zip(out, want).filter { $0 != $1 }.count) bytes differ")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("a forecast made for another element type takes the two-pass path")
     func forecastOfAnotherType() throws {
         let count = 3001
@@ -119,7 +154,7 @@ struct OnePassTests {
     @Test("large tensors take the sampled one-pass path and match the reference for every distribution",
           arguments: ElementType.allCases)
     func sampledPath(_ type: ElementType) throws {
-        let count = CPUBackend.forecastMinimumElements + 4099
+        let count = CPUBackend.forecastMinimumElements + 4096  // whole TQ blocks
         for distribution in TestData.Distribution.allCases {
             let (bytes, widened) = Self.stored(TestData.tensor(distribution, count: count, seed: 17), as: type)
             guard widened.allSatisfy(\.isFinite) else { continue }  // wide-range values overflow the 16-bit types
@@ -137,6 +172,12 @@ struct OnePassTests {
             }
             try Self.expectReference(reference, .int8, count: count, "\(type) \(distribution) int8") {
                 try CPUBackend().quantize(input, layout: .int8, into: $0)
+            }
+            if count % 256 == 0 {
+                let want = ReferenceBlocks.tq2_0(reference.trits, d: HalfConversion.float16Bits(reference.scale))
+                var out = [UInt8](repeating: 0xEE, count: want.count)
+                _ = try out.withUnsafeMutableBytes { try CPUBackend().quantizeBlocks(input, type: .tq2_0, into: $0) }
+                #expect(out == want, "\(type) \(distribution) tq2_0")
             }
         }
     }

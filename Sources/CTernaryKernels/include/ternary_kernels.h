@@ -117,6 +117,29 @@ void tq_magnitude_moments(const tq_kernel_table *kernels, const void *source, in
 ptrdiff_t tq_apply_band(const uint32_t *entries, size_t band_count, int element_width, uint32_t forecast,
                         uint32_t threshold, int layout, uint8_t *output);
 
+/* The one pass straight into TQ2_0 blocks: block_count blocks of kind `kind` through the table's speculate
+ * loop (int8 trits at `threshold`, 16 blocks at a time), encoded with a zero scale (tq_set_block_scales
+ * writes d once α is known). Band entries as speculate's, indices counted from `source`'s first element;
+ * *band = their number (more than capacity when it overflowed), *sum = the float64 sum of |x| (batch sums
+ * added in order: a summation tree of depth at most 4096 / TQ_ABS_SUM_LANES + TQ_ABS_SUM_DEPTH_SLACK +
+ * block_count / 16 + 1). Returns the number of non-zero trits. */
+size_t tq_speculate_tq2_0(const tq_kernel_table *kernels, const void *source, int kind, size_t block_count,
+                          uint32_t threshold, uint32_t low, uint32_t high, uint32_t *entries, size_t capacity,
+                          double *sum, size_t *band, uint8_t *output);
+
+/* tq_apply_band for TQ2_0 blocks at `output` (block k at output + 66·k; entry indices count from its first
+ * element): rewrites the 2-bit codes of the entries between the two thresholds. */
+ptrdiff_t tq_apply_band_tq2_0(const uint32_t *entries, size_t band_count, int element_width, uint32_t forecast,
+                              uint32_t threshold, uint8_t *output);
+
+/* Writes the binary16 scale bits d into block_count blocks of ggml_type at output (its last two bytes). */
+void tq_set_block_scales(int ggml_type, uint8_t *output, size_t block_count, uint16_t d);
+
+/* Encodes block_count ggml_type blocks from int8 trits (-1, 0, +1) with scale bits d; `vector` != 0 uses
+ * the AVX2 encoders (the same bytes; only where the processor has AVX2). */
+void tq_encode_blocks_int8(int ggml_type, const int8_t *trits, size_t block_count, uint16_t d, uint8_t *output,
+                           int vector);
+
 /* ---- GGUF ternary blocks (ggml TQ1_0 / TQ2_0, 256 elements per block) ---- */
 
 #define TQ_BLOCK_ELEMENTS 256

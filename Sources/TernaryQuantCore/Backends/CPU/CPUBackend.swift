@@ -105,6 +105,16 @@ public struct CPUBackend: QuantizationBackend {
     public func quantizeBlocks(_ input: TensorInput, type: GGMLType, into output: UnsafeMutableRawBufferPointer) throws
         -> QuantizationSummary
     {
+        try quantizeBlocks(input, type: type, into: output, forecast: type == .tq2_0 ? forecast(for: input) : nil)
+    }
+
+    /// `quantizeBlocks(_:type:into:)` with a caller-chosen forecast: TQ2_0 blocks are written in one pass
+    /// over memory (the trits at the forecast, the recorded band elements' codes rewritten and every block's
+    /// scale set once α is known), as `quantize(_:layout:into:forecast:)` does for trits, with the same bytes
+    /// as the two-pass path for every forecast. TQ1_0, a nil forecast, one for another element type, or
+    /// chunks above 2^32 elements take the two-pass path. Throws what `quantizeBlocks(_:type:into:)` throws.
+    public func quantizeBlocks(_ input: TensorInput, type: GGMLType, into output: UnsafeMutableRawBufferPointer,
+                               forecast: ThresholdForecast?) throws -> QuantizationSummary {
         let blockBytes = tq_block_bytes(Int32(type.rawValue))
         guard type == .tq1_0 || type == .tq2_0, blockBytes > 0 else {
             throw QuantizationError.unsupportedBlockType(rawType: type.rawValue)
@@ -117,14 +127,18 @@ public struct CPUBackend: QuantizationBackend {
         guard !needed.overflow, output.count >= needed.partialValue, let outputBase = output.baseAddress else {
             throw QuantizationError.byteCountMismatch(name: input.name, expected: needed.partialValue, actual: output.count)
         }
+        // Work items of whole blocks: the chunk size rounded up to a multiple of 256.
+        let blockChunk = (chunkSize + blockSize - 1) / blockSize * blockSize
+        if type == .tq2_0, let forecast,
+           let summary = try quantizeInOnePass(input, writing: .tq2_0, chunkSize: blockChunk, into: output, forecast: forecast) {
+            return summary
+        }
         let scale = try absMean(input)
         let threshold = CPUKernels.threshold(TritThreshold(validScale: scale), for: input.elementType)
         let d = HalfConversion.float16Bits(scale)
         let out = SendableRawPointer(outputBase)
         let kernels = SendableKernels(instructionSet.kernels)
         let rawType = Int32(type.rawValue)
-        // Work items of whole blocks: the chunk size rounded up to a multiple of 256.
-        let blockChunk = (chunkSize + blockSize - 1) / blockSize * blockSize
         let nonZero = perChunkResults(count: input.elementCount, chunkSize: blockChunk, initial: 0) { range in
             CPUKernels.quantizeBlocks(input, range: range, threshold: threshold, type: rawType, d: d,
                                       output: out.pointer, kernels: kernels.table)
@@ -163,23 +177,43 @@ public struct CPUBackend: QuantizationBackend {
         return try quantizeInOnePass(input, layout: layout, into: output, forecast: forecast)
     }
 
+    /// What the one pass writes.
+    private enum OnePassOutput {
+        /// Trits in a backend layout.
+        case trits(TritLayout)
+        /// GGUF TQ2_0 blocks (the scale d written once α is known).
+        case tq2_0
+    }
+
     private func quantizeInOnePass(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer,
                                    forecast: ThresholdForecast) throws -> QuantizationSummary {
-        let count = input.elementCount
-        guard forecast.elementType == input.elementType, let outputBase = output.baseAddress,
-              let source = input.bytes.baseAddress, chunkSize <= 1 << 32 else {
+        guard let summary = try quantizeInOnePass(input, writing: .trits(layout), chunkSize: chunkSize, into: output,
+                                                  forecast: forecast) else {
             return try quantizeInTwoPasses(input, layout: layout, into: output)
         }
+        return summary
+    }
+
+    /// The one pass (see `quantize(_:layout:into:forecast:)`) over chunks of `size` elements (a multiple of
+    /// 256 for blocks), writing `what` into `output` (checked by the caller); nil where it does not apply
+    /// (a forecast for another element type, chunks above 2^32 elements, sizes that overflow), so the caller
+    /// makes two passes.
+    private func quantizeInOnePass(_ input: TensorInput, writing what: OnePassOutput, chunkSize size: Int,
+                                   into output: UnsafeMutableRawBufferPointer,
+                                   forecast: ThresholdForecast) throws -> QuantizationSummary? {
+        let count = input.elementCount
+        guard forecast.elementType == input.elementType, let outputBase = output.baseAddress,
+              let source = input.bytes.baseAddress, size <= 1 << 32 else { return nil }
         let width = input.elementType.byteWidth
-        let capacity = bandCapacity
-        let chunks = chunkCount(count)
+        let capacity = Swift.max(4, size / 32)
+        let chunks = chunkCount(count, chunkSize: size)
         let workers = Swift.min(threadCount, chunks)
         // Each worker appends its chunks' band entries to a region of its own, so only the pages the
         // entries fill are ever touched (the regions are sized for every chunk overflowing).
         let chunksPerWorker = (chunks + workers - 1) / workers
         let region = chunksPerWorker.multipliedReportingOverflow(by: capacity * 2)
         let entryCount = region.partialValue.multipliedReportingOverflow(by: workers)
-        guard !region.overflow, !entryCount.overflow else { return try quantizeInTwoPasses(input, layout: layout, into: output) }
+        guard !region.overflow, !entryCount.overflow else { return nil }
         let entries = UnsafeMutablePointer<UInt32>.allocate(capacity: Swift.max(1, entryCount.partialValue))
         defer { entries.deallocate() }
         var firstPass = [(sum: Double, nonZero: Int, band: Int, entries: Int)](repeating: (0, 0, 0, 0), count: chunks)
@@ -187,9 +221,9 @@ public struct CPUBackend: QuantizationBackend {
         let out = SendableRawPointer(outputBase)
         let src = SendableConstRawPointer(source)
         let kernels = SendableKernels(instructionSet.kernels)
-        let size = chunkSize
         let kind = CPUKernels.kind(of: input.elementType)
-        let layoutCode: Int32 = layout == .packed2Bit ? 0 : 1
+        let blockSize = TernaryBlocks.blockSize
+        let blockBytes = tq_block_bytes(Int32(GGMLType.tq2_0.rawValue))
         firstPass.withUnsafeMutableBufferPointer { results in
             guard let resultBase = results.baseAddress else { return }
             let record = SendablePointer(resultBase)
@@ -197,14 +231,24 @@ public struct CPUBackend: QuantizationBackend {
                 var next = worker * region.partialValue
                 var chunk = worker
                 while chunk < chunks {
-                    let range = chunkRange(chunk, count: count)
+                    let range = chunkRange(chunk, count: count, chunkSize: size)
+                    let at = src.pointer.map { $0 + range.lowerBound * width }
                     var sum = 0.0
                     var recorded = 0
-                    let first = layout == .packed2Bit ? range.lowerBound / 4 : range.lowerBound
-                    let nonZero = kernels.table.pointee.speculate(src.pointer.map { $0 + range.lowerBound * width }, kind,
-                                                                  range.count, forecast.threshold, layoutCode, out.pointer + first,
+                    let nonZero: Int
+                    switch what {
+                    case .trits(let layout):
+                        let first = layout == .packed2Bit ? range.lowerBound / 4 : range.lowerBound
+                        nonZero = kernels.table.pointee.speculate(at, kind, range.count, forecast.threshold,
+                                                                  layout == .packed2Bit ? 0 : 1, out.pointer + first,
                                                                   forecast.low, forecast.high, band.pointer + next, capacity,
                                                                   &sum, &recorded)
+                    case .tq2_0:
+                        let blocks = out.pointer.assumingMemoryBound(to: UInt8.self) + range.lowerBound / blockSize * blockBytes
+                        nonZero = tq_speculate_tq2_0(kernels.table, at, kind, range.count / blockSize, forecast.threshold,
+                                                     forecast.low, forecast.high, band.pointer + next, capacity, &sum,
+                                                     &recorded, blocks)
+                    }
                     record.pointer[chunk] = (sum, nonZero, recorded, next)
                     next += 2 * Swift.min(recorded, capacity)
                     chunk += workers
@@ -212,11 +256,16 @@ public struct CPUBackend: QuantizationBackend {
             }
         }
         let results = firstPass
-        // α from the chunk sums, exactly as absMean computes it.
+        // α from the chunk sums, certified as absMean certifies its own (any valid depth bound gives the
+        // same α: a certified α is the correctly rounded mean, like the exact path's).
         var total = 0.0
         for chunk in results { total += chunk.sum }
-        let depth = Swift.min(size, count) / CPUKernels.lanes + CPUKernels.depthSlack + chunks
-        let estimate = AbsSumEstimate(floatingSum: total, additionDepth: depth)
+        let treeDepth: Int
+        switch what {
+        case .trits: treeDepth = Swift.min(size, count) / CPUKernels.lanes + CPUKernels.depthSlack
+        case .tq2_0: treeDepth = 4096 / CPUKernels.lanes + CPUKernels.depthSlack + size / 4096 + 1
+        }
+        let estimate = AbsSumEstimate(floatingSum: total, additionDepth: treeDepth + chunks)
         if estimate.hasNonFinite, let error = input.firstNonFiniteError() {
             throw error
         }
@@ -226,26 +275,39 @@ public struct CPUBackend: QuantizationBackend {
         case .needsExactSum: scale = exactAbsMean(input)
         }
         let threshold = CPUKernels.threshold(TritThreshold(validScale: scale), for: input.elementType)
+        let covered = forecast.covers(threshold)
+        let d = HalfConversion.float16Bits(scale)
+        let rawType = Int32(GGMLType.tq2_0.rawValue)
+        // Per chunk: again from the source where the band missed or overflowed, else the recorded elements
+        // between the two thresholds (and, for blocks, the scale).
         let nonZero: [Int]
-        if threshold == forecast.threshold {
+        if case .trits = what, threshold == forecast.threshold {
             nonZero = results.map(\.nonZero)
-        } else if forecast.covers(threshold) {
-            nonZero = perChunkResults(count: count, chunkSize: size, initial: 0) { range in
-                let chunk = results[range.lowerBound / size]
-                if chunk.band > capacity {
-                    return CPUKernels.ternarize(input, range: range, threshold: threshold, layout: layout,
-                                                output: out.pointer, kernels: kernels.table)
-                }
-                let first = layout == .packed2Bit ? range.lowerBound / 4 : range.lowerBound
-                let delta = tq_apply_band(band.pointer + chunk.entries, chunk.band, Int32(width),
-                                          forecast.threshold, threshold, layoutCode,
-                                          out.pointer.assumingMemoryBound(to: UInt8.self) + first)
-                return chunk.nonZero + delta
-            }
         } else {
             nonZero = perChunkResults(count: count, chunkSize: size, initial: 0) { range in
-                CPUKernels.ternarize(input, range: range, threshold: threshold, layout: layout, output: out.pointer,
-                                     kernels: kernels.table)
+                let chunk = results[range.lowerBound / size]
+                let again = !covered || chunk.band > capacity
+                switch what {
+                case .trits(let layout):
+                    if again {
+                        return CPUKernels.ternarize(input, range: range, threshold: threshold, layout: layout,
+                                                    output: out.pointer, kernels: kernels.table)
+                    }
+                    let first = layout == .packed2Bit ? range.lowerBound / 4 : range.lowerBound
+                    return chunk.nonZero + tq_apply_band(band.pointer + chunk.entries, chunk.band, Int32(width),
+                                                         forecast.threshold, threshold, layout == .packed2Bit ? 0 : 1,
+                                                         out.pointer.assumingMemoryBound(to: UInt8.self) + first)
+                case .tq2_0:
+                    if again {
+                        return CPUKernels.quantizeBlocks(input, range: range, threshold: threshold, type: rawType, d: d,
+                                                         output: out.pointer, kernels: kernels.table)
+                    }
+                    let blocks = out.pointer.assumingMemoryBound(to: UInt8.self) + range.lowerBound / blockSize * blockBytes
+                    let delta = tq_apply_band_tq2_0(band.pointer + chunk.entries, chunk.band, Int32(width), forecast.threshold,
+                                                    threshold, blocks)
+                    tq_set_block_scales(rawType, blocks, range.count / blockSize, d)
+                    return chunk.nonZero + delta
+                }
             }
         }
         return QuantizationSummary(scale: scale, elementCount: count, zeroCount: count - nonZero.reduce(0, +))
