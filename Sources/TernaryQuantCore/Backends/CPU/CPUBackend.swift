@@ -6,8 +6,8 @@ import Foundation
 ///
 /// `quantize` reads a tensor of `forecastMinimumElements` or more once: it decides the trits at a
 /// `ThresholdForecast` while it sums |w|, and afterwards re-decides only the elements recorded in the
-/// forecast's band (or ternarizes again where the band missed). Otherwise, and for `quantizePacked` and
-/// `quantizeBlocks`: pass 1 sums |w| in float64 SIMD lanes per chunk and certifies α with
+/// forecast's band (or ternarizes again where the band missed); `quantizeBlocks` does the same for TQ2_0.
+/// Otherwise, and for `quantizePacked` and TQ1_0 blocks: pass 1 sums |w| in float64 SIMD lanes per chunk and certifies α with
 /// `AbsMeanCertifier` (falling back to `ExactAbsSum` when the mean sits next to a rounding boundary); pass 2
 /// compares bit patterns against `TritThreshold`. Both paths give the same bytes. F16/BF16 are read in
 /// place (no widened copy). Extra memory per call: O(chunks) per-chunk results, plus for the one pass the
@@ -98,8 +98,9 @@ public struct CPUBackend: QuantizationBackend {
 
     /// Quantizes `input` straight into GGUF ternary blocks of `type` (`.tq2_0` or `.tq1_0`, α as the
     /// blocks' f16 scale `d`, rounded to nearest even), writing `elementCount / 256 × block bytes` bytes to
-    /// the start of `output`: the bytes `TernaryBlocks.encode` gives for this tensor's packed trits, in one
-    /// pass over the input after α. Throws `QuantizationError.notWholeBlocks` when the element count is not a
+    /// the start of `output`: the bytes `TernaryBlocks.encode` gives for this tensor's packed trits. TQ2_0
+    /// of `forecastMinimumElements` or more: one pass over the input with a sampled forecast; otherwise one
+    /// pass after the α pass. Throws `QuantizationError.notWholeBlocks` when the element count is not a
     /// multiple of 256, `.unsupportedBlockType` for another type, `.byteCountMismatch` when `output` is too
     /// small, and what `quantize` throws for bad input.
     public func quantizeBlocks(_ input: TensorInput, type: GGMLType, into output: UnsafeMutableRawBufferPointer) throws
