@@ -8,8 +8,9 @@
 #define TQ_SPECULATE_BATCH_BLOCKS 16
 
 /* Helpers of the one-pass quantization (CPUBackend's forecast path): the sample that sets the forecast,
- * and the fix-up of the elements between the forecast threshold and the real one. Integer logic except the sample's float64 moments, which only choose
- * the forecast (any value gives the same trits). */
+ * the fix-up of the elements between the forecast threshold and the real one, and the same straight into
+ * TQ2_0 blocks. Integer logic except the sample's float64 moments, which only choose the forecast (any
+ * value gives the same trits). */
 
 void tq_magnitude_moments(const tq_kernel_table *kernels, const void *source, int kind, size_t count, size_t stride,
                           size_t piece, double moments[3]) {
