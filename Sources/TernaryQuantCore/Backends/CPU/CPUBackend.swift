@@ -161,17 +161,18 @@ public struct CPUBackend: QuantizationBackend {
         return ThresholdForecast.sampled(input, threads: threadCount, instructionSet: instructionSet)
     }
 
-    /// Band entries recorded per chunk (each an index and the element's bits): 1/32 of the chunk, at least 4.
-    var bandCapacity: Int { Swift.max(4, chunkSize / 32) }
+    /// Band entries recorded per chunk of `chunkSize` elements (each an index and the element's bits): 1/32
+    /// of the chunk, at least 4.
+    static func bandCapacity(chunkSize: Int) -> Int { Swift.max(4, chunkSize / 32) }
 
     /// `quantize` in one pass over memory, deciding trits at `forecast.threshold` while α is summed: per
-    /// chunk, the α sum (which brings the chunk into cache), the trits at the forecast and the band's
-    /// elements. Then α is certified exactly as `absMean` does (the same chunk sums), and if its threshold
-    /// lies in the band only the recorded elements are re-decided; a chunk whose band overflowed
-    /// `bandCapacity`, or every chunk when the band misses, is ternarized again. The same trits, α bits and
-    /// zero count as the two-pass path for every forecast (tests pass deliberately wrong ones); a forecast
-    /// made for another element type, or chunks above 2^32 elements, take the two-pass path. Throws what
-    /// `quantize` throws.
+    /// chunk, one loop gives the α sum, the trits at the forecast and the band's elements. Then α is
+    /// certified exactly as `absMean` does (the same chunk sums), and if its threshold lies in the band
+    /// only the recorded elements are re-decided; a chunk whose band overflowed
+    /// `bandCapacity(chunkSize:)`, or every chunk when the band misses, is ternarized again. The same
+    /// trits, α bits and zero count as the two-pass path for every forecast (tests pass deliberately wrong
+    /// ones); a forecast made for another element type, or chunks above 2^32 elements, take the two-pass
+    /// path. Throws what `quantize` throws.
     public func quantize(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer,
                          forecast: ThresholdForecast) throws -> QuantizationSummary {
         try checkOutputCapacity(input, layout: layout, output: output)
@@ -206,7 +207,7 @@ public struct CPUBackend: QuantizationBackend {
         guard forecast.elementType == input.elementType, let outputBase = output.baseAddress,
               let source = input.bytes.baseAddress, size <= 1 << 32 else { return nil }
         let width = input.elementType.byteWidth
-        let capacity = Swift.max(4, size / 32)
+        let capacity = Self.bandCapacity(chunkSize: size)
         let chunks = chunkCount(count, chunkSize: size)
         let workers = Swift.min(threadCount, chunks)
         // Each worker appends its chunks' band entries to a region of its own, so only the pages the
