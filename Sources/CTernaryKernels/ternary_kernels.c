@@ -597,13 +597,17 @@ TQ_DEFINE_ENTRY_POINTS(avx2, TQ_AVX2, abs_sum_avx2, ternarize_avx2)
  * element k), deposited into 2-bit fields with pdep (packed) or expanded into bytes (int8). */
 #define TQ_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,bmi2,avx2,f16c,popcnt")))
 
-/* 16 float32 magnitudes → lanes 8h..8h+7 of the pair (acc[2h], acc[2h+1]) for h = half. */
-TQ_INLINE TQ_AVX512 void add_f32x16_avx512(__m512d acc[4], int half, __m512 f) {
-    f = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(f), _mm512_set1_epi32(0x7FFFFFFF)));
+/* 16 non-negative float32 values → lanes 8h..8h+7 of the pair (acc[2h], acc[2h+1]) for h = half. */
+TQ_INLINE TQ_AVX512 void add_magnitudes_f32x16_avx512(__m512d acc[4], int half, __m512 f) {
     __m256 low = _mm512_castps512_ps256(f);
     __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1));
     acc[2 * half] = _mm512_add_pd(acc[2 * half], _mm512_cvtps_pd(low));
     acc[2 * half + 1] = _mm512_add_pd(acc[2 * half + 1], _mm512_cvtps_pd(high));
+}
+
+/* 16 float32 values' magnitudes into the same lanes. */
+TQ_INLINE TQ_AVX512 void add_f32x16_avx512(__m512d acc[4], int half, __m512 f) {
+    add_magnitudes_f32x16_avx512(acc, half, _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(f), _mm512_set1_epi32(0x7FFFFFFF))));
 }
 
 /* 32 elements of kind `kind` at `at` (or 16 into the first half when `sixteen`). */
@@ -940,13 +944,6 @@ TQ_DEFINE_SPECULATE(speculate_avx2, TQ_AVX2, __m256d, zero_avx2, add_x32_avx2, s
 /* The AVX-512 one-pass step: the 32 elements are loaded once and their magnitudes masked once, then
  * widened into the sum (the lanes of add_x32_avx512, so the same bits), compared with the threshold and
  * tested against the band. Sets the trit masks; returns the band's mask (bit k: element k). */
-TQ_INLINE TQ_AVX512 void add_magnitudes_f32x16_avx512(__m512d acc[4], int half, __m512 f) {
-    __m256 low = _mm512_castps512_ps256(f);
-    __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1));
-    acc[2 * half] = _mm512_add_pd(acc[2 * half], _mm512_cvtps_pd(low));
-    acc[2 * half + 1] = _mm512_add_pd(acc[2 * half + 1], _mm512_cvtps_pd(high));
-}
-
 TQ_INLINE TQ_AVX512 uint32_t speculate_step_avx512(__m512d acc[4], const unsigned char *at, int kind, uint32_t threshold,
                                                    int has_band, uint32_t low, uint32_t range, uint32_t *set,
                                                    uint32_t *negative) {
