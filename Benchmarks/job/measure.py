@@ -70,10 +70,53 @@ def read_bytes(report):
     return sum(layer["input_bytes"] for layer in report["layers"])
 
 
+def probe(*args):
+    """Runs one fadvise.py probe; returns its JSON object."""
+    out = subprocess.run([sys.executable, os.path.join(here, "fadvise.py"), *args], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def kept_bytes(report):
+    """Bytes of the tensors the job carries into the output unchanged."""
+    return sum(layer["input_bytes"] for layer in report["layers"] if layer["action"] == "kept")
+
+
+def quantized_bytes(report):
+    return sum(layer["input_bytes"] for layer in report["layers"] if layer["action"] == "quantized")
+
+
 def disk_write(nbytes):
-    out = subprocess.run([sys.executable, os.path.join(here, "fadvise.py"), "write", os.path.join(work, "write-probe"), str(nbytes)],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["gigabytes_per_second"]
+    return probe("write", os.path.join(work, "write-probe"), str(nbytes))["gigabytes_per_second"]
+
+
+def kept_copy_seconds(src, nbytes):
+    """Seconds to copy_file_range nbytes of src into a new file (warm, no fsync): the least that carrying
+    the kept tensors into the output costs."""
+    return probe("copy", src, str(nbytes), os.path.join(work, "copy-probe"))["seconds"] if nbytes else 0.0
+
+
+def shared_disk_read(src, nbytes):
+    """GB/s of reading src cold while nbytes are written and fsynced to the same disk."""
+    drop(src)
+    return probe("readwrite", src, str(nbytes), os.path.join(work, "readwrite-probe"))["gigabytes_per_second"]
+
+
+def start_up_seconds(extra, ext):
+    """Wall seconds of the same job on a tiny checkpoint (1 layer, hidden 64): process start, argument
+    parsing, opening and publishing the output, fsync: the fixed cost every job pays."""
+    tiny = os.path.join(work, "tiny.safetensors")
+    if not os.path.exists(tiny):
+        subprocess.run([sys.executable, os.path.join(root, "Benchmarks", "checkpoint", "generate.py"), tiny, "--layers", "1",
+                        "--hidden", "64", "--intermediate", "128", "--vocab", "256"], check=True, stdout=subprocess.DEVNULL)
+    out = os.path.join(work, "tiny-out." + ext)
+    times = []
+    for _ in range(5):
+        if os.path.exists(out):
+            os.unlink(out)
+        times.append(run([ternq, "quantize", tiny, "-o", out, *extra, "--backend", "cpu", "--quiet"])[0])
+    os.unlink(out)
+    return statistics.median(times)
 
 
 def job(label, src, extra, ext, cold):
@@ -93,7 +136,7 @@ def job(label, src, extra, ext, cold):
     with open(rep) as f:
         report = json.load(f)
     return {"wall_s": dt, "gbps": read_bytes(report) / dt / 1e9, "report_gbps": read_bytes(report) / report["totals"]["seconds"] / 1e9, "rss_mb": rss, "steal": steal,
-            "read_gb": read_bytes(report) / 1e9, "out_bytes": report["totals"]["output_bytes"], "largest_mb": max(l["input_bytes"] for l in report["layers"]) / 1e6}
+            "read_gb": read_bytes(report) / 1e9, "kept_bytes": kept_bytes(report), "quantized_bytes": quantized_bytes(report), "out_bytes": report["totals"]["output_bytes"], "largest_mb": max(l["input_bytes"] for l in report["layers"]) / 1e6}
 
 
 def median(rows, key):
@@ -117,32 +160,55 @@ print(f"ternq bench F32 cpu: {bench_gbps:.2f} GB/s (median of {reps}; runs "
 print()
 print("GB/s = bytes of the tensors the job reads / wall seconds of the whole process (start to exit, fsync and")
 print("rename included); 'loop' = the same bytes / the report's seconds (the job loop only). Each run writes a")
-print("fresh output. 'disk write' = the job's output bytes written to a new file and fsynced (8 MiB writes);")
-print("'bound' = read bytes / max(read bytes / bench, output bytes / disk write): the warm job can be no faster.")
+print("fresh output. 'no-fsync' = the same warm job with --no-fsync (published without waiting for the disk; the")
+print("dirty pages are synced, untimed, before the next run).")
 print()
-print("'no-fsync' = the same warm job with --no-fsync (published without waiting for the disk; the dirty")
-print("pages are synced, untimed, before the next run).")
+print("Floors, each measured in this run: 'start-up' = the same job on a tiny checkpoint (process start, parsing,")
+print("publishing, fsync); 'copy' = copy_file_range of the kept tensors' bytes into a new file, warm, no fsync;")
+print("'disk write' = the output's bytes written to a new file and fsynced. 'best' = read bytes / (start-up +")
+print("max(quantized bytes / bench, copy, output / disk write)): what a job that did nothing but these, each at")
+print("the speed measured here, would reach (without the disk write for 'best no-fsync'); '/ bench' columns")
+print("are the issue's measure, job GB/s / bench GB/s.")
 print()
 print("'max cpu steal' = the largest share of the machine's processor time the hypervisor took during one of the")
 print("row's runs (/proc/stat); above 5% the row understates the hardware.")
 print()
-print("| job | warm GB/s | / bench | warm loop GB/s | output MB | disk write GB/s | / bound | warm no-fsync GB/s | / bench | peak RSS MB | cold GB/s | disk read GB/s | / disk | cold no-fsync / disk | max cpu steal |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+warm_rows, cold_rows = [], []
 for label, src, extra, ext in JOBS:
     warm = [job(label, src, extra, ext, cold=False) for _ in range(reps)]
     fast = [job(label, src, extra + ["--no-fsync"], ext, cold=False) for _ in range(reps)]
-    disk, cold, cold_fast = [], [], []
+    disk, shared, cold, cold_fast = [], [], [], []
+    out_bytes = warm[0]["out_bytes"]
     for _ in range(reps):
         disk.append(disk_read(src))
+        shared.append(shared_disk_read(src, out_bytes))
         cold.append(job(label, src, extra, ext, cold=True))
         cold_fast.append(job(label, src, extra + ["--no-fsync"], ext, cold=True))
-    out_bytes = warm[0]["out_bytes"]
     write = statistics.median(disk_write(out_bytes) for _ in range(reps))
+    copy_s = statistics.median(kept_copy_seconds(src, warm[0]["kept_bytes"]) for _ in range(reps))
+    start_s = start_up_seconds(extra, ext)
     read = warm[0]["read_gb"] * 1e9
-    bound = read / max(read / (bench_gbps * 1e9), out_bytes / (write * 1e9)) / 1e9
-    w, c, d = median(warm, "gbps"), median(cold, "gbps"), statistics.median(disk)
+    compute_s = warm[0]["quantized_bytes"] / (bench_gbps * 1e9)
+    best = read / (start_s + max(compute_s, copy_s, out_bytes / (write * 1e9))) / 1e9
+    best_fast = read / (start_s + max(compute_s, copy_s)) / 1e9
+    w, f, c, d, sh = median(warm, "gbps"), median(fast, "gbps"), median(cold, "gbps"), statistics.median(disk), statistics.median(shared)
     steals = [r["steal"] for r in warm + fast + cold + cold_fast if r["steal"] is not None]
-    f = median(fast, "gbps")
-    print(f"| {label} ({warm[0]['read_gb']:.2f} GB read, largest {warm[0]['largest_mb']:.0f} MB) | {w:.2f} | {w / bench_gbps:.2f} | {median(warm, 'report_gbps'):.2f} | "
-          f"{out_bytes / 1e6:.0f} | {write:.2f} | {w / bound:.2f} | {f:.2f} | {f / bench_gbps:.2f} | "
-          f"{max(r['rss_mb'] for r in warm + fast + cold):.0f} | {c:.2f} | {d:.2f} | {c / d:.2f} | {median(cold_fast, 'gbps') / d:.2f} | {pct(max(steals) if steals else None)} |", flush=True)
+    name = f"{label} ({warm[0]['read_gb']:.2f} GB read, {warm[0]['kept_bytes'] / 1e6:.0f} MB kept, largest {warm[0]['largest_mb']:.0f} MB)"
+    warm_rows.append(f"| {name} | {w:.2f} | {w / bench_gbps:.2f} | {median(warm, 'report_gbps'):.2f} | {f:.2f} | {f / bench_gbps:.2f} | "
+                     f"{1000 * start_s:.0f} | {copy_s:.3f} | {out_bytes / 1e6:.0f} | {write:.2f} | {best:.2f} | {best / bench_gbps:.2f} | "
+                     f"{best_fast:.2f} | {best_fast / bench_gbps:.2f} | {max(r['rss_mb'] for r in warm + fast + cold):.0f} | {pct(max(steals) if steals else None)} |")
+    cold_rows.append(f"| {name} | {c:.2f} | {d:.2f} | {c / d:.2f} | {median(cold_fast, 'gbps') / d:.2f} | {sh:.2f} | {sh / d:.2f} | {c / sh:.2f} |")
+    print(f"measured: {label}", file=sys.stderr, flush=True)
+
+print("Warm page cache:")
+print()
+print("| job | GB/s | / bench | loop GB/s | no-fsync GB/s | / bench | start-up ms | copy s | output MB | disk write GB/s | best GB/s | / bench | best no-fsync GB/s | / bench | peak RSS MB | max cpu steal |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("\n".join(warm_rows))
+print()
+print("Cold page cache ('disk read' = the input read sequentially alone; 'shared disk' = the same read while the")
+print("job's output bytes are written and fsynced to the same disk, a cold job's disk traffic):")
+print()
+print("| job | GB/s | disk read GB/s | / disk read | no-fsync / disk read | shared disk GB/s | shared / disk read | job / shared disk |")
+print("|---|---|---|---|---|---|---|---|")
+print("\n".join(cold_rows))
