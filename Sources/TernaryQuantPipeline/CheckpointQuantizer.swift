@@ -190,18 +190,21 @@ public final class CheckpointQuantizer: Sendable {
 
     /// Quantizes one tensor: its packed trits and facts (α, already-ternary magnitude, sparsity).
     func facts(of tensor: SourceTensor) throws -> QuantizedData {
-        try measuredFacts(of: tensor, errorScale: nil).data
+        try measuredFacts(of: tensor, errorScale: nil, buffers: nil).data
     }
 
     /// `facts(of:)`, and with `errorScale` the MSE at `errorScale(facts)`, summed in the trit pass (for an
     /// ordinary tensor `errorScale` gets provisional facts: α as scale, not already ternary, sparsity 0).
-    /// Returns the MSE and the scale it was measured at (nil without `errorScale`).
-    func measuredFacts(of tensor: SourceTensor, errorScale: ((TernaryFacts) -> Float)?) throws -> (data: QuantizedData, mse: (value: Double, scale: Float)?) {
+    /// Returns the MSE and the scale it was measured at (nil without `errorScale`). The trits' buffer comes
+    /// from `buffers` when given (a job's pool), else it is allocated.
+    func measuredFacts(of tensor: SourceTensor, errorScale: ((TernaryFacts) -> Float)?,
+                       buffers: TritBufferPool?) throws -> (data: QuantizedData, mse: (value: Double, scale: Float)?) {
         guard let elementType = tensor.dtype.elementType else {
             throw FormatError.invalidTensor(file: tensor.file, tensor: tensor.name, reason: "type \(tensor.dtype.label) cannot be quantized")
         }
         let input = try TensorInput(name: tensor.name, shape: tensor.shape, elementType: elementType, bytes: tensor.bytes)
-        var packed = [UInt8](repeating: 0, count: TritLayout.packed2Bit.byteCount(forTrits: input.elementCount))
+        let packedBytes = TritLayout.packed2Bit.byteCount(forTrits: input.elementCount)
+        var packed = buffers?.take(byteCount: packedBytes) ?? [UInt8](repeating: 0, count: packedBytes)
         // Every non-zero value of one magnitude a (a BitNet export): the trits are sign(w), α comes from the
         // non-zero count, and the scale is a. One pass; anything else is rewritten by the backend below.
         if let ternary = try packed.withUnsafeMutableBytes({ try alreadyTernary.quantizeIfAlreadyTernary(input, into: $0) }) {
@@ -243,13 +246,15 @@ public final class CheckpointQuantizer: Sendable {
     /// the final facts change the stored scale, which the known scale and already-ternary flag never do
     /// in today's writers), for a kept one its first NaN/±Inf; then
     /// its input pages are released (the writers need only the trits; kept tensors are copied from the file).
-    func prepare(_ plan: TensorPlan, storedScale: (TernaryFacts) -> Float, source: any CheckpointSource) throws -> PreparedTensor {
+    /// A quantized tensor's trits go into a buffer from `buffers`.
+    func prepare(_ plan: TensorPlan, storedScale: (TernaryFacts) -> Float, source: any CheckpointSource,
+                 buffers: TritBufferPool) throws -> PreparedTensor {
         let t = plan.tensor
         t.readAhead()
         defer { source.releasePages(t) }
         switch plan.action {
         case .quantized:
-            let (data, measured) = try withoutActuallyEscaping(storedScale) { try measuredFacts(of: t, errorScale: $0) }
+            let (data, measured) = try withoutActuallyEscaping(storedScale) { try measuredFacts(of: t, errorScale: $0, buffers: buffers) }
             let scale = storedScale(data.facts)
             let mse: Double
             if let measured, measured.scale.bitPattern == scale.bitPattern {
@@ -291,8 +296,11 @@ public final class CheckpointQuantizer: Sendable {
         // Look-ahead: a background thread prepares the tensors ahead (quantize + MSE, or the NaN scan of a
         // kept tensor) while this loop encodes and writes (see `TensorLookAhead`).
         let format = options.format
+        // Trit buffers go round between the look-ahead and this loop instead of being allocated per tensor.
+        let buffers = TritBufferPool()
         let lookAhead = TensorLookAhead(plans: plans) { plan in
-            try self.prepare(plan, storedScale: { CheckpointWriters.type(for: format).storedScale(plan, facts: $0, options: options) }, source: source)
+            try self.prepare(plan, storedScale: { CheckpointWriters.type(for: format).storedScale(plan, facts: $0, options: options) },
+                             source: source, buffers: buffers)
         }
         defer {
             // No background work outlives the job, whatever it throws.
@@ -349,6 +357,7 @@ public final class CheckpointQuantizer: Sendable {
                     } else {
                         row.mse = try data.packed.withUnsafeBytes { try Self.meanSquaredError(data.input, packed: $0, scale: stored.storedScale) }
                     }
+                    buffers.give(&prepared.data.packed)
                 case .kept:
                     if let k = try lookAhead.take(index).firstNonFinite {
                         let warning = "kept tensor '\(t.name)' holds a NaN or infinite value (element \(k)); it is written unchanged"

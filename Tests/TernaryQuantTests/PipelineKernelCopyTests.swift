@@ -300,7 +300,7 @@ struct PipelineMSETests {
             for format in [OutputFormat.tern, .gguf] {
                 let plan = TensorPlan(tensor: tensor, action: .quantized, reason: "test", storage: "-")
                 let prepared = try job.prepare(plan, storedScale: { CheckpointWriters.type(for: format).storedScale(plan, facts: $0, options: QuantizationOptions(format: format)) },
-                                               source: SafetensorsSource(try TinyModel.checkpoint()))
+                                               source: SafetensorsSource(try TinyModel.checkpoint()), buffers: TritBufferPool())
                 let q = try #require(prepared.quantized)
                 #expect(q.data.facts.alreadyTernary, "\(type) \(magnitude)")
                 let reference = try q.data.packed.withUnsafeBytes { try MeanSquaredError.of(q.data.input, packed: $0, scale: q.mseScale) }
