@@ -209,9 +209,6 @@ static const double trit_rows[256][4] __attribute__((aligned(32))) = {
     TQ_TRIT_ROWS64(0), TQ_TRIT_ROWS64(64), TQ_TRIT_ROWS64(128), TQ_TRIT_ROWS64(192)};
 
 #define TQ_SQUARED_ERROR_LANES 32
-/* Fused pack + squared errors: block length (elements, a multiple of 32) packed and then summed while it
- * is still in L1. */
-#define TQ_FUSED_BLOCK 2048
 
 /* scale as float64 inside the mode guard (a subnormal scale would widen to 0 under DAZ). */
 TQ_INLINE double guarded_scale(float scale) {
@@ -220,12 +217,9 @@ TQ_INLINE double guarded_scale(float scale) {
 }
 
 /* lane[j] += d·d for the elements k ≡ j (mod 32) of lo ..< hi (hi - lo a multiple of 32), in element order,
- * d = w - t·alpha. `signed_trits` says every non-zero trit is its element's sign (the fused pass packed them
- * from these elements), which a loop may use for the same bits; the portable and AVX2 loops do not.
- * Portable version. */
+ * d = w - t·alpha. Portable version. */
 TQ_INLINE void add_squares_generic(double *lane, const unsigned char *p, int kind, const uint8_t *packed, size_t lo,
-                                   size_t hi, double alpha, int signed_trits) {
-    (void)signed_trits;
+                                   size_t hi, double alpha) {
     for (size_t k = lo; k < hi; k += TQ_SQUARED_ERROR_LANES) {
         for (size_t j = 0; j < TQ_SQUARED_ERROR_LANES; j++) {
             double d = element_value(p, k + j, kind) - trit_rows[packed[(k + j) >> 2]][(k + j) & 3] * alpha;
@@ -259,12 +253,9 @@ TQ_INLINE size_t chunk_end(size_t lo, size_t count) {
 /* The end of the whole 32-element groups of lo ..< hi. */
 TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) / TQ_SQUARED_ERROR_LANES * TQ_SQUARED_ERROR_LANES; }
 
-/* A table's two squared-error entry points over one instruction set's ADD (add_squares_*) and TERNARIZE
- * loops: squared_errors (a separate pass) and pack_squared_errors (the pack loop, then the squares of each
- * block of TQ_FUSED_BLOCK elements while it is in L1: one pass over memory; its trits come from the same
- * elements, so it tells ADD signed_trits = 1). Both give the header's order; each dispatches on the element
- * kind so the loops see a constant kind. */
-#define TQ_DEFINE_SQUARED_ERRORS(SUFFIX, ATTR, ADD, TERNARIZE)                                              \
+/* A table's squared_errors entry point over one instruction set's ADD loop (add_squares_*), in the
+ * header's order; it dispatches on the element kind so the loops see a constant kind. */
+#define TQ_DEFINE_SQUARED_ERRORS(SUFFIX, ATTR, ADD)                                              \
     TQ_INLINE ATTR void squared_errors_##SUFFIX##_kind(const unsigned char *p, int kind, const uint8_t *packed,  \
                                                      size_t count, double alpha, size_t first, size_t chunks, \
                                                      double *partials) {                                    \
@@ -273,7 +264,7 @@ TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) 
             const size_t hi = chunk_end(lo, count);                                                         \
             double lane[TQ_SQUARED_ERROR_LANES] = {0};                                                      \
             const size_t whole = whole_groups_end(lo, hi);                                                  \
-            ADD(lane, p, kind, packed, lo, whole, alpha, 0);                                                \
+            ADD(lane, p, kind, packed, lo, whole, alpha);                                                \
             partials[c] = finish_chunk(lane, p, kind, packed, whole, hi, alpha);                            \
         }                                                                                                   \
     }                                                                                                       \
@@ -286,40 +277,73 @@ TQ_INLINE size_t whole_groups_end(size_t lo, size_t hi) { return lo + (hi - lo) 
         else if (kind == 1) squared_errors_##SUFFIX##_kind(p, 1, packed, count, alpha, first, chunks, partials); \
         else squared_errors_##SUFFIX##_kind(p, 2, packed, count, alpha, first, chunks, partials);           \
         fp_mode_leave(mode);                                                                                \
-    }                                                                                                       \
-    TQ_INLINE ATTR size_t pack_squared_errors_##SUFFIX##_kind(const unsigned char *p, int kind, size_t count,   \
-                                                            uint32_t threshold, double alpha, uint8_t *out, \
-                                                            double *partials) {                             \
-        const int width = kind == 0 ? 4 : 2;                                                                \
-        size_t nonzero = 0;                                                                                 \
-        for (size_t lo = 0, c = 0; lo < count; lo += TQ_SQUARED_ERROR_CHUNK, c++) {                         \
-            const size_t hi = chunk_end(lo, count);                                                         \
-            double lane[TQ_SQUARED_ERROR_LANES] = {0};                                                      \
-            for (size_t b = lo; b < hi; b += TQ_FUSED_BLOCK) {                                              \
-                const size_t e = hi - b < TQ_FUSED_BLOCK ? hi : b + TQ_FUSED_BLOCK;                         \
-                nonzero += TERNARIZE(p + (size_t)width * b, e - b, threshold, width, TQ_LAYOUT_PACKED, out + b / 4); \
-                ADD(lane, p, kind, out, b, whole_groups_end(b, e), alpha, 1);                               \
-            }                                                                                               \
-            partials[c] = finish_chunk(lane, p, kind, out, whole_groups_end(lo, hi), hi, alpha);            \
-        }                                                                                                   \
-        return nonzero;                                                                                     \
-    }                                                                                                       \
-    ATTR static size_t pack_squared_errors_##SUFFIX(const void *source, int kind, size_t count,              \
-                                                    uint32_t threshold, float scale, uint8_t *output,       \
-                                                    double *partials) {                                     \
-        const unsigned char *p = (const unsigned char *)source;                                             \
-        tq_fp_mode mode = fp_mode_enter();                                                                  \
-        const double alpha = guarded_scale(scale);                                                          \
-        size_t nonzero;                                                                                     \
-        if (kind == 0) nonzero = pack_squared_errors_##SUFFIX##_kind(p, 0, count, threshold, alpha, output, partials); \
-        else if (kind == 1) nonzero = pack_squared_errors_##SUFFIX##_kind(p, 1, count, threshold, alpha, output, partials); \
-        else nonzero = pack_squared_errors_##SUFFIX##_kind(p, 2, count, threshold, alpha, output, partials); \
-        TQ_PIN(nonzero);                                                                                    \
-        fp_mode_leave(mode);                                                                                \
-        return nonzero;                                                                                     \
     }
 
-TQ_DEFINE_SQUARED_ERRORS(portable, , add_squares_generic, ternarize_generic)
+TQ_DEFINE_SQUARED_ERRORS(portable, , add_squares_generic)
+
+/* ---- the squared error's moments (tq_moments): per chunk the squares in squared_errors' order, and
+ * the sum, count and extreme magnitudes of the elements with a non-zero trit ---- */
+
+/* Element i's magnitude as float32 bits (16-bit kinds widened exactly). */
+TQ_INLINE uint32_t element_magnitude_bits(const unsigned char *p, size_t i, int kind) {
+    if (kind == 0) return load_u32(p, i) & 0x7FFFFFFFu;
+    if (kind == 1) return half_magnitude_to_float_bits(load_u16(p, i) & 0x7FFFu);
+    return (load_u16(p, i) & 0x7FFFu) << 16;
+}
+
+/* Adds the non-zero codes of lo ..< hi to m (magnitudes, nonzero, min_bits, max_bits), one element at a
+ * time without branches. */
+TQ_INLINE void nonzero_magnitudes_generic(const unsigned char *p, int kind, const uint8_t *packed, size_t lo,
+                                          size_t hi, tq_moments *m) {
+    double sum = 0;
+    uint64_t nonzero = 0;
+    uint32_t low = m->min_bits, high = m->max_bits;
+    for (size_t k = lo; k < hi; k++) {
+        const uint32_t code = (packed[k >> 2] >> (2 * (k & 3))) & 3u;
+        const uint32_t set = (code ^ (code >> 1)) & 1u; /* 01 and 10 */
+        const uint32_t bits = element_magnitude_bits(p, k, kind);
+        const uint32_t kept = bits & (0u - set);
+        const uint32_t candidate = bits | (set - 1u); /* all ones for a zero trit */
+        float f;
+        memcpy(&f, &kept, 4);
+        sum += (double)f;
+        nonzero += set;
+        high = kept > high ? kept : high;
+        low = candidate < low ? candidate : low;
+    }
+    m->magnitudes += sum;
+    m->nonzero += nonzero;
+    m->min_bits = low;
+    m->max_bits = high;
+}
+
+/* A table's chunk_moments over its squared_errors (alpha 0: d = w) and a MAGNITUDES loop, and the
+ * composite speculate_moments of the tables without a fused loop: speculate, then chunk_moments over the
+ * chunk while it is in cache. */
+#define TQ_DEFINE_CHUNK_MOMENTS(SUFFIX, ATTR, SQUARES, MAGNITUDES)                                          \
+    ATTR static void chunk_moments_##SUFFIX(const void *source, int kind, const uint8_t *packed, size_t count, \
+                                            size_t first, size_t chunks, tq_moments *moments) {             \
+        const unsigned char *p = (const unsigned char *)source;                                             \
+        tq_fp_mode mode = fp_mode_enter();                                                                  \
+        for (size_t c = 0; c < chunks; c++) {                                                               \
+            const size_t lo = (first + c) * TQ_SQUARED_ERROR_CHUNK;                                         \
+            tq_moments m = {0, 0, 0, 0xFFFFFFFFu, 0};                                                       \
+            SQUARES(source, kind, packed, count, 0.0f, first + c, 1, &m.squares);                           \
+            MAGNITUDES(p, kind, packed, lo, chunk_end(lo, count), &m);                                      \
+            TQ_PIN(m);                                                                                      \
+            moments[c] = m;                                                                                 \
+        }                                                                                                   \
+        fp_mode_leave(mode);                                                                                \
+    }
+#define TQ_DEFINE_SPECULATE_MOMENTS(SUFFIX, ATTR)                                                           \
+    ATTR static size_t speculate_moments_##SUFFIX(const void *source, int kind, size_t count, uint32_t threshold, \
+                                                  uint8_t *output, uint32_t low, uint32_t high, uint32_t *entries, \
+                                                  size_t capacity, double *sum, size_t *band, tq_moments *moments) { \
+        const size_t nonzero = speculate_##SUFFIX(source, kind, count, threshold, TQ_LAYOUT_PACKED, output, low, high, \
+                                                  entries, capacity, sum, band);                            \
+        chunk_moments_##SUFFIX(source, kind, output, count, 0, 1, moments);                                 \
+        return nonzero;                                                                                     \
+    }
 
 /* ---- the first NaN/±Inf (all-ones exponent) ---- */
 
@@ -409,6 +433,9 @@ static size_t speculate_portable(const void *source, int kind, size_t count, uin
     *band = band_scan_portable(source, count, width, low, high, entries, capacity);
     return nonzero;
 }
+
+TQ_DEFINE_CHUNK_MOMENTS(portable, , squared_errors_portable, nonzero_magnitudes_generic)
+TQ_DEFINE_SPECULATE_MOMENTS(portable, )
 
 static size_t first_non_finite_portable(const void *source, size_t count, int kind) {
     const unsigned char *p = (const unsigned char *)source;
@@ -683,8 +710,7 @@ TQ_INLINE TQ_AVX2 __m256d load_x4_pd_avx2(const unsigned char *p, size_t k, int 
 }
 
 TQ_INLINE TQ_AVX2 void add_squares_avx2(double *lane, const unsigned char *p, int kind, const uint8_t *packed,
-                                        size_t lo, size_t hi, double alpha, int signed_trits) {
-    (void)signed_trits;
+                                        size_t lo, size_t hi, double alpha) {
     const __m256d a = _mm256_set1_pd(alpha);
     const size_t width = kind == 0 ? 4 : 2;
     __m256d acc[8];
@@ -701,7 +727,7 @@ TQ_INLINE TQ_AVX2 void add_squares_avx2(double *lane, const unsigned char *p, in
     for (int q = 0; q < 8; q++) _mm256_storeu_pd(lane + 4 * q, acc[q]);
 }
 
-TQ_DEFINE_SQUARED_ERRORS(avx2, TQ_AVX2, add_squares_avx2, ternarize_avx2)
+TQ_DEFINE_SQUARED_ERRORS(avx2, TQ_AVX2, add_squares_avx2)
 
 /* ---- AVX-512 squared errors: lanes 8q..8q+7 (q = 0..3) in four float64x8 accumulators. The trits come
  * from the packed codes as two bit masks (code 01: +1, 10: -1, 00 and 11: 0), and d = w - alpha, w + alpha
@@ -717,12 +743,11 @@ TQ_INLINE TQ_AVX512 __m512d load_x8_pd_avx512(const unsigned char *p, size_t k, 
 }
 
 TQ_INLINE TQ_AVX512 void add_squares_avx512(double *lane, const unsigned char *p, int kind, const uint8_t *packed,
-                                            size_t lo, size_t hi, double alpha, int signed_trits) {
+                                            size_t lo, size_t hi, double alpha) {
     if (!(alpha - alpha == 0.0)) {
-        add_squares_avx2(lane, p, kind, packed, lo, hi, alpha, signed_trits);
+        add_squares_avx2(lane, p, kind, packed, lo, hi, alpha);
         return;
     }
-    const __m512d sign = _mm512_set1_pd(-0.0);
     const __m512d a = _mm512_set1_pd(alpha);
     const size_t width = kind == 0 ? 4 : 2;
     __m512d acc[4];
@@ -735,23 +760,16 @@ TQ_INLINE TQ_AVX512 void add_squares_avx512(double *lane, const unsigned char *p
         const uint32_t high = (uint32_t)_pext_u64(codes, 0xAAAAAAAAAAAAAAAAull);
         const uint32_t plus = low & ~high, minus = high & ~low;
         for (int q = 0; q < 4; q++) {
-            __m512d w = load_x8_pd_avx512(p, k + 8 * (size_t)q, kind), d;
-            if (signed_trits) {
-                /* t = sign(w) where t != 0: |w| - alpha = ±(w - t·alpha) exactly (rounding to nearest is
-                 * symmetric), so d·d has the same bits with one masked operation instead of two. */
-                w = _mm512_andnot_pd(sign, w);
-                d = _mm512_mask_sub_pd(w, (__mmask8)((plus | minus) >> (8 * q)), w, a);
-            } else {
-                d = _mm512_mask_sub_pd(w, (__mmask8)(plus >> (8 * q)), w, a);
-                d = _mm512_mask_add_pd(d, (__mmask8)(minus >> (8 * q)), d, a);
-            }
+            const __m512d w = load_x8_pd_avx512(p, k + 8 * (size_t)q, kind);
+            __m512d d = _mm512_mask_sub_pd(w, (__mmask8)(plus >> (8 * q)), w, a);
+            d = _mm512_mask_add_pd(d, (__mmask8)(minus >> (8 * q)), d, a);
             acc[q] = _mm512_add_pd(acc[q], _mm512_mul_pd(d, d));
         }
     }
     for (int q = 0; q < 4; q++) _mm512_storeu_pd(lane + 8 * q, acc[q]);
 }
 
-TQ_DEFINE_SQUARED_ERRORS(avx512, TQ_AVX512, add_squares_avx512, ternarize_avx512)
+TQ_DEFINE_SQUARED_ERRORS(avx512, TQ_AVX512, add_squares_avx512)
 
 /* The first NaN/±Inf, AVX2: 32 elements per step (an all-ones exponent compared per 32- or 16-bit lane). */
 TQ_AVX2 static size_t first_non_finite_avx2(const void *source, size_t count, int kind) {
@@ -941,6 +959,59 @@ TQ_DEFINE_BAND_SCAN(band_scan_avx512, TQ_AVX512, band_step_avx512, TQ_BAND_RANGE
 
 TQ_DEFINE_SPECULATE(speculate_avx2, TQ_AVX2, __m256d, zero_avx2, add_x32_avx2, store_lanes_avx2, TQ_ABS_SUM_LANES,
                     __m256i, decide32_avx2, count32_avx2, store32_avx2, band_step_avx2, TQ_BAND_LAST)
+
+/* nonzero_magnitudes_generic, AVX2: 8 elements per step (their codes shifted into 32-bit lanes), then the
+ * generic loop for the last < 8. lo must be a multiple of 4 (a chunk start). */
+TQ_INLINE TQ_AVX2 void nonzero_magnitudes_avx2(const unsigned char *p, int kind, const uint8_t *packed, size_t lo,
+                                               size_t hi, tq_moments *m) {
+    const __m256i shifts = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), three = _mm256_set1_epi32(3);
+    const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2), ones = _mm256_set1_epi32(-1);
+    const __m256i magnitude = _mm256_set1_epi32(0x7FFFFFFF);
+    __m256d sum0 = _mm256_setzero_pd(), sum1 = _mm256_setzero_pd();
+    __m256i count = _mm256_setzero_si256(), high = _mm256_setzero_si256(), low = ones;
+    size_t k = lo;
+    for (; k + 8 <= hi; k += 8) {
+        uint16_t c16;
+        memcpy(&c16, packed + k / 4, 2);
+        const __m256i codes = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(c16), shifts), three);
+        const __m256i set = _mm256_or_si256(_mm256_cmpeq_epi32(codes, one), _mm256_cmpeq_epi32(codes, two));
+        __m256i bits;
+        if (kind == 0) {
+            bits = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p + 4 * k)), magnitude);
+        } else {
+            const __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(p + 2 * k));
+            bits = kind == 1 ? _mm256_and_si256(_mm256_castps_si256(_mm256_cvtph_ps(h)), magnitude)
+                             : _mm256_and_si256(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16), magnitude);
+        }
+        const __m256i kept = _mm256_and_si256(bits, set);
+        high = _mm256_max_epu32(high, kept);
+        low = _mm256_min_epu32(low, _mm256_or_si256(bits, _mm256_xor_si256(set, ones)));
+        count = _mm256_sub_epi32(count, set);
+        const __m256 f = _mm256_castsi256_ps(kept);
+        sum0 = _mm256_add_pd(sum0, _mm256_cvtps_pd(_mm256_castps256_ps128(f)));
+        sum1 = _mm256_add_pd(sum1, _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
+    }
+    double lanes[8];
+    _mm256_storeu_pd(lanes, sum0);
+    _mm256_storeu_pd(lanes + 4, sum1);
+    uint32_t counts[8], highs[8], lows[8];
+    _mm256_storeu_si256((__m256i *)(void *)counts, count);
+    _mm256_storeu_si256((__m256i *)(void *)highs, high);
+    _mm256_storeu_si256((__m256i *)(void *)lows, low);
+    double total = 0;
+    for (int j = 0; j < 8; j++) {
+        total += lanes[j];
+        m->nonzero += counts[j];
+        m->max_bits = highs[j] > m->max_bits ? highs[j] : m->max_bits;
+        m->min_bits = lows[j] < m->min_bits ? lows[j] : m->min_bits;
+    }
+    m->magnitudes += total;
+    nonzero_magnitudes_generic(p, kind, packed, k, hi, m);
+}
+
+TQ_DEFINE_CHUNK_MOMENTS(avx2, TQ_AVX2, squared_errors_avx2, nonzero_magnitudes_avx2)
+TQ_DEFINE_SPECULATE_MOMENTS(avx2, TQ_AVX2)
+
 /* The AVX-512 one-pass step: the 32 elements are loaded once and their magnitudes masked once, then
  * widened into the sum (the lanes of add_x32_avx512, so the same bits), compared with the threshold and
  * tested against the band. Sets the trit masks; returns the band's mask (bit k: element k). */
@@ -1049,6 +1120,164 @@ TQ_AVX512 static size_t speculate_avx512(const void *source, int kind, size_t co
     return speculate_avx512_kind(p, 2, count, threshold, TQ_LAYOUT_INT8, out, low, high, entries, capacity, sum, band);
 }
 
+/* ---- AVX-512 one pass with the moments: speculate's step plus, on the same widened magnitudes, the
+ * squares (lanes 8q..8q+7 in element order, as squared_errors adds them), the non-zero magnitudes' sum and
+ * their extremes. ---- */
+
+/* The moments of one 32-element step, its magnitudes as float32 in element order (lo: elements 0-15, hi:
+ * 16-31), `set` = the non-zero trits. acc is the α sum (any lanes), squares squared_errors' lanes. */
+TQ_INLINE TQ_AVX512 void add_step_moments_avx512(__m512d acc[4], __m512d squares[4], __m512d magnitudes[4], __m512i *high,
+                                                 __m512i *low, __m512 lo, __m512 hi, uint32_t set) {
+    const __m512 halves[2] = {lo, hi};
+    for (int h = 0; h < 2; h++) {
+        __m512d x[2];
+        x[0] = _mm512_cvtps_pd(_mm512_castps512_ps256(halves[h]));
+        x[1] = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(halves[h]), 1)));
+        for (int j = 0; j < 2; j++) {
+            const int q = 2 * h + j;
+            acc[q] = _mm512_add_pd(acc[q], x[j]);
+            squares[q] = _mm512_add_pd(squares[q], _mm512_mul_pd(x[j], x[j]));
+            magnitudes[q] = _mm512_mask_add_pd(magnitudes[q], (__mmask8)(set >> (8 * q)), magnitudes[q], x[j]);
+        }
+        const __m512i bits = _mm512_castps_si512(halves[h]);
+        const __mmask16 mask = (__mmask16)(set >> (16 * h));
+        *high = _mm512_mask_max_epu32(*high, mask, *high, bits);
+        *low = _mm512_mask_min_epu32(*low, mask, *low, bits);
+    }
+}
+
+/* One 32-element step: loads, trit masks (as speculate_step_avx512), the band's mask (returned) and the
+ * moments. */
+TQ_INLINE TQ_AVX512 uint32_t speculate_moments_step_avx512(__m512d acc[4], __m512d squares[4], __m512d magnitudes[4],
+                                                           __m512i *high, __m512i *low, const unsigned char *at, int kind,
+                                                           uint32_t threshold, int has_band, uint32_t band_low,
+                                                           uint32_t range, uint32_t *set, uint32_t *negative) {
+    uint32_t band;
+    __m512 lo, hi;
+    if (kind == 0) {
+        const __m512i mask = _mm512_set1_epi32(0x7FFFFFFF), limit = _mm512_set1_epi32((int)(threshold - 1u));
+        __m512i a = _mm512_loadu_si512((const void *)at), b = _mm512_loadu_si512((const void *)(at + 64));
+        __m512i ma = _mm512_and_si512(a, mask), mb = _mm512_and_si512(b, mask);
+        *set = (uint32_t)_mm512_cmpgt_epi32_mask(ma, limit) | (uint32_t)_mm512_cmpgt_epi32_mask(mb, limit) << 16;
+        *negative = (uint32_t)_mm512_movepi32_mask(a) | (uint32_t)_mm512_movepi32_mask(b) << 16;
+        const __m512i l = _mm512_set1_epi32((int)band_low), r = _mm512_set1_epi32((int)range);
+        band = has_band ? ((uint32_t)_mm512_cmplt_epu32_mask(_mm512_sub_epi32(ma, l), r) |
+                           (uint32_t)_mm512_cmplt_epu32_mask(_mm512_sub_epi32(mb, l), r) << 16) : 0;
+        lo = _mm512_castsi512_ps(ma);
+        hi = _mm512_castsi512_ps(mb);
+    } else {
+        const __m512i mask = _mm512_set1_epi16(0x7FFF), limit = _mm512_set1_epi16((short)(threshold - 1u));
+        __m512i h = _mm512_loadu_si512((const void *)at);
+        __m512i m = _mm512_and_si512(h, mask);
+        *set = (uint32_t)_mm512_cmpgt_epi16_mask(m, limit);
+        *negative = (uint32_t)_mm512_movepi16_mask(h);
+        band = has_band ? (uint32_t)_mm512_cmplt_epu16_mask(_mm512_sub_epi16(m, _mm512_set1_epi16((short)band_low)),
+                                                            _mm512_set1_epi16((short)range)) : 0;
+        const __m256i first = _mm512_castsi512_si256(m), second = _mm512_extracti64x4_epi64(m, 1);
+        if (kind == 1) {
+            lo = _mm512_cvtph_ps(first);
+            hi = _mm512_cvtph_ps(second);
+        } else {
+            lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(first), 16));
+            hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(second), 16));
+        }
+    }
+    add_step_moments_avx512(acc, squares, magnitudes, high, low, lo, hi, *set);
+    return band;
+}
+
+TQ_INLINE TQ_AVX512 size_t speculate_moments_avx512_kind(const unsigned char *p, int kind, size_t count, uint32_t threshold,
+                                                         unsigned char *out, uint32_t low, uint32_t high, uint32_t *entries,
+                                                         size_t capacity, double *sum, size_t *band, tq_moments *moments) {
+    const int width = kind == 0 ? 4 : 2;
+    const int has_band = high > low;
+    const uint32_t range = has_band ? high - low : 0;
+    tq_fp_mode mode = fp_mode_enter();
+    __m512d acc[4], squares[4], magnitudes[4];
+    for (int q = 0; q < 4; q++) acc[q] = squares[q] = magnitudes[q] = _mm512_setzero_pd();
+    __m512i top = _mm512_setzero_si512(), bottom = _mm512_set1_epi32(-1);
+    size_t nonzero = 0, found = 0, i = 0;
+    /* Band hits listed without a branch and recorded per block, as in speculate_avx512_kind. */
+    uint32_t hit_step[TQ_SPECULATE_BLOCK_STEPS], hit_mask[TQ_SPECULATE_BLOCK_STEPS];
+    while (i + 32 <= count) {
+        size_t hits = 0;
+        const size_t block_start = i;
+        for (size_t steps = 0; steps < TQ_SPECULATE_BLOCK_STEPS && i + 32 <= count; steps++, i += 32) {
+            const unsigned char *at = p + (size_t)width * i;
+            prefetch_step(at, (size_t)width);
+            uint32_t set, negative;
+            const uint32_t in_band = speculate_moments_step_avx512(acc, squares, magnitudes, &top, &bottom, at, kind,
+                                                                   threshold, has_band, low, range, &set, &negative);
+            nonzero += count32_avx512(set);
+            store32_avx512(set, negative, TQ_LAYOUT_PACKED, out, i);
+            hit_step[hits] = (uint32_t)(i - block_start);
+            hit_mask[hits] = in_band;
+            hits += in_band != 0;
+        }
+        for (size_t h = 0; h < hits; h++) {
+            uint32_t m = hit_mask[h];
+            const size_t base = block_start + hit_step[h];
+            while (m) {
+                const size_t k = base + (size_t)__builtin_ctz(m);
+                m &= m - 1;
+                found = band_record(entries, capacity, found, k, kind == 0 ? load_u32(p, k) : load_u16(p, k));
+            }
+        }
+    }
+    /* α: a 16-element step as abs_sum's (so the tail stays below 16 elements and within the depth bound),
+     * the lanes merged pairwise, then the tail in order. */
+    size_t s = i;
+    if (s + 16 <= count) {
+        add_x32_avx512(acc, p + (size_t)width * s, kind, 1);
+        s += 16;
+    }
+    double lane[32];
+    store_lanes_avx512(acc, lane);
+    double total = merge_lanes(lane, 32, p, s, count, kind);
+    /* Squares: squared_errors' lanes merged pairwise, then the tail's squares in order (d = w). */
+    store_lanes_avx512(squares, lane);
+    for (int w = TQ_SQUARED_ERROR_LANES / 2; w >= 1; w /= 2) {
+        for (int j = 0; j < w; j++) lane[j] = lane[j] + lane[j + w];
+    }
+    double square_sum = lane[0];
+    for (size_t k = i; k < count; k++) {
+        const double x = element_magnitude(p, k, kind);
+        square_sum += x * x;
+    }
+    store_lanes_avx512(magnitudes, lane);
+    double magnitude_sum = 0;
+    for (int j = 0; j < 32; j++) magnitude_sum += lane[j];
+    uint32_t tops[16], bottoms[16];
+    _mm512_storeu_si512((void *)tops, top);
+    _mm512_storeu_si512((void *)bottoms, bottom);
+    tq_moments m = {square_sum, magnitude_sum, nonzero, 0xFFFFFFFFu, 0};
+    for (int j = 0; j < 16; j++) {
+        m.max_bits = tops[j] > m.max_bits ? tops[j] : m.max_bits;
+        m.min_bits = bottoms[j] < m.min_bits ? bottoms[j] : m.min_bits;
+    }
+    /* The tail's trits (the scalar loop), then its non-zero magnitudes. */
+    const size_t tail_nonzero = ternarize_generic(p + (size_t)width * i, count - i, threshold, width, TQ_LAYOUT_PACKED, out + i / 4);
+    nonzero_magnitudes_generic(p, kind, out, i, count, &m);
+    TQ_PIN(total);
+    TQ_PIN(m);
+    fp_mode_leave(mode);
+    *sum = total;
+    *moments = m;
+    *band = has_band ? band_scan_tail(p, i, count, width, low, high, entries, capacity, found) : 0;
+    return nonzero + tail_nonzero;
+}
+
+TQ_AVX512 static size_t speculate_moments_avx512(const void *source, int kind, size_t count, uint32_t threshold,
+                                                 uint8_t *output, uint32_t low, uint32_t high, uint32_t *entries,
+                                                 size_t capacity, double *sum, size_t *band, tq_moments *moments) {
+    const unsigned char *p = (const unsigned char *)source;
+    if (kind == 0) return speculate_moments_avx512_kind(p, 0, count, threshold, output, low, high, entries, capacity, sum, band, moments);
+    if (kind == 1) return speculate_moments_avx512_kind(p, 1, count, threshold, output, low, high, entries, capacity, sum, band, moments);
+    return speculate_moments_avx512_kind(p, 2, count, threshold, output, low, high, entries, capacity, sum, band, moments);
+}
+
+TQ_DEFINE_CHUNK_MOMENTS(avx512, TQ_AVX512, squared_errors_avx512, nonzero_magnitudes_avx2)
+
 /* The AVX2 table also uses F16C and POPCNT, present on every AVX2 processor in practice; the AVX-512 table
  * needs F, BW, VL, DQ and BMI2. Every feature is checked (the compiler runtime also checks that the OS saves
  * the wider registers). */
@@ -1078,22 +1307,23 @@ int tq_best_level(void) {
 static const tq_kernel_table portable_table = {
     abs_sum_f32_portable, abs_sum_f16_portable, abs_sum_bf16_portable, pack_f32_portable,
     int8_f32_portable,    pack_h16_portable,    int8_h16_portable,     squared_errors_portable,
-    pack_squared_errors_portable, first_non_finite_portable, common_magnitude_portable, band_scan_portable,
-    speculate_portable, TQ_LEVEL_PORTABLE,
+    first_non_finite_portable, common_magnitude_portable, band_scan_portable,
+    speculate_portable, chunk_moments_portable, speculate_moments_portable, TQ_LEVEL_PORTABLE,
 };
 
 #ifdef TQ_HAVE_AVX2_PATH
 static const tq_kernel_table avx2_table = {
     abs_sum_f32_avx2, abs_sum_f16_avx2, abs_sum_bf16_avx2, pack_f32_avx2,
     int8_f32_avx2,    pack_h16_avx2,    int8_h16_avx2,     squared_errors_avx2,
-    pack_squared_errors_avx2, first_non_finite_avx2, common_magnitude_avx2, band_scan_avx2, speculate_avx2, TQ_LEVEL_AVX2,
+    first_non_finite_avx2, common_magnitude_avx2, band_scan_avx2, speculate_avx2, chunk_moments_avx2,
+    speculate_moments_avx2, TQ_LEVEL_AVX2,
 };
 
 static const tq_kernel_table avx512_table = {
     abs_sum_f32_avx512, abs_sum_f16_avx512, abs_sum_bf16_avx512, pack_f32_avx512,
     int8_f32_avx512,    pack_h16_avx512,    int8_h16_avx512,     squared_errors_avx512,
-    pack_squared_errors_avx512, first_non_finite_avx2, common_magnitude_avx2, band_scan_avx512, speculate_avx512,
-    TQ_LEVEL_AVX512,
+    first_non_finite_avx2, common_magnitude_avx2, band_scan_avx512, speculate_avx512,
+    chunk_moments_avx512, speculate_moments_avx512, TQ_LEVEL_AVX512,
 };
 #endif
 

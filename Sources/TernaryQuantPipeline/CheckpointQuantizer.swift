@@ -214,9 +214,9 @@ public final class CheckpointQuantizer: Sendable {
             if let errorScale {
                 let scale = errorScale(facts)
                 if scale.bitPattern == a.bitPattern {
-                    // Stored at its own magnitude a, the tensor is reproduced exactly: in float64 every w − t·a
-                    // is ±a − (±a) = +0 or ±0 − (+0) = ±0, so its MSE in MeanSquaredError's order is +0 (the
-                    // tests compare this with MeanSquaredError.of).
+                    // Stored at its own magnitude a, the tensor is reproduced exactly (every w − t·a is ±0),
+                    // so its MSE is exactly +0; MeanSquaredError.of's formula would give +0 or a value within
+                    // its rounding bound (the tests compare the two).
                     mse = (0, a)
                 } else {
                     mse = (try packed.withUnsafeBytes { try MeanSquaredError.of(input, packed: $0, scale: scale) }, scale)

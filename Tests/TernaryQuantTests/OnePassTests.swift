@@ -93,6 +93,50 @@ struct OnePassTests {
         }
     }
 
+    @Test("any forecast gives the reference trits and the documented MSE bits, with the band moved between the moments",
+          arguments: ElementType.allCases)
+    func forcedForecastsMeasured(_ type: ElementType) throws {
+        // Four chunks of the MSE order, the last one ragged; outliers in chunk 2 make its magnitudes span
+        // more binades than float64 sums exactly, so that chunk takes the exact sum.
+        let count = 3 * 65536 + 1237
+        var values = TestData.tensor(.normal, count: count, seed: 47)
+        for k in [2 * 65536 + 5, 2 * 65536 + 77, 2 * 65536 + 60_000] { values[k] = values[k] < 0 ? -30_000 : 30_000 }
+        let (bytes, widened) = Self.stored(values, as: type)
+        let input = try TensorInput(name: "w", shape: [count], elementType: type, copying: bytes)
+        let reference = ReferenceQuantizer.quantize(widened)
+        let referencePacked = ReferenceQuantizer.pack(reference.trits)
+        let t = try Self.thresholdBits(reference.scale, type)
+        let top: UInt32 = type == .float32 ? 0x7F80_0000 : 0x7FFF
+        let cases: [(String, UInt32, UInt32, UInt32)] = [
+            ("exact", t, t, t), ("narrow", t + 1, t - 3, t + 3), ("below T", t - 1, t - 9, t - 1),
+            ("above T", t + 1, t + 1, t + 9), ("far guess, wide band", t / 2, 1, top), ("empty band, wrong guess", t + 4, t + 4, t + 4),
+        ]
+        let scales = [reference.scale, 0.75]
+        let wide = widened.map(Double.init)
+        let tritValues = reference.trits.map(Int.init)
+        for scale in scales {
+            let expected = PipelineMSETests.reference(wide, tritValues, alpha: Double(scale))
+            let separate = try referencePacked.withUnsafeBytes { try MeanSquaredError.of(input, packed: $0, scale: scale) }
+            #expect(separate.bitPattern == expected.bitPattern, "\(type) scale \(scale): separate \(separate) ≠ \(expected)")
+            for (name, guess, low, high) in cases {
+                let forecast = try #require(ThresholdForecast(threshold: guess, low: low, high: high, for: type), "\(name)")
+                for set in Self.instructionSets {
+                    for threads in set == .automatic ? [1, 2] : [2] {
+                        let backend = CPUBackend(threadCount: threads, instructionSet: set)
+                        var measured: MeasuredQuantization?
+                        try Self.expectReference(reference, .packed2Bit, count: count, "\(type) \(name) \(set) \(threads) threads") { out in
+                            let result = try backend.quantizePacked(input, into: out, forecast: forecast) { _ in scale }
+                            measured = result
+                            return result.summary
+                        }
+                        let mse = try #require(measured).meanSquaredError
+                        #expect(mse.bitPattern == expected.bitPattern, "\(type) \(name) \(set) scale \(scale): \(mse) ≠ \(expected)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("any forecast gives the reference TQ2_0 blocks, and TQ1_0 is unchanged", arguments: ElementType.allCases)
     func forcedForecastsIntoBlocks(_ type: ElementType) throws {
         let count = 256 * 79  // chunks of 256, 4096 and 16384 elements (several 16-block batches), a ragged last one

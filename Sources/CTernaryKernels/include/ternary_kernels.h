@@ -23,6 +23,19 @@
 /* Elements per chunk of the squared_errors functions (a multiple of their 32 lanes). */
 #define TQ_SQUARED_ERROR_CHUNK 65536
 
+/* One chunk's moments of the squared error (see MeanSquaredError): squares = the float64 sum of x² in
+ * squared_errors' order (its result at alpha 0); magnitudes = the float64 sum of |x| over the elements
+ * whose trit is non-zero (codes 01 and 10), added in an unspecified order (the caller proves it exact, or
+ * sums exactly instead); nonzero = their number; min_bits / max_bits = the smallest / largest of their
+ * magnitudes as float32 bits (x widened exactly), 0xFFFFFFFF / 0 when there is none. */
+typedef struct tq_moments {
+    double squares;
+    double magnitudes;
+    uint64_t nonzero;
+    uint32_t min_bits;
+    uint32_t max_bits;
+} tq_moments;
+
 /* The inner loops; one table per implementation. All sources are little-endian, any alignment.
  *
  * Trit rule for float32 bits: a trit is non-zero iff (bits & 0x7FFFFFFF) >= threshold (1 <= threshold
@@ -54,12 +67,6 @@ typedef struct tq_kernel_table {
      * d·d added in order (r = ±alpha or 0). DAZ/FTZ are cleared for the call. */
     void (*squared_errors)(const void *source, int kind, const uint8_t *packed, size_t count, float alpha,
                            size_t first, size_t chunks, double *partials);
-    /* pack_f32 (kind 0) or pack_h16 (kinds 1, 2) of count elements with threshold, and in the same pass
-     * the squared errors of the packed result at alpha: partials[c] for the chunks c = 0 ..< ⌈count /
-     * CHUNK⌉ of this call's elements, the same bits as squared_errors over them (a call that starts at a
-     * chunk boundary of a tensor gives that tensor's chunk sums). Returns the number of non-zero trits. */
-    size_t (*pack_squared_errors)(const void *source, int kind, size_t count, uint32_t threshold, float alpha,
-                                  uint8_t *output, double *partials);
     /* The index of the first of count elements of kind `kind` (0 float32, 1 binary16, 2 bfloat16) whose
      * exponent field is all ones (NaN or ±Inf), or count when there is none. Integer logic only. */
     size_t (*first_non_finite)(const void *source, size_t count, int kind);
@@ -81,6 +88,19 @@ typedef struct tq_kernel_table {
      * Returns the number of non-zero trits. DAZ/FTZ are cleared for the sum. */
     size_t (*speculate)(const void *source, int kind, size_t count, uint32_t threshold, int layout, void *output,
                         uint32_t low, uint32_t high, uint32_t *entries, size_t capacity, double *sum, size_t *band);
+    /* The moments (tq_moments) of packed trits against their source of kind `kind`, count elements in
+     * all, per chunk of TQ_SQUARED_ERROR_CHUNK as squared_errors: moments[c] for chunk first + c, c <
+     * chunks (chunks that exist). DAZ/FTZ are cleared for the call. */
+    void (*chunk_moments)(const void *source, int kind, const uint8_t *packed, size_t count, size_t first,
+                          size_t chunks, tq_moments *moments);
+    /* speculate into packed trits (layout 0) over one chunk of the squared-error order (count <=
+     * TQ_SQUARED_ERROR_CHUNK elements from a chunk boundary), and in the same pass the chunk's moments at the
+     * trits written (the same values as chunk_moments over them). *sum is a float64 sum of |x| whose tree
+     * has depth at most count / TQ_ABS_SUM_LANES + TQ_ABS_SUM_DEPTH_SLACK (not necessarily abs_sum's bits).
+     * Returns the number of non-zero trits. */
+    size_t (*speculate_moments)(const void *source, int kind, size_t count, uint32_t threshold, uint8_t *output,
+                                uint32_t low, uint32_t high, uint32_t *entries, size_t capacity, double *sum,
+                                size_t *band, tq_moments *moments);
     /* The table's instruction-set level: TQ_LEVEL_PORTABLE, TQ_LEVEL_AVX2 or TQ_LEVEL_AVX512. */
     int level;
 } tq_kernel_table;

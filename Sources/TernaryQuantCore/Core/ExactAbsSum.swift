@@ -174,6 +174,25 @@ public struct ExactAbsSum: Sendable, Hashable {
         return Float(bitPattern: (UInt32(biasedExponent) << 23) | (UInt32(mantissa) & 0x7F_FFFF))
     }
 
+    /// The float64 nearest to the total, ties to even (exact whenever the total needs at most 53
+    /// significant bits; +0 for an empty sum). Finite for any count of finite elements.
+    public func roundedSum() -> Double {
+        var copy = self
+        copy.flush()
+        let total = copy.limbs
+        let bitLength = Self.bitLength(total)
+        guard bitLength > 0 else { return 0 }
+        // The result is mantissa · 2^(shift − 149) with a 53-bit mantissa (fewer bits: exact).
+        let shift = Swift.max(bitLength - 53, 0)
+        var mantissa = Self.bits(total, from: shift, count: 53)
+        if shift > 0, Self.bits(total, from: shift - 1, count: 1) == 1 {
+            let belowHalf = shift - 1 > 0 && Self.anyBitSet(total, below: shift - 1)
+            if belowHalf || mantissa & 1 == 1 { mantissa += 1 }  // 2^53 after a carry is still exact
+        }
+        // Two exact scalings (a mantissa below 2^54, powers of two inside float64's normal range).
+        return Double(mantissa) * Double(sign: .plus, exponent: shift, significand: 1) * 0x1p-149
+    }
+
     private static func bitLength(_ limbs: [UInt64]) -> Int {
         for i in stride(from: limbs.count - 1, through: 0, by: -1) where limbs[i] != 0 {
             return i * 64 + (64 - limbs[i].leadingZeroBitCount)

@@ -64,36 +64,100 @@ public struct CPUBackend: QuantizationBackend {
         return QuantizationSummary(scale: scale, elementCount: input.elementCount, zeroCount: zeros)
     }
 
-    /// `quantize` into packed trits with the mean squared error at `errorScale(α)` summed inside the trit
-    /// pass: each block of 2048 elements is packed, then its squares are summed while it is still in L1,
-    /// so the input is read from memory twice (α, trits) instead of three times. The same trits as
-    /// `quantize` and the same error bits as `MeanSquaredError.of`, whatever the thread count.
+    /// `quantize` into packed trits with the mean squared error at `errorScale(α)` (`MeanSquaredError`'s
+    /// definition and bits, whatever the thread count). A tensor of `forecastMinimumElements` or more is read
+    /// once: its trits are decided at a sampled forecast while α and the error's moments (Σw², the non-zero
+    /// magnitudes' sum and count) are gathered per chunk, and the band's elements then move between the
+    /// moments as their trits change. A smaller one takes α, the trits and the moments in three passes (it
+    /// stays in cache). Throws what `quantize` throws.
     public func quantizePacked(_ input: TensorInput, into output: UnsafeMutableRawBufferPointer,
                                errorScale: (Float) -> Float) throws -> MeasuredQuantization {
         try checkOutputCapacity(input, layout: .packed2Bit, output: output)
-        let scale = try absMean(input)
-        let measuredAt = errorScale(scale)
-        let count = input.elementCount
-        guard let outputBase = output.baseAddress else {
-            throw QuantizationError.byteCountMismatch(name: input.name, expected: TritLayout.packed2Bit.byteCount(forTrits: count), actual: 0)
+        if let forecast = forecast(for: input),
+           let measured = try quantizeMeasuredInOnePass(input, into: output, forecast: forecast, errorScale: errorScale) {
+            return measured
         }
-        let errorChunk = MeanSquaredError.chunkSize
-        let errorChunks = MeanSquaredError.chunkCount(count)
-        let partials = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(errorChunks, 1))
-        defer { partials.deallocate() }
-        let sums = SendablePointer(partials)
-        let out = SendableRawPointer(outputBase)
-        let kernels = SendableKernels(instructionSet.kernels)
-        let threshold = CPUKernels.threshold(TritThreshold(validScale: scale), for: input.elementType)
-        // Work items of whole error chunks, so every item's sums are whole chunks of the tensor.
-        let work = (Swift.max(chunkSize, errorChunk) + errorChunk - 1) / errorChunk * errorChunk
-        let nonZero = perChunkResults(count: count, chunkSize: work, initial: 0) { range in
-            CPUKernels.packMeasuringError(input, range: range, threshold: threshold, scale: measuredAt, output: out.pointer,
-                                          chunkSums: sums.pointer + range.lowerBound / errorChunk, kernels: kernels.table)
+        return try quantizeMeasuredInPasses(input, into: output, errorScale: errorScale)
+    }
+
+    /// `quantizePacked(_:into:errorScale:)` with a caller-chosen forecast (tests pass deliberately wrong
+    /// ones): the same trits, α, zero count and error bits for every forecast. A forecast for another
+    /// element type takes the passes of a small tensor. Throws what `quantize` throws.
+    public func quantizePacked(_ input: TensorInput, into output: UnsafeMutableRawBufferPointer,
+                               forecast: ThresholdForecast, errorScale: (Float) -> Float) throws -> MeasuredQuantization {
+        try checkOutputCapacity(input, layout: .packed2Bit, output: output)
+        if let measured = try quantizeMeasuredInOnePass(input, into: output, forecast: forecast, errorScale: errorScale) {
+            return measured
         }
-        let summary = QuantizationSummary(scale: scale, elementCount: count, zeroCount: count - nonZero.reduce(0, +))
-        return MeasuredQuantization(summary: summary, errorScale: measuredAt,
-                                    meanSquaredError: MeanSquaredError.mean(ofChunkSums: partials, chunks: errorChunks, count: count))
+        return try quantizeMeasuredInPasses(input, into: output, errorScale: errorScale)
+    }
+
+    /// α, then the trits, then `MeanSquaredError.of`.
+    private func quantizeMeasuredInPasses(_ input: TensorInput, into output: UnsafeMutableRawBufferPointer,
+                                          errorScale: (Float) -> Float) throws -> MeasuredQuantization {
+        let summary = try quantizeInTwoPasses(input, layout: .packed2Bit, into: output)
+        let scale = errorScale(summary.scale)
+        let mse = try MeanSquaredError.of(input, packed: UnsafeRawBufferPointer(output), scale: scale, instructionSet: instructionSet)
+        return MeasuredQuantization(summary: summary, errorScale: scale, meanSquaredError: mse)
+    }
+
+    /// The one pass with the error's moments, per chunk of `MeanSquaredError.chunkSize`; nil where the one
+    /// pass does not apply (see `quantizeInOnePass(_:writing:chunkSize:into:forecast:moments:)`).
+    private func quantizeMeasuredInOnePass(_ input: TensorInput, into output: UnsafeMutableRawBufferPointer,
+                                           forecast: ThresholdForecast,
+                                           errorScale: (Float) -> Float) throws -> MeasuredQuantization? {
+        let chunks = MeanSquaredError.chunkCount(input.elementCount)
+        var moments = [tq_moments](repeating: tq_moments(), count: Swift.max(chunks, 1))
+        let summary = try moments.withUnsafeMutableBufferPointer { buffer -> QuantizationSummary? in
+            guard let base = buffer.baseAddress else { return nil }
+            return try quantizeInOnePass(input, writing: .measured, chunkSize: MeanSquaredError.chunkSize, into: output,
+                                         forecast: forecast, moments: base)
+        }
+        guard let summary, let packed = output.baseAddress else { return nil }
+        // Every value the chunk sums ever held lies in [min(lowest trit, band), max(largest, band)].
+        let low = Self.float32MagnitudeBits(forecast.low, of: input.elementType)
+        let high = Self.float32MagnitudeBits(forecast.high, of: input.elementType)
+        for c in 0..<chunks {
+            var bound = moments[c]
+            bound.max_bits = Swift.max(bound.max_bits, high)
+            if !MeanSquaredError.isExact(bound, lowestBits: Swift.min(bound.min_bits, low)) {
+                moments[c].magnitudes = MeanSquaredError.exactMagnitudes(input, packed: UnsafeRawPointer(packed), chunk: c)
+            }
+        }
+        let scale = errorScale(summary.scale)
+        return MeasuredQuantization(summary: summary, errorScale: scale,
+                                    meanSquaredError: MeanSquaredError.mean(moments, scale: scale, count: input.elementCount))
+    }
+
+    /// A kernel-width magnitude threshold (float32 bits, or 16-bit bits for F16/BF16) as float32 magnitude
+    /// bits (both widenings are monotone).
+    static func float32MagnitudeBits(_ bits: UInt32, of type: ElementType) -> UInt32 {
+        switch type {
+        case .float32: return bits & 0x7FFF_FFFF
+        case .float16: return Float32Bits.fromFloat16(UInt16(truncatingIfNeeded: bits & 0x7FFF))
+        case .bfloat16: return (bits & 0x7FFF) << 16
+        }
+    }
+
+    /// Moves the band elements whose trit changed from `forecast` to `threshold` between a chunk's moments:
+    /// their magnitude (widened exactly) and count. `entries` as the kernels record them.
+    static func moveBand(_ entries: UnsafePointer<UInt32>, count: Int, type: ElementType, forecast: UInt32,
+                         threshold: UInt32, into moments: inout tq_moments) {
+        let mask: UInt32 = type == .float32 ? 0x7FFF_FFFF : 0x7FFF
+        for j in 0..<count {
+            let magnitude = entries[2 * j + 1] & mask
+            let before = magnitude >= forecast, after = magnitude >= threshold
+            guard before != after else { continue }
+            let value = MeanSquaredError.widened(float32MagnitudeBits(magnitude, of: type))
+            if after {
+                moments.magnitudes += value
+                moments.nonzero &+= 1
+                moments.min_bits = Swift.min(moments.min_bits, float32MagnitudeBits(magnitude, of: type))
+            } else {
+                moments.magnitudes -= value
+                moments.nonzero &-= 1
+            }
+        }
     }
 
     /// Quantizes `input` straight into GGUF ternary blocks of `type` (`.tq2_0` or `.tq1_0`, α as the
@@ -185,6 +249,8 @@ public struct CPUBackend: QuantizationBackend {
         case trits(TritLayout)
         /// GGUF TQ2_0 blocks (the scale d written once α is known).
         case tq2_0
+        /// Packed trits and the error's moments per chunk (chunks of `MeanSquaredError.chunkSize`).
+        case measured
     }
 
     private func quantizeInOnePass(_ input: TensorInput, layout: TritLayout, into output: UnsafeMutableRawBufferPointer,
@@ -201,11 +267,15 @@ public struct CPUBackend: QuantizationBackend {
     /// (a forecast for another element type, chunks above 2^32 elements, sizes that overflow), so the caller
     /// makes two passes.
     private func quantizeInOnePass(_ input: TensorInput, writing what: OnePassOutput, chunkSize size: Int,
-                                   into output: UnsafeMutableRawBufferPointer,
-                                   forecast: ThresholdForecast) throws -> QuantizationSummary? {
+                                   into output: UnsafeMutableRawBufferPointer, forecast: ThresholdForecast,
+                                   moments: UnsafeMutablePointer<tq_moments>? = nil) throws -> QuantizationSummary? {
         let count = input.elementCount
         guard forecast.elementType == input.elementType, let outputBase = output.baseAddress,
               let source = input.bytes.baseAddress, size <= 1 << 32 else { return nil }
+        if case .measured = what {
+            guard size == MeanSquaredError.chunkSize, moments != nil else { return nil }
+        }
+        let chunkMoments = moments.map { SendablePointer($0) }
         let width = input.elementType.byteWidth
         let capacity = Self.bandCapacity(chunkSize: size)
         let chunks = chunkCount(count, chunkSize: size)
@@ -250,6 +320,11 @@ public struct CPUBackend: QuantizationBackend {
                         nonZero = tq_speculate_tq2_0(kernels.table, at, kind, range.count / blockSize, forecast.threshold,
                                                      forecast.low, forecast.high, band.pointer + next, capacity, &sum,
                                                      &recorded, blocks)
+                    case .measured:
+                        nonZero = kernels.table.pointee.speculate_moments(
+                            at, kind, range.count, forecast.threshold,
+                            out.pointer.assumingMemoryBound(to: UInt8.self) + range.lowerBound / 4, forecast.low, forecast.high,
+                            band.pointer + next, capacity, &sum, &recorded, chunkMoments.map { $0.pointer + chunk })
                     }
                     record.pointer[chunk] = (sum, nonZero, recorded, next)
                     next += 2 * Swift.min(recorded, capacity)
@@ -264,7 +339,7 @@ public struct CPUBackend: QuantizationBackend {
         for chunk in results { total += chunk.sum }
         let treeDepth: Int
         switch what {
-        case .trits: treeDepth = Swift.min(size, count) / CPUKernels.lanes + CPUKernels.depthSlack
+        case .trits, .measured: treeDepth = Swift.min(size, count) / CPUKernels.lanes + CPUKernels.depthSlack
         case .tq2_0: treeDepth = 4096 / CPUKernels.lanes + CPUKernels.depthSlack + size / 4096 + 1
         }
         let estimate = AbsSumEstimate(floatingSum: total, additionDepth: treeDepth + chunks)
@@ -283,7 +358,13 @@ public struct CPUBackend: QuantizationBackend {
         // Per chunk: again from the source where the band missed or overflowed, else the recorded elements
         // between the two thresholds (and, for blocks, the scale).
         let nonZero: [Int]
-        if case .trits = what, threshold == forecast.threshold {
+        let unchanged: Bool
+        switch what {
+        case .trits, .measured: unchanged = threshold == forecast.threshold
+        case .tq2_0: unchanged = false  // the blocks' scale is still to be written
+        }
+        let type = input.elementType
+        if unchanged {
             nonZero = results.map(\.nonZero)
         } else {
             nonZero = perChunkResults(count: count, chunkSize: size, initial: 0) { range in
@@ -308,6 +389,21 @@ public struct CPUBackend: QuantizationBackend {
                     let delta = tq_apply_band_tq2_0(band.pointer + chunk.entries, chunk.band, Int32(width), forecast.threshold,
                                                     threshold, blocks)
                     tq_set_block_scales(rawType, blocks, range.count / blockSize, d)
+                    return chunk.nonZero + delta
+                case .measured:
+                    let packed = out.pointer.assumingMemoryBound(to: UInt8.self)
+                    guard let measured = chunkMoments?.pointer else { return 0 }  // never: checked above
+                    let index = range.lowerBound / size
+                    if again {
+                        let nonZero = CPUKernels.ternarize(input, range: range, threshold: threshold, layout: .packed2Bit,
+                                                           output: out.pointer, kernels: kernels.table)
+                        kernels.table.pointee.chunk_moments(src.pointer, kind, packed, count, index, 1, measured + index)
+                        return nonZero
+                    }
+                    let delta = tq_apply_band(band.pointer + chunk.entries, chunk.band, Int32(width), forecast.threshold,
+                                              threshold, 0, packed + range.lowerBound / 4)
+                    Self.moveBand(band.pointer + chunk.entries, count: chunk.band, type: type, forecast: forecast.threshold,
+                                  threshold: threshold, into: &measured[index])
                     return chunk.nonZero + delta
                 }
             }

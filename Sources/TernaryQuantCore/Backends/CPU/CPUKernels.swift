@@ -112,19 +112,6 @@ enum CPUKernels {
         }
     }
 
-    /// Packs the trits of `range` (whose lower bound is a multiple of `MeanSquaredError.chunkSize`) into
-    /// `output` (the whole tensor's packed bytes) and writes the squared-error sums of the range's chunks
-    /// at `scale` to `chunkSums`; returns the number of non-zero trits.
-    static func packMeasuringError(_ input: TensorInput, range: Range<Int>, threshold: UInt32, scale: Float,
-                                   output: UnsafeMutableRawPointer, chunkSums: UnsafeMutablePointer<Double>,
-                                   kernels: UnsafePointer<tq_kernel_table>) -> Int {
-        guard let base = input.bytes.baseAddress else { return 0 }
-        let source = base + range.lowerBound * input.elementType.byteWidth
-        let out = output.assumingMemoryBound(to: UInt8.self) + range.lowerBound / 4
-        return kernels.pointee.pack_squared_errors(source, CPUKernels.kind(of: input.elementType), range.count,
-                                                   threshold, scale, out, chunkSums)
-    }
-
     /// Writes the GGUF blocks (`TernaryBlocks.blockSize` elements each) of the elements in `range` (whose
     /// bounds are multiples of the block size) into `output` (the whole tensor's blocks) and returns the
     /// number of non-zero trits.
