@@ -46,6 +46,28 @@ struct CoreExactnessTests {
         }
     }
 
+    @Test("ExactAbsSum.roundedSum: exact up to 53 bits, then nearest with ties to even, carries, subnormals")
+    func roundedSumRoundsToNearestEven() {
+        func sum(_ bits: [UInt32]) -> Double {
+            var s = ExactAbsSum()
+            for b in bits { s.add(bits: b) }
+            return s.roundedSum()
+        }
+        let one: UInt32 = 0x3F80_0000  // 1.0
+        #expect(sum([]) == 0 && sum([0x8000_0000]).bitPattern == 0)
+        #expect(sum([0x0000_0001]) == 0x1p-149)  // the smallest subnormal, exactly
+        #expect(sum([one, 0x0000_0001]) == 1)  // far below 1's half-ulp
+        #expect(sum([one, 0x2500_0000]) == 1)  // 1 + 2^-53: a tie, to the even 1
+        #expect(sum([one, 0x2500_0000, 0x2480_0000]) == 1 + 0x1p-52)  // 1 + 2^-53 + 2^-54: above the tie
+        #expect(sum([one, 0x2580_0000, 0x2500_0000]) == 1 + 0x1p-51)  // 1 + 2^-52 + 2^-53: a tie, odd below: up
+        // 1 + (1 − 2^-24) + (2^-24 − 2^-48) + 31·2^-53 = 2 − 2^-53: a tie whose rounding carries into the exponent.
+        #expect(sum([one, 0x3F7F_FFFF, 0x337F_FFFF, 0x2778_0000]) == 2)
+        // The largest finite float32 many times over stays finite and exact when it fits.
+        var big = ExactAbsSum()
+        big.add(bits: 0x7F7F_FFFF, times: 1 << 20)
+        #expect(big.roundedSum() == Double(Float.greatestFiniteMagnitude) * 0x1p20)
+    }
+
     @Test("exact mean on a rounding midpoint rounds to even")
     func midpointTiesToEven() throws {
         // mean(1, 1 + 2^-23) = 1 + 2^-24: halfway between 1 and 1 + 2^-23 → even (1.0).
