@@ -208,6 +208,16 @@ TQ_INLINE double element_value(const unsigned char *p, size_t i, int kind) {
 static const double trit_rows[256][4] __attribute__((aligned(32))) = {
     TQ_TRIT_ROWS64(0), TQ_TRIT_ROWS64(64), TQ_TRIT_ROWS64(128), TQ_TRIT_ROWS64(192)};
 
+/* The non-zero codes of every packed byte as float64 lane masks: code_masks[b][j] is all ones when trit j
+ * of byte b is 01 or 10. */
+#define TQ_CODE_MASK(c) ((((c) ^ ((c) >> 1)) & 1) ? ~0ull : 0ull)
+#define TQ_MASK_ROW(b) {TQ_CODE_MASK((b) & 3), TQ_CODE_MASK(((b) >> 2) & 3), TQ_CODE_MASK(((b) >> 4) & 3), TQ_CODE_MASK(((b) >> 6) & 3)}
+#define TQ_MASK_ROWS4(b) TQ_MASK_ROW(b), TQ_MASK_ROW((b) + 1), TQ_MASK_ROW((b) + 2), TQ_MASK_ROW((b) + 3)
+#define TQ_MASK_ROWS16(b) TQ_MASK_ROWS4(b), TQ_MASK_ROWS4((b) + 4), TQ_MASK_ROWS4((b) + 8), TQ_MASK_ROWS4((b) + 12)
+#define TQ_MASK_ROWS64(b) TQ_MASK_ROWS16(b), TQ_MASK_ROWS16((b) + 16), TQ_MASK_ROWS16((b) + 32), TQ_MASK_ROWS16((b) + 48)
+static const uint64_t code_masks[256][4] __attribute__((aligned(32))) = {
+    TQ_MASK_ROWS64(0), TQ_MASK_ROWS64(64), TQ_MASK_ROWS64(128), TQ_MASK_ROWS64(192)};
+
 #define TQ_SQUARED_ERROR_LANES 32
 
 /* scale as float64 inside the mode guard (a subnormal scale would widen to 0 under DAZ). */
@@ -295,7 +305,7 @@ TQ_INLINE uint32_t element_magnitude_bits(const unsigned char *p, size_t i, int 
  * time without branches. */
 TQ_INLINE void nonzero_magnitudes_generic(const unsigned char *p, int kind, const uint8_t *packed, size_t lo,
                                           size_t hi, tq_moments *m) {
-    double sum = 0;
+    double sum[4] = {0, 0, 0, 0}; /* independent chains; the caller proves any order exact */
     uint64_t nonzero = 0;
     uint32_t low = m->min_bits, high = m->max_bits;
     for (size_t k = lo; k < hi; k++) {
@@ -306,30 +316,99 @@ TQ_INLINE void nonzero_magnitudes_generic(const unsigned char *p, int kind, cons
         const uint32_t candidate = bits | (set - 1u); /* all ones for a zero trit */
         float f;
         memcpy(&f, &kept, 4);
-        sum += (double)f;
+        sum[k & 3] += (double)f;
         nonzero += set;
         high = kept > high ? kept : high;
         low = candidate < low ? candidate : low;
     }
-    m->magnitudes += sum;
+    m->magnitudes += (sum[0] + sum[1]) + (sum[2] + sum[3]);
     m->nonzero += nonzero;
     m->min_bits = low;
     m->max_bits = high;
 }
 
-/* A table's chunk_moments over its squared_errors (alpha 0: d = w) and a MAGNITUDES loop, and the
+/* The moments of lo ..< hi (a multiple of 32 apart) in 32 independent lanes (so the compiler can vectorize
+ * across them): squares into squared_errors' lanes at alpha 0, and the non-zero codes' magnitudes, count and
+ * extremes into m. `bounded` (a constant): the caller knows the count and a lower bound, so only the
+ * magnitude sum and, as max_bits, the largest magnitude of all elements are gathered. Portable version. */
+TQ_INLINE void add_moments_generic(double *lane, const unsigned char *p, int kind, const uint8_t *packed, size_t lo,
+                                   size_t hi, tq_moments *m, int bounded) {
+    double sums[TQ_SQUARED_ERROR_LANES] = {0}, highs[TQ_SQUARED_ERROR_LANES] = {0}, lows[TQ_SQUARED_ERROR_LANES];
+    uint64_t counts[TQ_SQUARED_ERROR_LANES] = {0};
+    for (size_t j = 0; j < TQ_SQUARED_ERROR_LANES; j++) lows[j] = __builtin_inf();
+    for (size_t k = lo; k < hi; k += TQ_SQUARED_ERROR_LANES) {
+        for (size_t j = 0; j < TQ_SQUARED_ERROR_LANES; j++) {
+            const size_t i = k + j;
+            const double x = element_magnitude(p, i, kind);
+            const uint64_t mask = code_masks[packed[i >> 2]][i & 3];
+            uint64_t bits;
+            memcpy(&bits, &x, 8);
+            bits &= mask;
+            double kept;
+            memcpy(&kept, &bits, 8);
+            lane[j] += x * x;
+            sums[j] += kept;
+            if (bounded) {
+                highs[j] = x > highs[j] ? x : highs[j];
+            } else {
+                counts[j] += mask & 1u;
+                highs[j] = kept > highs[j] ? kept : highs[j];
+                lows[j] = (mask && x < lows[j]) ? x : lows[j];
+            }
+        }
+    }
+    double total = 0;
+    for (size_t j = 0; j < TQ_SQUARED_ERROR_LANES; j++) {
+        total += sums[j];
+        m->nonzero += counts[j];
+        const float hf = (float)highs[j], lf = (float)lows[j]; /* exact: float32 values (+Inf: none) */
+        uint32_t hb, lb;
+        memcpy(&hb, &hf, 4);
+        memcpy(&lb, &lf, 4);
+        if (highs[j] > 0 && hb > m->max_bits) m->max_bits = hb;
+        if (lows[j] != __builtin_inf() && lb < m->min_bits) m->min_bits = lb;
+    }
+    m->magnitudes += total;
+}
+
+/* A chunk's Σx²: its lanes merged pairwise, then the last (< 32) elements' squares in order. */
+TQ_INLINE double finish_plain_squares(double *lane, const unsigned char *p, int kind, size_t k, size_t hi) {
+    for (int w = TQ_SQUARED_ERROR_LANES / 2; w >= 1; w /= 2) {
+        for (int j = 0; j < w; j++) lane[j] = lane[j] + lane[j + w];
+    }
+    double sum = lane[0];
+    for (; k < hi; k++) {
+        const double x = element_magnitude(p, k, kind);
+        sum += x * x;
+    }
+    return sum;
+}
+
+/* A table's chunk_moments over a MOMENTS loop (add_moments_*) for the whole 32-element groups and the
+ * scalar tail, and the
  * composite speculate_moments of the tables without a fused loop: speculate, then chunk_moments over the
  * chunk while it is in cache. */
-#define TQ_DEFINE_CHUNK_MOMENTS(SUFFIX, ATTR, SQUARES, MAGNITUDES)                                          \
+#define TQ_DEFINE_CHUNK_MOMENTS(SUFFIX, ATTR, MOMENTS)                                                      \
+    TQ_INLINE ATTR void chunk_moments_##SUFFIX##_kind(const unsigned char *p, int kind, const uint8_t *packed,  \
+                                                    size_t lo, size_t hi, tq_moments *m, int bounded) {     \
+        double lane[TQ_SQUARED_ERROR_LANES] = {0};                                                          \
+        const size_t whole = whole_groups_end(lo, hi);                                                      \
+        if (bounded) MOMENTS(lane, p, kind, packed, lo, whole, m, 1);                                       \
+        else MOMENTS(lane, p, kind, packed, lo, whole, m, 0);                                               \
+        m->squares = finish_plain_squares(lane, p, kind, whole, hi);                                        \
+        nonzero_magnitudes_generic(p, kind, packed, whole, hi, m);                                          \
+    }                                                                                                       \
     ATTR static void chunk_moments_##SUFFIX(const void *source, int kind, const uint8_t *packed, size_t count, \
                                             size_t first, size_t chunks, tq_moments *moments) {             \
         const unsigned char *p = (const unsigned char *)source;                                             \
         tq_fp_mode mode = fp_mode_enter();                                                                  \
         for (size_t c = 0; c < chunks; c++) {                                                               \
             const size_t lo = (first + c) * TQ_SQUARED_ERROR_CHUNK;                                         \
+            const size_t hi = chunk_end(lo, count);                                                         \
             tq_moments m = {0, 0, 0, 0xFFFFFFFFu, 0};                                                       \
-            SQUARES(source, kind, packed, count, 0.0f, first + c, 1, &m.squares);                           \
-            MAGNITUDES(p, kind, packed, lo, chunk_end(lo, count), &m);                                      \
+            if (kind == 0) chunk_moments_##SUFFIX##_kind(p, 0, packed, lo, hi, &m, 0);                      \
+            else if (kind == 1) chunk_moments_##SUFFIX##_kind(p, 1, packed, lo, hi, &m, 0);                 \
+            else chunk_moments_##SUFFIX##_kind(p, 2, packed, lo, hi, &m, 0);                                \
             TQ_PIN(m);                                                                                      \
             moments[c] = m;                                                                                 \
         }                                                                                                   \
@@ -341,7 +420,27 @@ TQ_INLINE void nonzero_magnitudes_generic(const unsigned char *p, int kind, cons
                                                   size_t capacity, double *sum, size_t *band, tq_moments *moments) { \
         const size_t nonzero = speculate_##SUFFIX(source, kind, count, threshold, TQ_LAYOUT_PACKED, output, low, high, \
                                                   entries, capacity, sum, band);                            \
-        chunk_moments_##SUFFIX(source, kind, output, count, 0, 1, moments);                                 \
+        /* The count is speculate's; every non-zero magnitude is at least the threshold, and max_bits is  \
+         * taken over every element (a bound, as the header allows). */                                    \
+        const unsigned char *p = (const unsigned char *)source;                                             \
+        tq_fp_mode mode = fp_mode_enter();                                                                  \
+        tq_moments m = {0, 0, 0, 0xFFFFFFFFu, 0};                                                           \
+        const size_t hi = count < TQ_SQUARED_ERROR_CHUNK ? count : TQ_SQUARED_ERROR_CHUNK;                  \
+        if (kind == 0) chunk_moments_##SUFFIX##_kind(p, 0, output, 0, hi, &m, 1);                           \
+        else if (kind == 1) chunk_moments_##SUFFIX##_kind(p, 1, output, 0, hi, &m, 1);                      \
+        else chunk_moments_##SUFFIX##_kind(p, 2, output, 0, hi, &m, 1);                                     \
+        TQ_PIN(m);                                                                                          \
+        fp_mode_leave(mode);                                                                                \
+        m.nonzero = nonzero;                                                                                \
+        if (nonzero > 0) {                                                                                  \
+            const uint32_t lowest = kind == 0 ? threshold : (kind == 1 ? half_magnitude_to_float_bits(threshold) \
+                                                                       : threshold << 16);                  \
+            m.min_bits = lowest < m.min_bits ? lowest : m.min_bits;                                         \
+        } else {                                                                                            \
+            m.min_bits = 0xFFFFFFFFu;                                                                       \
+            m.max_bits = 0;                                                                                 \
+        }                                                                                                   \
+        *moments = m;                                                                                       \
         return nonzero;                                                                                     \
     }
 
@@ -434,7 +533,7 @@ static size_t speculate_portable(const void *source, int kind, size_t count, uin
     return nonzero;
 }
 
-TQ_DEFINE_CHUNK_MOMENTS(portable, , squared_errors_portable, nonzero_magnitudes_generic)
+TQ_DEFINE_CHUNK_MOMENTS(portable, , add_moments_generic)
 TQ_DEFINE_SPECULATE_MOMENTS(portable, )
 
 static size_t first_non_finite_portable(const void *source, size_t count, int kind) {
@@ -960,56 +1059,66 @@ TQ_DEFINE_BAND_SCAN(band_scan_avx512, TQ_AVX512, band_step_avx512, TQ_BAND_RANGE
 TQ_DEFINE_SPECULATE(speculate_avx2, TQ_AVX2, __m256d, zero_avx2, add_x32_avx2, store_lanes_avx2, TQ_ABS_SUM_LANES,
                     __m256i, decide32_avx2, count32_avx2, store32_avx2, band_step_avx2, TQ_BAND_LAST)
 
-/* nonzero_magnitudes_generic, AVX2: 8 elements per step (their codes shifted into 32-bit lanes), then the
- * generic loop for the last < 8. lo must be a multiple of 4 (a chunk start). */
-TQ_INLINE TQ_AVX2 void nonzero_magnitudes_avx2(const unsigned char *p, int kind, const uint8_t *packed, size_t lo,
-                                               size_t hi, tq_moments *m) {
-    const __m256i shifts = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), three = _mm256_set1_epi32(3);
-    const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2), ones = _mm256_set1_epi32(-1);
-    const __m256i magnitude = _mm256_set1_epi32(0x7FFFFFFF);
-    __m256d sum0 = _mm256_setzero_pd(), sum1 = _mm256_setzero_pd();
-    __m256i count = _mm256_setzero_si256(), high = _mm256_setzero_si256(), low = ones;
-    size_t k = lo;
-    for (; k + 8 <= hi; k += 8) {
-        uint16_t c16;
-        memcpy(&c16, packed + k / 4, 2);
-        const __m256i codes = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(c16), shifts), three);
-        const __m256i set = _mm256_or_si256(_mm256_cmpeq_epi32(codes, one), _mm256_cmpeq_epi32(codes, two));
-        __m256i bits;
-        if (kind == 0) {
-            bits = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p + 4 * k)), magnitude);
-        } else {
-            const __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(p + 2 * k));
-            bits = kind == 1 ? _mm256_and_si256(_mm256_castps_si256(_mm256_cvtph_ps(h)), magnitude)
-                             : _mm256_and_si256(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16), magnitude);
-        }
-        const __m256i kept = _mm256_and_si256(bits, set);
-        high = _mm256_max_epu32(high, kept);
-        low = _mm256_min_epu32(low, _mm256_or_si256(bits, _mm256_xor_si256(set, ones)));
-        count = _mm256_sub_epi32(count, set);
-        const __m256 f = _mm256_castsi256_ps(kept);
-        sum0 = _mm256_add_pd(sum0, _mm256_cvtps_pd(_mm256_castps256_ps128(f)));
-        sum1 = _mm256_add_pd(sum1, _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
-    }
-    double lanes[8];
-    _mm256_storeu_pd(lanes, sum0);
-    _mm256_storeu_pd(lanes + 4, sum1);
-    uint32_t counts[8], highs[8], lows[8];
-    _mm256_storeu_si256((__m256i *)(void *)counts, count);
-    _mm256_storeu_si256((__m256i *)(void *)highs, high);
-    _mm256_storeu_si256((__m256i *)(void *)lows, low);
-    double total = 0;
-    for (int j = 0; j < 8; j++) {
-        total += lanes[j];
-        m->nonzero += counts[j];
-        m->max_bits = highs[j] > m->max_bits ? highs[j] : m->max_bits;
-        m->min_bits = lows[j] < m->min_bits ? lows[j] : m->min_bits;
-    }
-    m->magnitudes += total;
-    nonzero_magnitudes_generic(p, kind, packed, k, hi, m);
+/* add_moments_generic, AVX2: per 32-element step, eight groups of 4 (squares in squared_errors' lanes
+ * 4q..4q+3); each packed byte's lane masks from code_masks; the extremes kept as float64 (exact: float32
+ * values) and turned into float32 bits at the end. `bounded` as there. */
+/* Eight elements of kind `kind` at element index k as float32, exactly. */
+TQ_INLINE TQ_AVX2 __m256 load_x8_ps_avx2(const unsigned char *p, size_t k, int kind) {
+    if (kind == 0) return _mm256_loadu_ps((const float *)(const void *)(p + 4 * k));
+    const __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(p + 2 * k));
+    if (kind == 1) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-TQ_DEFINE_CHUNK_MOMENTS(avx2, TQ_AVX2, squared_errors_avx2, nonzero_magnitudes_avx2)
+TQ_INLINE TQ_AVX2 void add_moments_avx2(double *lane, const unsigned char *p, int kind, const uint8_t *packed, size_t lo,
+                                        size_t hi, tq_moments *m, int bounded) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256d infinity = _mm256_set1_pd(__builtin_inf());
+    __m256d acc[8], sum = _mm256_setzero_pd(), high = _mm256_setzero_pd(), low = infinity;
+    __m256i count = _mm256_setzero_si256();
+    for (int q = 0; q < 8; q++) acc[q] = _mm256_loadu_pd(lane + 4 * q);
+    for (size_t k = lo; k < hi; k += TQ_SQUARED_ERROR_LANES) {
+        prefetch_step(p + (kind == 0 ? 4 : 2) * k, kind == 0 ? 4 : 2);
+        for (int h = 0; h < 4; h++) {
+            const size_t at = k + 8 * (size_t)h;
+            const __m256 f = _mm256_andnot_ps(sign, load_x8_ps_avx2(p, at, kind));
+            const __m256d x[2] = {_mm256_cvtps_pd(_mm256_castps256_ps128(f)), _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1))};
+            for (int j = 0; j < 2; j++) {
+                const int q = 2 * h + j;
+                const __m256d set = _mm256_load_pd((const double *)(const void *)code_masks[packed[(at >> 2) + (size_t)j]]);
+                const __m256d kept = _mm256_and_pd(x[j], set);
+                acc[q] = _mm256_add_pd(acc[q], _mm256_mul_pd(x[j], x[j]));
+                sum = _mm256_add_pd(sum, kept);
+                if (bounded) {
+                    high = _mm256_max_pd(high, x[j]);
+                } else {
+                    high = _mm256_max_pd(high, kept);
+                    low = _mm256_min_pd(low, _mm256_blendv_pd(infinity, x[j], set));
+                    count = _mm256_sub_epi64(count, _mm256_castpd_si256(set));
+                }
+            }
+        }
+    }
+    for (int q = 0; q < 8; q++) _mm256_storeu_pd(lane + 4 * q, acc[q]);
+    double sums[4], highs[4], lows[4];
+    uint64_t counts[4];
+    _mm256_storeu_pd(sums, sum);
+    _mm256_storeu_pd(highs, high);
+    _mm256_storeu_pd(lows, low);
+    _mm256_storeu_si256((__m256i *)(void *)counts, count);
+    for (int j = 0; j < 4; j++) {
+        m->magnitudes += sums[j];
+        m->nonzero += counts[j];
+        const float hf = (float)highs[j], lf = (float)lows[j]; /* exact; +Inf where the lane had none */
+        uint32_t hb, lb;
+        memcpy(&hb, &hf, 4);
+        memcpy(&lb, &lf, 4);
+        if (highs[j] > 0 && hb > m->max_bits) m->max_bits = hb;
+        if (lows[j] != __builtin_inf() && lb < m->min_bits) m->min_bits = lb;
+    }
+}
+
+TQ_DEFINE_CHUNK_MOMENTS(avx2, TQ_AVX2, add_moments_avx2)
 TQ_DEFINE_SPECULATE_MOMENTS(avx2, TQ_AVX2)
 
 /* The AVX-512 one-pass step: the 32 elements are loaded once and their magnitudes masked once, then
@@ -1276,7 +1385,7 @@ TQ_AVX512 static size_t speculate_moments_avx512(const void *source, int kind, s
     return speculate_moments_avx512_kind(p, 2, count, threshold, output, low, high, entries, capacity, sum, band, moments);
 }
 
-TQ_DEFINE_CHUNK_MOMENTS(avx512, TQ_AVX512, squared_errors_avx512, nonzero_magnitudes_avx2)
+TQ_DEFINE_CHUNK_MOMENTS(avx512, TQ_AVX512, add_moments_avx2)
 
 /* The AVX2 table also uses F16C and POPCNT, present on every AVX2 processor in practice; the AVX-512 table
  * needs F, BW, VL, DQ and BMI2. Every feature is checked (the compiler runtime also checks that the OS saves

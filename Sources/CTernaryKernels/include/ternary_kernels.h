@@ -95,7 +95,9 @@ typedef struct tq_kernel_table {
                           size_t chunks, tq_moments *moments);
     /* speculate into packed trits (layout 0) over one chunk of the squared-error order (count <=
      * TQ_SQUARED_ERROR_CHUNK elements from a chunk boundary), and in the same pass the chunk's moments at the
-     * trits written (the same values as chunk_moments over them). *sum is a float64 sum of |x| whose tree
+     * trits written (the same squares, magnitudes and nonzero as chunk_moments over them; min_bits and
+     * max_bits may be looser bounds: at most the smallest and at least the largest non-zero magnitude, e.g.
+     * the threshold and the largest magnitude of all). *sum is a float64 sum of |x| whose tree
      * has depth at most count / TQ_ABS_SUM_LANES + TQ_ABS_SUM_DEPTH_SLACK (not necessarily abs_sum's bits).
      * Returns the number of non-zero trits. */
     size_t (*speculate_moments)(const void *source, int kind, size_t count, uint32_t threshold, uint8_t *output,
