@@ -1158,76 +1158,36 @@ TQ_INLINE TQ_AVX512 uint32_t speculate_step_avx512(__m512d acc[4], const unsigne
     return band;
 }
 
-/* The AVX-512 one pass: speculate_step_avx512 per 32 elements, then the abs_sum loop's 16-element step and
- * tail, the scalar trit loop and the band's tail, as TQ_DEFINE_SPECULATE does. */
-TQ_INLINE TQ_AVX512 size_t speculate_avx512_kind(const unsigned char *p, int kind, size_t count, uint32_t threshold,
-                                                 int layout, unsigned char *out, uint32_t low, uint32_t high,
-                                                 uint32_t *entries, size_t capacity, double *sum, size_t *band) {
-    const int width = kind == 0 ? 4 : 2;
-    const int has_band = high > low;
-    const uint32_t range = has_band ? high - low : 0;
-    tq_fp_mode mode = fp_mode_enter();
-    __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
-    size_t nonzero = 0, found = 0, i = 0;
-    /* Steps whose band mask is not zero are listed without a branch (the list's slot is always written and
-     * kept only for a hit); each block's list is then turned into entries while the block is in cache, so
-     * the rare, unpredictable hits never mispredict the main loop. */
-    uint32_t hit_step[TQ_SPECULATE_BLOCK_STEPS], hit_mask[TQ_SPECULATE_BLOCK_STEPS];
-    while (i + 32 <= count) {
-        size_t hits = 0;
-        const size_t block_start = i;
-        for (size_t steps = 0; steps < TQ_SPECULATE_BLOCK_STEPS && i + 32 <= count; steps++, i += 32) {
-            const unsigned char *at = p + (size_t)width * i;
-            prefetch_step(at, (size_t)width);
-            uint32_t set, negative;
-            const uint32_t in_band = speculate_step_avx512(acc, at, kind, threshold, has_band, low, range, &set, &negative);
-            nonzero += count32_avx512(set);
-            store32_avx512(set, negative, layout, out, i);
-            hit_step[hits] = (uint32_t)(i - block_start);
-            hit_mask[hits] = in_band;
-            hits += in_band != 0;
-        }
-        for (size_t h = 0; h < hits; h++) {
-            uint32_t m = hit_mask[h];
-            const size_t base = block_start + hit_step[h];
-            while (m) {
-                const size_t k = base + (size_t)__builtin_ctz(m);
-                m &= m - 1;
-                found = band_record(entries, capacity, found, k, kind == 0 ? load_u32(p, k) : load_u16(p, k));
-            }
+/* Records a block's listed band hits (steps hit_step[h] after block_start with masks hit_mask[h]) while the
+ * block is in cache; returns the new count of entries found. */
+TQ_INLINE size_t record_band_hits(uint32_t *entries, size_t capacity, size_t found, const unsigned char *p, int kind,
+                                  size_t block_start, const uint32_t *hit_step, const uint32_t *hit_mask, size_t hits) {
+    for (size_t h = 0; h < hits; h++) {
+        uint32_t m = hit_mask[h];
+        const size_t base = block_start + hit_step[h];
+        while (m) {
+            const size_t k = base + (size_t)__builtin_ctz(m);
+            m &= m - 1;
+            found = band_record(entries, capacity, found, k, kind == 0 ? load_u32(p, k) : load_u16(p, k));
         }
     }
+    return found;
+}
+
+/* The α sum after the whole 32-element steps up to i: abs_sum's 16-element step (so the tail stays below
+ * 16 elements, within the depth bound), the lanes merged pairwise, then the tail in order. */
+TQ_INLINE TQ_AVX512 double finish_sum_avx512(__m512d acc[4], const unsigned char *p, int kind, size_t i, size_t count) {
+    const size_t width = kind == 0 ? 4 : 2;
     size_t s = i;
     if (s + 16 <= count) {
-        add_x32_avx512(acc, p + (size_t)width * s, kind, 1);
+        add_x32_avx512(acc, p + width * s, kind, 1);
         s += 16;
     }
     double lane[32];
     store_lanes_avx512(acc, lane);
-    double total = merge_lanes(lane, 32, p, s, count, kind);
-    TQ_PIN(total);
-    fp_mode_leave(mode);
-    *sum = total;
-    unsigned char *rest = layout == TQ_LAYOUT_INT8 ? out + i : out + i / 4;
-    nonzero += ternarize_generic(p + (size_t)width * i, count - i, threshold, width, layout, rest);
-    *band = has_band ? band_scan_tail(p, i, count, width, low, high, entries, capacity, found) : 0;
-    return nonzero;
+    return merge_lanes(lane, 32, p, s, count, kind);
 }
 
-TQ_AVX512 static size_t speculate_avx512(const void *source, int kind, size_t count, uint32_t threshold, int layout,
-                                         void *output, uint32_t low, uint32_t high, uint32_t *entries, size_t capacity,
-                                         double *sum, size_t *band) {
-    const unsigned char *p = (const unsigned char *)source;
-    unsigned char *out = (unsigned char *)output;
-    if (layout == TQ_LAYOUT_PACKED) {
-        if (kind == 0) return speculate_avx512_kind(p, 0, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries, capacity, sum, band);
-        if (kind == 1) return speculate_avx512_kind(p, 1, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries, capacity, sum, band);
-        return speculate_avx512_kind(p, 2, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries, capacity, sum, band);
-    }
-    if (kind == 0) return speculate_avx512_kind(p, 0, count, threshold, TQ_LAYOUT_INT8, out, low, high, entries, capacity, sum, band);
-    if (kind == 1) return speculate_avx512_kind(p, 1, count, threshold, TQ_LAYOUT_INT8, out, low, high, entries, capacity, sum, band);
-    return speculate_avx512_kind(p, 2, count, threshold, TQ_LAYOUT_INT8, out, low, high, entries, capacity, sum, band);
-}
 
 /* ---- AVX-512 one pass with the moments: speculate's step plus, on the same widened magnitudes, the
  * squares (lanes 8q..8q+7 in element order, as squared_errors adds them), the non-zero magnitudes' sum and
@@ -1295,18 +1255,21 @@ TQ_INLINE TQ_AVX512 uint32_t speculate_moments_step_avx512(__m512d acc[4], __m51
     return band;
 }
 
-TQ_INLINE TQ_AVX512 size_t speculate_moments_avx512_kind(const unsigned char *p, int kind, size_t count, uint32_t threshold,
-                                                         unsigned char *out, uint32_t low, uint32_t high, uint32_t *entries,
-                                                         size_t capacity, double *sum, size_t *band, tq_moments *moments) {
+/* The AVX-512 one pass's steps over count elements: per block of TQ_SPECULATE_BLOCK_STEPS 32-element steps,
+ * speculate_step_avx512 (or, with `with_moments`, a constant, speculate_moments_step_avx512) per step and
+ * the trits stored; steps whose band mask is not zero are listed without a branch (the list's slot is
+ * always written and kept only for a hit) and each block's list is turned into entries while the block is
+ * in cache, so the rare, unpredictable hits never mispredict the main loop. Returns the non-zero trits;
+ * *end = the first element after the whole steps, *found = the band entries found. */
+TQ_INLINE TQ_AVX512 size_t speculate_steps_avx512(const unsigned char *p, int kind, size_t count, uint32_t threshold,
+                                                  int layout, unsigned char *out, uint32_t low, uint32_t high,
+                                                  uint32_t *entries, size_t capacity, __m512d acc[4], int with_moments,
+                                                  __m512d squares[4], __m512d magnitudes[4], __m512i *top,
+                                                  __m512i *bottom, size_t *end, size_t *found) {
     const int width = kind == 0 ? 4 : 2;
     const int has_band = high > low;
     const uint32_t range = has_band ? high - low : 0;
-    tq_fp_mode mode = fp_mode_enter();
-    __m512d acc[4], squares[4], magnitudes[4];
-    for (int q = 0; q < 4; q++) acc[q] = squares[q] = magnitudes[q] = _mm512_setzero_pd();
-    __m512i top = _mm512_setzero_si512(), bottom = _mm512_set1_epi32(-1);
-    size_t nonzero = 0, found = 0, i = 0;
-    /* Band hits listed without a branch and recorded per block, as in speculate_avx512_kind. */
+    size_t nonzero = 0, recorded = 0, i = 0;
     uint32_t hit_step[TQ_SPECULATE_BLOCK_STEPS], hit_mask[TQ_SPECULATE_BLOCK_STEPS];
     while (i + 32 <= count) {
         size_t hits = 0;
@@ -1315,44 +1278,76 @@ TQ_INLINE TQ_AVX512 size_t speculate_moments_avx512_kind(const unsigned char *p,
             const unsigned char *at = p + (size_t)width * i;
             prefetch_step(at, (size_t)width);
             uint32_t set, negative;
-            const uint32_t in_band = speculate_moments_step_avx512(acc, squares, magnitudes, &top, &bottom, at, kind,
-                                                                   threshold, has_band, low, range, &set, &negative);
+            const uint32_t in_band =
+                with_moments ? speculate_moments_step_avx512(acc, squares, magnitudes, top, bottom, at, kind, threshold,
+                                                             has_band, low, range, &set, &negative)
+                             : speculate_step_avx512(acc, at, kind, threshold, has_band, low, range, &set, &negative);
             nonzero += count32_avx512(set);
-            store32_avx512(set, negative, TQ_LAYOUT_PACKED, out, i);
+            store32_avx512(set, negative, layout, out, i);
             hit_step[hits] = (uint32_t)(i - block_start);
             hit_mask[hits] = in_band;
             hits += in_band != 0;
         }
-        for (size_t h = 0; h < hits; h++) {
-            uint32_t m = hit_mask[h];
-            const size_t base = block_start + hit_step[h];
-            while (m) {
-                const size_t k = base + (size_t)__builtin_ctz(m);
-                m &= m - 1;
-                found = band_record(entries, capacity, found, k, kind == 0 ? load_u32(p, k) : load_u16(p, k));
-            }
-        }
+        recorded = record_band_hits(entries, capacity, recorded, p, kind, block_start, hit_step, hit_mask, hits);
     }
-    /* α: a 16-element step as abs_sum's (so the tail stays below 16 elements and within the depth bound),
-     * the lanes merged pairwise, then the tail in order. */
-    size_t s = i;
-    if (s + 16 <= count) {
-        add_x32_avx512(acc, p + (size_t)width * s, kind, 1);
-        s += 16;
+    *end = i;
+    *found = recorded;
+    return nonzero;
+}
+
+/* The AVX-512 one pass: speculate_steps_avx512, then the abs_sum loop's 16-element step and tail, the scalar
+ * trit loop and the band's tail, as TQ_DEFINE_SPECULATE does. */
+TQ_INLINE TQ_AVX512 size_t speculate_avx512_kind(const unsigned char *p, int kind, size_t count, uint32_t threshold,
+                                                 int layout, unsigned char *out, uint32_t low, uint32_t high,
+                                                 uint32_t *entries, size_t capacity, double *sum, size_t *band) {
+    const int width = kind == 0 ? 4 : 2;
+    tq_fp_mode mode = fp_mode_enter();
+    __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+    size_t i, found;
+    size_t nonzero = speculate_steps_avx512(p, kind, count, threshold, layout, out, low, high, entries, capacity, acc, 0,
+                                            NULL, NULL, NULL, NULL, &i, &found);
+    double total = finish_sum_avx512(acc, p, kind, i, count);
+    TQ_PIN(total);
+    fp_mode_leave(mode);
+    *sum = total;
+    unsigned char *rest = layout == TQ_LAYOUT_INT8 ? out + i : out + i / 4;
+    nonzero += ternarize_generic(p + (size_t)width * i, count - i, threshold, width, layout, rest);
+    *band = high > low ? band_scan_tail(p, i, count, width, low, high, entries, capacity, found) : 0;
+    return nonzero;
+}
+
+TQ_AVX512 static size_t speculate_avx512(const void *source, int kind, size_t count, uint32_t threshold, int layout,
+                                         void *output, uint32_t low, uint32_t high, uint32_t *entries, size_t capacity,
+                                         double *sum, size_t *band) {
+    const unsigned char *p = (const unsigned char *)source;
+    unsigned char *out = (unsigned char *)output;
+    if (layout == TQ_LAYOUT_PACKED) {
+        if (kind == 0) return speculate_avx512_kind(p, 0, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries, capacity, sum, band);
+        if (kind == 1) return speculate_avx512_kind(p, 1, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries, capacity, sum, band);
+        return speculate_avx512_kind(p, 2, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries, capacity, sum, band);
     }
-    double lane[32];
-    store_lanes_avx512(acc, lane);
-    double total = merge_lanes(lane, 32, p, s, count, kind);
+    if (kind == 0) return speculate_avx512_kind(p, 0, count, threshold, TQ_LAYOUT_INT8, out, low, high, entries, capacity, sum, band);
+    if (kind == 1) return speculate_avx512_kind(p, 1, count, threshold, TQ_LAYOUT_INT8, out, low, high, entries, capacity, sum, band);
+    return speculate_avx512_kind(p, 2, count, threshold, TQ_LAYOUT_INT8, out, low, high, entries, capacity, sum, band);
+}
+
+TQ_INLINE TQ_AVX512 size_t speculate_moments_avx512_kind(const unsigned char *p, int kind, size_t count, uint32_t threshold,
+                                                         unsigned char *out, uint32_t low, uint32_t high, uint32_t *entries,
+                                                         size_t capacity, double *sum, size_t *band, tq_moments *moments) {
+    const int width = kind == 0 ? 4 : 2;
+    const int has_band = high > low;
+    tq_fp_mode mode = fp_mode_enter();
+    __m512d acc[4], squares[4], magnitudes[4];
+    for (int q = 0; q < 4; q++) acc[q] = squares[q] = magnitudes[q] = _mm512_setzero_pd();
+    __m512i top = _mm512_setzero_si512(), bottom = _mm512_set1_epi32(-1);
+    size_t i, found;
+    const size_t nonzero = speculate_steps_avx512(p, kind, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries,
+                                                  capacity, acc, 1, squares, magnitudes, &top, &bottom, &i, &found);
+    double total = finish_sum_avx512(acc, p, kind, i, count);
     /* Squares: squared_errors' lanes merged pairwise, then the tail's squares in order (d = w). */
+    double lane[32];
     store_lanes_avx512(squares, lane);
-    for (int w = TQ_SQUARED_ERROR_LANES / 2; w >= 1; w /= 2) {
-        for (int j = 0; j < w; j++) lane[j] = lane[j] + lane[j + w];
-    }
-    double square_sum = lane[0];
-    for (size_t k = i; k < count; k++) {
-        const double x = element_magnitude(p, k, kind);
-        square_sum += x * x;
-    }
+    const double square_sum = finish_plain_squares(lane, p, kind, i, count);
     store_lanes_avx512(magnitudes, lane);
     double magnitude_sum = 0;
     for (int j = 0; j < 32; j++) magnitude_sum += lane[j];
