@@ -371,23 +371,10 @@ TQ_INLINE void add_moments_generic(double *lane, const unsigned char *p, int kin
     m->magnitudes += total;
 }
 
-/* A chunk's Σx²: its lanes merged pairwise, then the last (< 32) elements' squares in order. */
-TQ_INLINE double finish_plain_squares(double *lane, const unsigned char *p, int kind, size_t k, size_t hi) {
-    for (int w = TQ_SQUARED_ERROR_LANES / 2; w >= 1; w /= 2) {
-        for (int j = 0; j < w; j++) lane[j] = lane[j] + lane[j + w];
-    }
-    double sum = lane[0];
-    for (; k < hi; k++) {
-        const double x = element_magnitude(p, k, kind);
-        sum += x * x;
-    }
-    return sum;
-}
-
-/* A table's chunk_moments over a MOMENTS loop (add_moments_*) for the whole 32-element groups and the
- * scalar tail, and the
- * composite speculate_moments of the tables without a fused loop: speculate, then chunk_moments over the
- * chunk while it is in cache. */
+/* A table's chunk_moments over a MOMENTS loop (add_moments_*) for the whole 32-element groups, then the
+ * scalar tail (its squares through finish_chunk at alpha 0, as squared_errors sums them), and the composite
+ * speculate_moments of the tables without a fused loop: speculate, then chunk_moments over the chunk while
+ * it is in cache. */
 #define TQ_DEFINE_CHUNK_MOMENTS(SUFFIX, ATTR, MOMENTS)                                                      \
     TQ_INLINE ATTR void chunk_moments_##SUFFIX##_kind(const unsigned char *p, int kind, const uint8_t *packed,  \
                                                     size_t lo, size_t hi, tq_moments *m, int bounded) {     \
@@ -395,7 +382,7 @@ TQ_INLINE double finish_plain_squares(double *lane, const unsigned char *p, int 
         const size_t whole = whole_groups_end(lo, hi);                                                      \
         if (bounded) MOMENTS(lane, p, kind, packed, lo, whole, m, 1);                                       \
         else MOMENTS(lane, p, kind, packed, lo, whole, m, 0);                                               \
-        m->squares = finish_plain_squares(lane, p, kind, whole, hi);                                        \
+        m->squares = finish_chunk(lane, p, kind, packed, whole, hi, 0.0);                                   \
         nonzero_magnitudes_generic(p, kind, packed, whole, hi, m);                                          \
     }                                                                                                       \
     ATTR static void chunk_moments_##SUFFIX(const void *source, int kind, const uint8_t *packed, size_t count, \
@@ -1344,10 +1331,12 @@ TQ_INLINE TQ_AVX512 size_t speculate_moments_avx512_kind(const unsigned char *p,
     const size_t nonzero = speculate_steps_avx512(p, kind, count, threshold, TQ_LAYOUT_PACKED, out, low, high, entries,
                                                   capacity, acc, 1, squares, magnitudes, &top, &bottom, &i, &found);
     double total = finish_sum_avx512(acc, p, kind, i, count);
-    /* Squares: squared_errors' lanes merged pairwise, then the tail's squares in order (d = w). */
+    /* The tail's trits (the scalar loop), before the tail's squares and magnitudes read them. */
+    const size_t tail_nonzero = ternarize_generic(p + (size_t)width * i, count - i, threshold, width, TQ_LAYOUT_PACKED, out + i / 4);
+    /* Squares: squared_errors' lanes merged pairwise, then the tail as squared_errors adds it at alpha 0. */
     double lane[32];
     store_lanes_avx512(squares, lane);
-    const double square_sum = finish_plain_squares(lane, p, kind, i, count);
+    const double square_sum = finish_chunk(lane, p, kind, out, i, count, 0.0);
     store_lanes_avx512(magnitudes, lane);
     double magnitude_sum = 0;
     for (int j = 0; j < 32; j++) magnitude_sum += lane[j];
@@ -1359,8 +1348,6 @@ TQ_INLINE TQ_AVX512 size_t speculate_moments_avx512_kind(const unsigned char *p,
         m.max_bits = tops[j] > m.max_bits ? tops[j] : m.max_bits;
         m.min_bits = bottoms[j] < m.min_bits ? bottoms[j] : m.min_bits;
     }
-    /* The tail's trits (the scalar loop), then its non-zero magnitudes. */
-    const size_t tail_nonzero = ternarize_generic(p + (size_t)width * i, count - i, threshold, width, TQ_LAYOUT_PACKED, out + i / 4);
     nonzero_magnitudes_generic(p, kind, out, i, count, &m);
     TQ_PIN(total);
     TQ_PIN(m);

@@ -72,11 +72,10 @@ public struct CPUBackend: QuantizationBackend {
     /// stays in cache). Throws what `quantize` throws.
     public func quantizePacked(_ input: TensorInput, into output: UnsafeMutableRawBufferPointer,
                                errorScale: (Float) -> Float) throws -> MeasuredQuantization {
-        try checkOutputCapacity(input, layout: .packed2Bit, output: output)
-        if let forecast = forecast(for: input),
-           let measured = try quantizeMeasuredInOnePass(input, into: output, forecast: forecast, errorScale: errorScale) {
-            return measured
+        if let forecast = forecast(for: input) {
+            return try quantizePacked(input, into: output, forecast: forecast, errorScale: errorScale)
         }
+        try checkOutputCapacity(input, layout: .packed2Bit, output: output)
         return try quantizeMeasuredInPasses(input, into: output, errorScale: errorScale)
     }
 
@@ -135,7 +134,7 @@ public struct CPUBackend: QuantizationBackend {
         switch type {
         case .float32: return bits & 0x7FFF_FFFF
         case .float16: return Float32Bits.fromFloat16(UInt16(truncatingIfNeeded: bits & 0x7FFF))
-        case .bfloat16: return (bits & 0x7FFF) << 16
+        case .bfloat16: return Float32Bits.fromBFloat16(UInt16(truncatingIfNeeded: bits & 0x7FFF))
         }
     }
 
@@ -148,11 +147,12 @@ public struct CPUBackend: QuantizationBackend {
             let magnitude = entries[2 * j + 1] & mask
             let before = magnitude >= forecast, after = magnitude >= threshold
             guard before != after else { continue }
-            let value = MeanSquaredError.widened(float32MagnitudeBits(magnitude, of: type))
+            let bits = float32MagnitudeBits(magnitude, of: type)
+            let value = MeanSquaredError.widened(bits)
             if after {
                 moments.magnitudes += value
                 moments.nonzero &+= 1
-                moments.min_bits = Swift.min(moments.min_bits, float32MagnitudeBits(magnitude, of: type))
+                moments.min_bits = Swift.min(moments.min_bits, bits)
             } else {
                 moments.magnitudes -= value
                 moments.nonzero &-= 1
